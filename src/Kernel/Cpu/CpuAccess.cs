@@ -1,0 +1,52 @@
+using DistEmu.Kernel.Fault;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Kernel.Cpu;
+
+/// <summary>
+/// One load or store by the task on its CPU, as hardware does it: the TLB, then a page walk, then a page fault
+/// and re-execution of the instruction. A TLB hit costs only the memory access at the frame's NUMA distance.
+/// </summary>
+public static class CpuAccess
+{
+    /// <summary>Re-executions of one access after faults before it is declared stuck (L2).</summary>
+    public const int MaxReexecutions = 16;
+
+    public static async ValueTask<FaultOutcome> Access(EmuTask t, long addr, bool write)
+    {
+        var m = t.Machine;
+        var mm = t.Mm!;
+        var tlb = t.Tlb!;
+        long vpn = addr >> m.Spec.PageShift;
+        for (int i = 0; ; i++)
+        {
+            long pte = tlb.Lookup(vpn);
+            if (pte == Pte.None || (write && !Pte.IsWritable(pte)))
+            {
+                // TLB miss (or a write through a read-only translation): the hardware walks the page table.
+                await t.Delay(m.Cost.PageWalkNs);
+                var vma = mm.Tree.Find(addr);
+                pte = vma is null ? Pte.None : vma.PageTable.Read(addr);
+                if (Pte.Kind(pte) != PteKind.Present || (write && !Pte.IsWritable(pte)))
+                {
+                    if (i >= MaxReexecutions)
+                    {
+                        m.Sanitizer.Report("L2", t, vma, addr, $"access re-executed {i} times without the entry becoming usable ({Pte.Describe(pte)})");
+                        return FaultOutcome.Sigbus;
+                    }
+                    var outcome = await ArchFault.DoUserAddrFault(t, addr, write);
+                    if (outcome != FaultOutcome.Handled)
+                        return outcome;
+                    continue;
+                }
+                tlb.Fill(vpn, pte);
+                mm.MarkCpu(t.Cpu);
+            }
+            long frame = Pte.Frame(pte);
+            int distance = frame == Pte.ZeroFrame ? 10 : m.Distance(t.Node, m.NodeOfFrame(frame));
+            await t.Delay(m.Cost.AccessAtDistanceNs(distance));
+            return FaultOutcome.Handled;
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Sanitizer;
+using DistEmu.Kernel.Stats;
+
+namespace DistEmu.Kernel;
+
+/// <summary>
+/// The kernel state of one emulated machine: its nodes and frames, folios, swap, address spaces, counters, lock
+/// statistics, the sanitizer and the event log. Plain state, no threads, no I/O: an engine drives tasks over it.
+/// </summary>
+public sealed class EmuMachine
+{
+    private int _nextVmaId;
+    private int _nextMmId;
+    private int _nextFileId;
+
+    public MachineSpec Spec { get; }
+    public CostModel Cost { get; }
+    public FaultPolicy Policy { get; }
+    public NumaNode[] Nodes { get; }
+    public FrameAccounting Frames { get; } = new();
+    public FolioTable Folios { get; }
+    public SwapDevice Swap { get; } = new();
+    public VmStat VmStat { get; } = new();
+    public LockStats LockStats { get; } = new();
+    public NsHistogram MigrationWait { get; } = new();
+    public NsHistogram FaultLatency { get; } = new();
+    public NsHistogram WriterWait { get; } = new();
+    public KernelSanitizer Sanitizer { get; }
+    public EventLog Events { get; } = new();
+    public IKernelObserver? Observer { get; set; }
+    public List<MmStruct> Mms { get; } = new();
+    public Cpu.Tlb[] Tlbs { get; }
+
+    /// <summary>Test-only fault injection for the regression scenarios of PROTOCOL.md §8.</summary>
+    public BugSwitches Bugs { get; } = new();
+
+    public EmuMachine(MachineSpec spec, bool sanitizer = true)
+    {
+        Spec = spec.Validate();
+        Cost = spec.Cost;
+        Policy = spec.Policy;
+        Nodes = new NumaNode[spec.Nodes];
+        for (int i = 0; i < spec.Nodes; i++)
+            Nodes[i] = new NumaNode(i, i * spec.FramesPerNode, spec.FramesPerNode);
+        Frames.Total = spec.FramesPerNode * spec.Nodes;
+        Frames.Free = Frames.Total;
+        Folios = new FolioTable(this);
+        Sanitizer = new KernelSanitizer(this) { Enabled = sanitizer };
+        Events.KeepRing = sanitizer;
+        Tlbs = new Cpu.Tlb[spec.Cpus];
+        for (int i = 0; i < Tlbs.Length; i++) Tlbs[i] = new Cpu.Tlb();
+    }
+
+    public int NodeOfFrame(long frame) => (int)(frame / Spec.FramesPerNode);
+    public int Distance(int fromNode, int toNode) => Spec.Distance[fromNode][toNode];
+    public long PageMask => ~((long)Spec.PageSize - 1);
+    public long PageAlign(long addr) => addr & PageMask;
+
+    public MmStruct CreateMm()
+    {
+        var mm = new MmStruct(this, _nextMmId++);
+        Mms.Add(mm);
+        return mm;
+    }
+
+    public FileObject CreateFile(string name, bool diskBacked) => new(_nextFileId++, name, diskBacked);
+
+    internal int NextVmaId() => _nextVmaId++;
+
+    /// <summary>Return a frame to its node.</summary>
+    internal void FreeFrame(long frame)
+    {
+        Nodes[NodeOfFrame(frame)].Free(frame);
+        Frames.Free++;
+    }
+}
+
+/// <summary>Switches that put a historical bug back in, so a test can show the sanitizer catches it (PROTOCOL.md §8).</summary>
+public sealed class BugSwitches
+{
+    /// <summary>§8.3 (Aug 2023): on a VMA-lock fault the arch code calls mmap_read_unlock instead of vma_end_read.</summary>
+    public bool MmapUnlockAfterVmaFault { get; set; }
+    /// <summary>§8.6 (2024 hugetlb): the fault path keeps using the VMA after a callee dropped its lock.</summary>
+    public bool UseVmaAfterRetryUnlock { get; set; }
+    /// <summary>§8.1 (6.4 fork): the writer changes a VMA without vma_start_write.</summary>
+    public bool SkipVmaStartWriteInMprotect { get; set; }
+}

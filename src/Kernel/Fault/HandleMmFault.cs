@@ -1,0 +1,137 @@
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Sanitizer;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Kernel.Fault;
+
+/// <summary>
+/// handle_mm_fault and handle_pte_fault (mm/memory.c): count the fault and dispatch on the entry.
+/// The other parts of MmFault model do_anonymous_page/do_wp_page, do_fault, do_numa_page and do_swap_page.
+/// </summary>
+public static partial class MmFault
+{
+    /// <summary>
+    /// handle_mm_fault (mm/memory.c). Entered holding the VMA read lock (VmaLock flag) or mmap_lock for read.
+    /// Under the merged policy, Retry or Completed ⇒ the lock was released here; anything else ⇒ the caller still
+    /// holds it. <see cref="CallerStillHolds"/> gives the contract of every policy (S7).
+    /// </summary>
+    public static async ValueTask<VmFault> HandleMmFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
+    {
+        var m = t.Machine;
+        m.VmStat.pgfault++;
+        m.Sanitizer.CheckNotDetached(t, vma, addr);
+        m.Sanitizer.CheckVmaUse(t, vma, "handle_mm_fault", addr);
+        m.Events.Record(t, EventKind.HandleMmFault, vma.Id, addr, (long)flags);
+        await t.Preempt(PreemptSite.HandleMmFaultEntry);
+        var ret = await HandlePteFault(t, vma, addr, flags);
+        if (m.Policy == FaultPolicy.LockDropped && flags.Has(FaultFlags.VmaLock) && ret.Has(VmFault.Retry | VmFault.Completed))
+        {
+            // v3's central release, keyed on the result. The migration path has already dropped the lock before
+            // waiting, so this is the second vma_end_read the proposal's flag was meant to prevent (S6).
+            VmaLock.VmaEndRead(t, vma);
+        }
+        return ret;
+    }
+
+    /// <summary>The lock contract of PROTOCOL.md §3/§5: after handle_mm_fault returns <paramref name="r"/>, does the caller still hold the fault lock?</summary>
+    public static bool CallerStillHolds(FaultPolicy p, VmFault r, bool underVmaLock)
+    {
+        if (!underVmaLock)
+            return !r.Has(VmFault.Retry | VmFault.Completed);
+        return p switch
+        {
+            FaultPolicy.VmaBailout => true,
+            FaultPolicy.VmaUnlocked => !r.Has(VmFault.VmaUnlocked),
+            _ => !r.Has(VmFault.Retry | VmFault.Completed),
+        };
+    }
+
+    /// <summary>handle_pte_fault: read the entry without the PTL (vmf->orig_pte) and dispatch on its kind.</summary>
+    private static async ValueTask<VmFault> HandlePteFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
+    {
+        var m = t.Machine;
+        await t.Delay(m.Cost.PteMapNs);
+        var pt = vma.PageTable;
+        var page = pt.Lookup(addr);
+        m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "handle_pte_fault");
+        long pte = page is null ? Pte.None : page.Pte[pt.IndexOf(addr)];
+        switch (Pte.Kind(pte))
+        {
+            case PteKind.None:
+                return vma.IsAnonymous ? await DoAnonymousPage(t, vma, addr, flags) : await DoFault(t, vma, addr, flags);
+            case PteKind.ProtNone:
+                return await DoNumaPage(t, vma, addr, pte);
+            case PteKind.Swap:
+            case PteKind.Migration:
+                return await DoSwapPage(t, vma, addr, flags, page!, pte);
+            default:
+                if (flags.Has(FaultFlags.Write) && !Pte.IsWritable(pte))
+                    return await DoWpPage(t, vma, addr, flags, pte);
+                // Spurious: another CPU fixed the entry meanwhile; the access re-executes and refills its TLB.
+                return VmFault.Done;
+        }
+    }
+
+    /// <summary>
+    /// release_fault_lock (include/linux/mm.h): drop whichever lock the fault holds before sleeping with
+    /// ALLOW_RETRY. Returns the result bits the policy's contract adds (the v2 proposal's VM_FAULT_VMA_UNLOCKED).
+    /// Under the v3 proposal the VMA lock is left to handle_mm_fault's central release.
+    /// </summary>
+    internal static VmFault ReleaseFaultLock(EmuTask t, Vma vma, FaultFlags flags)
+    {
+        if (!flags.Has(FaultFlags.VmaLock))
+        {
+            MmapLock.MmapReadUnlock(t, vma.Mm);
+            return VmFault.Done;
+        }
+        var p = t.Machine.Policy;
+        if (p == FaultPolicy.LockDropped)
+            return VmFault.Done;
+        VmaLock.VmaEndRead(t, vma);
+        return p == FaultPolicy.VmaUnlocked ? VmFault.VmaUnlocked : VmFault.Done;
+    }
+
+    /// <summary>
+    /// Take the PTL of the entry for <paramref name="addr"/> (allocating the page-table page: __pte_alloc), and if
+    /// the entry still equals <paramref name="expected"/> (pte_same) replace it by <paramref name="value"/>.
+    /// The caller holds the fault lock, which keeps the page table alive (S8).
+    /// </summary>
+    internal static async ValueTask<bool> SetPteIfSame(EmuTask t, Vma vma, long addr, long expected, long value)
+    {
+        var m = t.Machine;
+        var pt = vma.PageTable;
+        var page = pt.GetOrAlloc(addr);
+        m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "pte_offset_map_lock");
+        await page.Ptl.AcquireWrite(t);
+        int i = pt.IndexOf(addr);
+        bool same = page.Pte[i] == expected;
+        if (same)
+        {
+            pt.Set(page, i, value);
+            m.Events.Record(t, EventKind.PteSet, vma.Id, addr, value);
+            await t.Delay(m.Cost.PteUpdateNs);
+        }
+        page.Ptl.Release(t, LockMode.Write);
+        return same;
+    }
+
+    /// <summary>A frame allocated for a fault that lost its race goes back to its node.</summary>
+    internal static void DropFrame(EmuMachine m, long frame)
+    {
+        m.Frames.InFlight--;
+        m.FreeFrame(frame);
+    }
+
+    /// <summary>Sleep until the folio of <paramref name="frame"/> is unlocked (folio_wait_locked).</summary>
+    internal static async ValueTask WaitFolioUnlocked(EmuTask t, long frame)
+    {
+        var m = t.Machine;
+        var sleep = m.Folios.WaitUnlocked(t, frame);
+        if (sleep.IsCompleted) return;
+        m.Sanitizer.OnSleep(t, m.Folios.Find(frame)!, spinning: false);
+        await sleep;
+    }
+}

@@ -1,0 +1,173 @@
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Kernel.Memory;
+
+/// <summary>
+/// The lockable state of one frame's folio (PG_locked and its wait queue). Only folios that are locked or waited
+/// on have an entry, so an idle touched page costs nothing here. <see cref="MigrationEntries"/> counts the
+/// migration entries pointing at this folio (S12: they exist only while the migrator holds it locked).
+/// </summary>
+public sealed class Folio : IWaitTarget
+{
+    public long Frame { get; }
+    public EmuTask? LockedBy { get; internal set; }
+    public long LockedAt { get; internal set; }
+    public int MigrationEntries { get; internal set; }
+    /// <summary>munmap zapped the last mapping while the folio was locked: the unlocker frees the frame (the locker's reference).</summary>
+    public bool FreeOnUnlock { get; internal set; }
+    internal Queue<(EmuTask Task, bool WantsLock, long Since)>? Waiters;
+
+    public Folio(long frame) => Frame = frame;
+
+    public int WaiterCount => Waiters?.Count ?? 0;
+
+    public string Describe() => $"folio_lock frame {Frame}";
+    public void AddHolders(List<EmuTask> into)
+    {
+        if (LockedBy != null) into.Add(LockedBy);
+    }
+}
+
+/// <summary>folio_lock / folio_trylock / folio_unlock / folio_wait_locked over a sparse table of folios.</summary>
+public sealed class FolioTable
+{
+    private readonly EmuMachine _m;
+    private readonly Dictionary<long, Folio> _folios = new();
+
+    public FolioTable(EmuMachine m) => _m = m;
+
+    public Folio? Find(long frame) => _folios.GetValueOrDefault(frame);
+    public bool IsLocked(long frame) => _folios.TryGetValue(frame, out var f) && f.LockedBy != null;
+    public int Count => _folios.Count;
+
+    private Folio GetOrAdd(long frame)
+    {
+        if (!_folios.TryGetValue(frame, out var f))
+            _folios[frame] = f = new Folio(frame);
+        return f;
+    }
+
+    /// <summary>folio_trylock.</summary>
+    public bool TryLock(EmuTask t, long frame)
+    {
+        var f = GetOrAdd(frame);
+        if (f.LockedBy != null)
+            return false;
+        Grant(f, t, t.Clock, contended: false, waited: 0);
+        return true;
+    }
+
+    /// <summary>folio_lock: sleeps until the folio is handed over.</summary>
+    public SleepAwaitable Lock(EmuTask t, long frame)
+    {
+        if (TryLock(t, frame))
+            return default;
+        var f = _folios[frame];
+        _m.Sanitizer.OnSleep(t, f, spinning: false);
+        (f.Waiters ??= new()).Enqueue((t, true, t.Clock));
+        t.WaitingOn = f;
+        return new SleepAwaitable(t.Waiter.Arm());
+    }
+
+    /// <summary>
+    /// folio_wait_locked, split as the kernel splits it: register as a waiter of a locked folio now (possibly under a
+    /// PTL); the caller drops its spinlocks, tells the sanitizer it sleeps, then awaits. Completed if not locked.
+    /// </summary>
+    public SleepAwaitable WaitUnlocked(EmuTask t, long frame)
+    {
+        if (!_folios.TryGetValue(frame, out var f) || f.LockedBy == null)
+            return default;
+        (f.Waiters ??= new()).Enqueue((t, false, t.Clock));
+        t.WaitingOn = f;
+        return new SleepAwaitable(t.Waiter.Arm());
+    }
+
+    /// <summary>folio_unlock: wakes every waiter; the first that wants the lock gets it.</summary>
+    public void Unlock(EmuTask t, long frame)
+    {
+        if (!_folios.TryGetValue(frame, out var f) || f.LockedBy != t)
+        {
+            _m.Sanitizer.ReportFolioBadUnlock(t, frame, f?.LockedBy);
+            return;
+        }
+        long now = t.Clock;
+        if (f.MigrationEntries != 0)
+            _m.Sanitizer.ReportMigrationEntriesAtUnlock(t, f);
+        _m.LockStats[LockClass.FolioLock, LockMode.Write].Hold.Record(now - f.LockedAt);
+        _m.Events.Record(t, Sanitizer.EventKind.FolioUnlock, frame, 0, now - f.LockedAt);
+        f.LockedBy = null;
+        for (int i = t.Held.Count - 1; i >= 0; i--)
+        {
+            if (ReferenceEquals(t.Held[i].Lock, f))
+            {
+                t.Held.RemoveAt(i);
+                break;
+            }
+        }
+        long wakeAt = now + _m.Cost.LockHandoffNs;
+        if (f.Waiters != null)
+        {
+            int n = f.Waiters.Count;
+            for (int i = 0; i < n; i++)
+            {
+                var (w, wantsLock, since) = f.Waiters.Dequeue();
+                if (wantsLock && f.LockedBy == null)
+                {
+                    Grant(f, w, wakeAt, contended: true, waited: wakeAt - since);
+                    w.Waiter.Wake(wakeAt);
+                }
+                else if (wantsLock)
+                {
+                    f.Waiters.Enqueue((w, true, since));
+                }
+                else
+                {
+                    w.Waiter.Wake(wakeAt);
+                }
+            }
+        }
+        if (f.FreeOnUnlock && f.LockedBy == null)
+        {
+            f.FreeOnUnlock = false;
+            _m.Frames.Anon--;
+            _m.FreeFrame(frame);
+        }
+        if (f.LockedBy == null && f.WaiterCount == 0)
+            Forget(f);
+    }
+
+    /// <summary>The last mapping of a locked folio went away: free the frame when its locker unlocks it.</summary>
+    internal void DeferFree(long frame) => GetOrAdd(frame).FreeOnUnlock = true;
+
+    private void Grant(Folio f, EmuTask t, long at, bool contended, long waited)
+    {
+        f.LockedBy = t;
+        f.LockedAt = at;
+        t.Held.Add(new HeldLock(f, LockMode.Write));
+        var s = _m.LockStats[LockClass.FolioLock, LockMode.Write];
+        s.Acquisitions++;
+        if (contended)
+        {
+            s.Contentions++;
+            s.Wait.Record(waited);
+        }
+        _m.Events.Record(t, Sanitizer.EventKind.FolioLock, f.Frame, 0, waited);
+    }
+
+    private void Forget(Folio f)
+    {
+        if (f.MigrationEntries == 0 && f.LockedBy == null && f.WaiterCount == 0 && !f.FreeOnUnlock)
+            _folios.Remove(f.Frame);
+    }
+
+    internal void AddMigrationEntry(long frame) => GetOrAdd(frame).MigrationEntries++;
+
+    internal void RemoveMigrationEntry(long frame)
+    {
+        var f = GetOrAdd(frame);
+        f.MigrationEntries--;
+        if (f.MigrationEntries == 0 && f.LockedBy == null && f.WaiterCount == 0)
+            _folios.Remove(frame);
+    }
+}

@@ -1,0 +1,43 @@
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Kernel.Migration;
+
+/// <summary>move_pages / migrate_pages of a range (mm/migrate.c do_pages_move), as the page migrator runs it.</summary>
+public static class MovePages
+{
+    /// <summary>
+    /// Under mmap_read_lock find the anonymous frames mapped in [start, end) that are not on <paramref name="node"/>
+    /// (add_page_for_migration), drop mmap_lock, then migrate each synchronously (migrate_pages holds only folio
+    /// locks and PTLs). Returns how many pages moved.
+    /// </summary>
+    public static async ValueTask<int> MigrateRange(EmuTask t, MmStruct mm, long start, long end, int node)
+    {
+        var m = t.Machine;
+        var todo = new List<(Vma Vma, long Addr, long Frame)>();
+        await MmapLock.MmapReadLock(t, mm);
+        foreach (var vma in mm.Tree.Overlapping(start, end))
+        {
+            if (!vma.IsAnonymous) continue;
+            long from = Math.Max(start, vma.Start), to = Math.Min(end, vma.End);
+            for (long a = from; a < to; a += m.Spec.PageSize)
+            {
+                long pte = vma.PageTable.Read(a);
+                if (Pte.Kind(pte) is not (PteKind.Present or PteKind.ProtNone) || Pte.IsFile(pte)) continue;
+                long f = Pte.Frame(pte);
+                if (f == Pte.ZeroFrame || m.NodeOfFrame(f) == node) continue;
+                todo.Add((vma, a, f));
+            }
+            await t.Delay(m.Cost.VmaLookupNs + ((to - from) >> m.Spec.PageShift));
+        }
+        MmapLock.MmapReadUnlock(t, mm);
+        int moved = 0;
+        foreach (var (vma, a, f) in todo)
+            if (await MigratePages.MigrateFolio(t, vma, a, f, node, MigrateMode.Sync))
+                moved++;
+        m.Sanitizer.CheckHoldsNothing(t, "migrate_pages");
+        return moved;
+    }
+}

@@ -1,0 +1,57 @@
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Sanitizer;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Kernel.Migration;
+
+/// <summary>task_numa_work (kernel/sched/fair.c) → change_prot_numa (mm/mprotect.c): NUMA balancing's scanner.</summary>
+public static class NumaScan
+{
+    /// <summary>
+    /// Under mmap_read_trylock (a busy mm is skipped, as task_numa_work does), turn the present anonymous entries of
+    /// [start, end) into protnone so the next touch takes a hinting fault. No VMA write lock: it synchronises with
+    /// faults through the PTL. Returns the number of entries changed (numa_pte_updates).
+    /// </summary>
+    public static async ValueTask<long> ChangeProtNuma(EmuTask t, MmStruct mm, long start, long end)
+    {
+        var m = t.Machine;
+        m.Events.Record(t, EventKind.NumaScan, mm.Id, start, end - start);
+        if (!MmapLock.MmapReadTrylock(t, mm))
+            return 0;
+        long updated = 0;
+        var pt = mm.PageTable;
+        foreach (var vma in mm.Tree.Overlapping(start, end))
+        {
+            if (!vma.IsAnonymous || VmaLookup_AccessNone(vma)) continue;
+            m.Sanitizer.CheckVmaUse(t, vma, "change_prot_numa", start);
+            long from = Math.Max(start, vma.Start), to = Math.Min(end, vma.End);
+            foreach (var page in pt.PagesIn(from, to))
+            {
+                m.Sanitizer.CheckPageTableAccess(t, vma, page, from, "change_prot_numa");
+                await page.Ptl.AcquireWrite(t);
+                var (ps, pe) = pt.RangeOf(page);
+                long n = 0;
+                for (long a = Math.Max(ps, from); a < Math.Min(pe, to); a += m.Spec.PageSize)
+                {
+                    int i = pt.IndexOf(a);
+                    long pte = page.Pte[i];
+                    if (Pte.Kind(pte) != PteKind.Present || Pte.Frame(pte) == Pte.ZeroFrame) continue;
+                    pt.Set(page, i, Pte.WithKind(pte, PteKind.ProtNone));
+                    n++;
+                }
+                await t.Delay(m.Cost.ChangeProtPerPageNs * Math.Max(1, n));
+                page.Ptl.Release(t, LockMode.Write);
+                updated += n;
+            }
+        }
+        if (updated > 0)
+            await TlbFlush.FlushRange(t, mm, start, end);
+        m.VmStat.numa_pte_updates += updated;
+        MmapLock.MmapReadUnlock(t, mm);
+        return updated;
+    }
+
+    private static bool VmaLookup_AccessNone(Vma vma) => (vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0;
+}

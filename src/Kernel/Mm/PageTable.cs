@@ -1,0 +1,114 @@
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Memory;
+
+namespace DistEmu.Kernel.Mm;
+
+/// <summary>
+/// One page-table page: 512 entries covering 512 pages (2 MiB with 4 KiB pages) and its split PTE lock (PTL).
+/// munmap frees it; <see cref="Freed"/> stays set so a later dereference is caught as a use-after-free (S8).
+/// </summary>
+public sealed class PtePage
+{
+    public const int Entries = 512;
+    public long Index { get; }
+    public long[] Pte { get; } = new long[Entries];
+    public RwSemaphore Ptl { get; }
+    public bool Freed { get; internal set; }
+    /// <summary>Entries that are not pte_none.</summary>
+    public int Used { get; internal set; }
+
+    public PtePage(EmuMachine m, long index, string owner)
+    {
+        Index = index;
+        Ptl = new RwSemaphore(m, LockClass.Ptl, $"{owner} pt{index}");
+    }
+}
+
+/// <summary>
+/// The PTE level of an mm's page tables: page-table pages allocated on first use (__pte_alloc), keyed by the
+/// 2 MiB (512-page) region they map. As in the kernel, a page-table page may serve two adjacent VMAs, a VMA split
+/// leaves entries where they are, and munmap frees only the pages no remaining VMA overlaps (free_pgtables).
+/// </summary>
+public sealed class PageTable
+{
+    private readonly EmuMachine _m;
+    private readonly string _owner;
+    private readonly Dictionary<long, PtePage> _pages = new();
+    private readonly int _shift;
+
+    public PageTable(EmuMachine m, string owner)
+    {
+        _m = m;
+        _owner = owner;
+        _shift = m.Spec.PageShift + 9;
+    }
+
+    public IEnumerable<PtePage> Pages => _pages.Values;
+    public int PageCount => _pages.Count;
+
+    /// <summary>pte_offset_map: the page-table page covering <paramref name="addr"/>, or null if none was allocated.</summary>
+    public PtePage? Lookup(long addr) => _pages.GetValueOrDefault(addr >> _shift);
+
+    /// <summary>__pte_alloc: the page covering <paramref name="addr"/>, allocated if needed.</summary>
+    public PtePage GetOrAlloc(long addr)
+    {
+        long idx = addr >> _shift;
+        if (!_pages.TryGetValue(idx, out var p))
+            _pages[idx] = p = new PtePage(_m, idx, _owner);
+        return p;
+    }
+
+    public int IndexOf(long addr) => (int)((addr >> _m.Spec.PageShift) & (PtePage.Entries - 1));
+
+    /// <summary>The entry for <paramref name="addr"/> (pte_none if no page-table page).</summary>
+    public long Read(long addr) => Lookup(addr) is { } p ? p.Pte[IndexOf(addr)] : Pte.None;
+
+    internal void Set(PtePage p, int i, long value)
+    {
+        bool wasNone = p.Pte[i] == Pte.None;
+        p.Pte[i] = value;
+        if (wasNone && value != Pte.None) p.Used++;
+        else if (!wasNone && value == Pte.None) p.Used--;
+    }
+
+    /// <summary>Page-table pages overlapping [start, end).</summary>
+    public List<PtePage> PagesIn(long start, long end)
+    {
+        var list = new List<PtePage>();
+        if (end <= start) return list;
+        long first = start >> _shift, last = (end - 1) >> _shift;
+        if (last - first + 1 <= _pages.Count)
+        {
+            for (long i = first; i <= last; i++)
+                if (_pages.TryGetValue(i, out var p)) list.Add(p);
+        }
+        else
+        {
+            foreach (var (k, p) in _pages)
+                if (k >= first && k <= last) list.Add(p);
+            list.Sort((a, b) => a.Index.CompareTo(b.Index));
+        }
+        return list;
+    }
+
+    /// <summary>First and one-past-last address mapped by a page-table page.</summary>
+    public (long Start, long End) RangeOf(PtePage p) => (p.Index << _shift, (p.Index + 1) << _shift);
+
+    /// <summary>
+    /// free_pgtables: free the page-table pages overlapping [start, end) that no VMA of <paramref name="tree"/>
+    /// overlaps any more (the floor/ceiling rule). A freed page is marked so a stale dereference is caught (S8).
+    /// </summary>
+    internal int FreeUnused(long start, long end, VmaTree tree)
+    {
+        int n = 0;
+        foreach (var p in PagesIn(start, end))
+        {
+            var (s, e) = RangeOf(p);
+            if (tree.Overlapping(s, e).Count > 0) continue;
+            p.Freed = true;
+            _pages.Remove(p.Index);
+            n++;
+        }
+        return n;
+    }
+}

@@ -1,0 +1,142 @@
+using System.Runtime.CompilerServices;
+using DistEmu.Kernel.Locking;
+
+namespace DistEmu.Kernel.Sched;
+
+/// <summary>
+/// An emulated thread of execution with its own emulated clock: the task running on one emulated CPU, or a kernel
+/// thread (the per-node page migrator). It models `current` — what the kernel means by "the caller".
+/// Locks it holds are tracked here so the sanitizer can check S5, S6, S8 and S13 and find wait-for cycles.
+/// </summary>
+public sealed class EmuTask
+{
+    public int Id { get; }
+    public string Name { get; }
+    /// <summary>Emulated CPU it runs on, or -1 for a kernel thread.</summary>
+    public int Cpu { get; }
+    public int Node { get; }
+    /// <summary>Emulated time in nanoseconds. Only ever grows.</summary>
+    public long Clock;
+    public IEmuScheduler Scheduler { get; set; }
+    public EmuMachine Machine { get; }
+    /// <summary>The address space this task runs in (null for a kernel thread).</summary>
+    public Mm.MmStruct? Mm { get; set; }
+    /// <summary>The CPU's software TLB (null for a kernel thread).</summary>
+    public Cpu.Tlb? Tlb { get; }
+    /// <summary>The per-CPU page list frames are allocated from (local node).</summary>
+    public Memory.PerCpuPages Pcp { get; }
+
+    /// <summary>Locks currently held, in acquisition order (lockdep's held_locks).</summary>
+    internal readonly List<HeldLock> Held = new(4);
+    /// <summary>What the task sleeps or spins on, for wait-for cycles; null when running.</summary>
+    internal object? WaitingOn;
+    internal readonly Waiter Waiter;
+
+    public EmuTask(EmuMachine machine, int id, string name, int cpu, int node, IEmuScheduler scheduler)
+    {
+        Machine = machine;
+        Tlb = cpu >= 0 ? machine.Tlbs[cpu] : null;
+        Pcp = new Memory.PerCpuPages(machine.Cost.PcpBatch);
+        Id = id;
+        Name = name;
+        Cpu = cpu;
+        Node = node;
+        Scheduler = scheduler;
+        Waiter = new Waiter(this);
+    }
+
+    /// <summary>Spend <paramref name="ns"/> of emulated time; yields to the engine if others must run first.</summary>
+    public DelayAwaitable Delay(long ns)
+    {
+        Clock += ns;
+        return new DelayAwaitable(this);
+    }
+
+    /// <summary>A preemption point: the engine may add a delay here to explore another interleaving.</summary>
+    public DelayAwaitable Preempt(PreemptSite site)
+    {
+        Clock += Scheduler.PreemptionDelay(this, site);
+        return new DelayAwaitable(this);
+    }
+
+    public bool Holds(object lockObject)
+    {
+        foreach (var h in Held)
+            if (ReferenceEquals(h.Lock, lockObject))
+                return true;
+        return false;
+    }
+
+    public bool HoldsAnyPtl()
+    {
+        foreach (var h in Held)
+            if (h.Lock is RwSemaphore { Class: LockClass.Ptl })
+                return true;
+        return false;
+    }
+
+    public override string ToString() => Cpu >= 0 ? $"cpu{Cpu}" : Name;
+}
+
+/// <summary>One entry of a task's held locks.</summary>
+internal readonly record struct HeldLock(object Lock, LockMode Mode);
+
+/// <summary>Awaitable returned by <see cref="EmuTask.Delay"/>: completes at once unless the engine says yield.</summary>
+public readonly struct DelayAwaitable : ICriticalNotifyCompletion
+{
+    private readonly EmuTask _task;
+    internal DelayAwaitable(EmuTask task) => _task = task;
+    public DelayAwaitable GetAwaiter() => this;
+    public bool IsCompleted => !_task.Scheduler.MustYield(_task.Clock);
+    public void GetResult() { }
+    public void OnCompleted(Action continuation) => _task.Scheduler.Resume(_task, _task.Clock, continuation);
+    public void UnsafeOnCompleted(Action continuation) => _task.Scheduler.Resume(_task, _task.Clock, continuation);
+}
+
+/// <summary>
+/// A task's single reusable sleep: a task waits on at most one thing at a time (a lock, a folio). Whoever wakes it
+/// gives the emulated time of the release it waited for; the task's clock jumps there (causal, Lamport-style).
+/// </summary>
+public sealed class Waiter : ICriticalNotifyCompletion
+{
+    private readonly EmuTask _task;
+    private Action? _continuation;
+    private bool _woken;
+
+    internal Waiter(EmuTask task) => _task = task;
+
+    internal Waiter Arm()
+    {
+        _woken = false;
+        _continuation = null;
+        return this;
+    }
+
+    public Waiter GetAwaiter() => this;
+    public bool IsCompleted => _woken;
+    public void GetResult() => _task.WaitingOn = null;
+
+    public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+    public void UnsafeOnCompleted(Action continuation)
+    {
+        if (_woken)
+            _task.Scheduler.Resume(_task, _task.Clock, continuation);
+        else
+            _continuation = continuation;
+    }
+
+    /// <summary>Wake the sleeping task at emulated time <paramref name="at"/> (its clock never goes back).</summary>
+    internal void Wake(long at)
+    {
+        if (_woken)
+            throw new InvalidOperationException($"{_task} woken twice");
+        _woken = true;
+        if (at > _task.Clock)
+            _task.Clock = at;
+        var c = _continuation;
+        _continuation = null;
+        if (c != null)
+            _task.Scheduler.Resume(_task, _task.Clock, c);
+    }
+}

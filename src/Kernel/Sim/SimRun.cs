@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Sanitizer;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Kernel.Sim;
+
+/// <summary>A workload run under the sim engine.</summary>
+public sealed record SimRunOptions
+{
+    public required MachineSpec Machine { get; init; }
+    public string Workload { get; init; } = "page-fault1";
+    public IReadOnlyDictionary<string, string>? Params { get; init; }
+    public long Seed { get; init; } = 1;
+    /// <summary>Ops each task runs (an access is one op).</summary>
+    public long OpsPerTask { get; init; } = 10_000;
+    /// <summary>Stop tasks once their clock passes this (emulated ns); null = no limit.</summary>
+    public long? EmulatedNs { get; init; }
+    /// <summary>Tasks (threads, one per CPU from CPU 0); null = every CPU.</summary>
+    public int? Tasks { get; init; }
+    public bool Sanitizer { get; init; } = true;
+    public Exploration? Exploration { get; init; }
+    public bool KeepEventLog { get; init; }
+}
+
+public sealed class SimRunResult
+{
+    public required EmuMachine Machine { get; init; }
+    public required SimRunOptions Options { get; init; }
+    public required IReadOnlyList<TaskCounters> PerTask { get; init; }
+    public long EmulatedNs { get; init; }
+    public double HostSeconds { get; init; }
+    public ulong EventHash { get; init; }
+    public long EventCount { get; init; }
+    public List<EmuEvent>? Events { get; init; }
+    public IReadOnlyList<string> Stalled { get; init; } = [];
+    public long Ops => PerTask.Sum(p => p.Ops);
+    public long Accesses => PerTask.Sum(p => p.Accesses);
+    public long Signals => PerTask.Sum(p => p.Sigsegv + p.Sigbus);
+}
+
+/// <summary>Runs a named workload on a machine under the sim engine: one task per CPU, all threads of one process.</summary>
+public static class SimRun
+{
+    public static SimRunResult Run(SimRunOptions o)
+    {
+        var workload = Workloads.Workloads.Create(o.Workload, o.Params);
+        int tasks = o.Tasks ?? o.Machine.Cpus;
+        if (tasks < 1 || tasks > o.Machine.Cpus)
+            throw new KernelConfigException("tasks", tasks, $"must be in 1..{o.Machine.Cpus} (one task per CPU)");
+        if (o.OpsPerTask < 1)
+            throw new KernelConfigException("ops", o.OpsPerTask, "must be at least 1");
+        var sw = Stopwatch.StartNew();
+        var h = new SimHarness(o.Machine, o.Seed, o.Sanitizer, o.Exploration);
+        if (o.KeepEventLog) h.Machine.Events.Full = new List<EmuEvent>();
+        var ctx = new WorkloadContext(o.Machine, tasks, o.Seed);
+        var files = workload.Files(ctx).Select(f => h.Machine.CreateFile(f.Name, f.DiskBacked)).ToList();
+        var mm = h.Machine.CreateMm();
+        var barrier = new TaskBarrier(tasks);
+        var counters = new List<TaskCounters>();
+        long limit = o.EmulatedNs ?? long.MaxValue;
+        for (int i = 0; i < tasks; i++)
+        {
+            int cpu = Spread(i, o.Machine);
+            var t = h.NewTask(cpu, mm);
+            var c = new TaskCounters();
+            counters.Add(c);
+            int index = i;
+            h.Spawn(t, 0, async task =>
+            {
+                try
+                {
+                    using var ops = workload.OpsFor(ctx, index, cpu).GetEnumerator();
+                    while (c.Ops < o.OpsPerTask && task.Clock < limit && ops.MoveNext())
+                        await OpExecutor.Execute(task, ops.Current, files, barrier, c);
+                }
+                finally
+                {
+                    barrier.Leave();
+                }
+            });
+        }
+        h.Run();
+        h.CloseFrameAccounting();
+        sw.Stop();
+        return new SimRunResult
+        {
+            Machine = h.Machine,
+            Options = o,
+            PerTask = counters,
+            EmulatedNs = h.MaxClock,
+            HostSeconds = sw.Elapsed.TotalSeconds,
+            EventHash = h.Machine.Events.Hash,
+            EventCount = h.Machine.Events.Count,
+            Events = h.Machine.Events.Full,
+            Stalled = h.Stalled,
+        };
+    }
+
+    /// <summary>Task i's CPU: spread round-robin over the nodes, so n tasks use n/nodes CPUs of each node.</summary>
+    public static int Spread(int i, MachineSpec m) => (i % m.Nodes) * m.CpusPerNode + (i / m.Nodes) % m.CpusPerNode;
+}

@@ -1,0 +1,62 @@
+namespace DistEmu.Kernel.Stats;
+
+/// <summary>
+/// The event counters of /proc/vmstat that the fault and migration paths bump, named as the kernel names them
+/// (mm/vmstat.c vmstat_text). <see cref="Faults"/> is perf's page-faults event (one per entry into
+/// do_user_addr_fault), not a vmstat line; pgfault counts handle_mm_fault calls, so a retried fault counts twice.
+/// </summary>
+public sealed class VmStat
+{
+    public long pgfault;
+    public long pgmajfault;
+    public long vma_lock_success;
+    public long vma_lock_abort;
+    public long vma_lock_retry;
+    public long vma_lock_miss;
+    public long numa_hint_faults;
+    public long numa_pages_migrated;
+    public long pgmigrate_success;
+    public long pgmigrate_fail;
+    public long numa_pte_updates;
+    public long pswpin;
+    public long pswpout;
+    public long nr_tlb_remote_flush;
+    public long nr_tlb_remote_flush_received;
+
+    /// <summary>User faults taken (perf's page-faults software event), not a /proc/vmstat line.</summary>
+    public long Faults;
+    /// <summary>Faults that ended in SIGSEGV (access error or no VMA).</summary>
+    public long Sigsegv;
+    /// <summary>Faults that ended in SIGBUS or OOM.</summary>
+    public long Sigbus;
+
+    /// <summary>The /proc/vmstat lines, in the kernel's order.</summary>
+    public IEnumerable<KeyValuePair<string, long>> Lines()
+    {
+        yield return new("pgfault", pgfault);
+        yield return new("pgmajfault", pgmajfault);
+        yield return new("pswpin", pswpin);
+        yield return new("pswpout", pswpout);
+        yield return new("numa_pte_updates", numa_pte_updates);
+        yield return new("numa_hint_faults", numa_hint_faults);
+        yield return new("numa_pages_migrated", numa_pages_migrated);
+        yield return new("pgmigrate_success", pgmigrate_success);
+        yield return new("pgmigrate_fail", pgmigrate_fail);
+        yield return new("nr_tlb_remote_flush", nr_tlb_remote_flush);
+        yield return new("nr_tlb_remote_flush_received", nr_tlb_remote_flush_received);
+        yield return new("vma_lock_success", vma_lock_success);
+        yield return new("vma_lock_abort", vma_lock_abort);
+        yield return new("vma_lock_retry", vma_lock_retry);
+        yield return new("vma_lock_miss", vma_lock_miss);
+    }
+
+    public void Add(VmStat o)
+    {
+        pgfault += o.pgfault; pgmajfault += o.pgmajfault; vma_lock_success += o.vma_lock_success;
+        vma_lock_abort += o.vma_lock_abort; vma_lock_retry += o.vma_lock_retry; vma_lock_miss += o.vma_lock_miss;
+        numa_hint_faults += o.numa_hint_faults; numa_pages_migrated += o.numa_pages_migrated;
+        pgmigrate_success += o.pgmigrate_success; pgmigrate_fail += o.pgmigrate_fail; numa_pte_updates += o.numa_pte_updates;
+        pswpin += o.pswpin; pswpout += o.pswpout; nr_tlb_remote_flush += o.nr_tlb_remote_flush;
+        nr_tlb_remote_flush_received += o.nr_tlb_remote_flush_received; Faults += o.Faults; Sigsegv += o.Sigsegv; Sigbus += o.Sigbus;
+    }
+}

@@ -1,0 +1,73 @@
+namespace DistEmu.Kernel.Workloads;
+
+/// <summary>
+/// The LKML case ("mm: drop VMA lock before waiting for migration", June 2023): faulting tasks touch pages of a
+/// shared region A while migrator tasks move A back and forth between nodes (faults meet migration entries), and
+/// writer tasks munmap/mmap another VMA B — and, every <c>same_vma_every</c>-th round, A itself (then map it again).
+/// Roles by task index mod 4: 0 and 1 fault, 2 migrates, 3 writes (with fewer than 4 tasks, the roles present).
+/// </summary>
+public sealed class MigrateMunmap : Workload
+{
+    public override string Name => "migrate-munmap";
+    public override string Description => "faults on region A under migration while writers munmap another VMA B and, every same_vma_every-th round, A itself";
+    public override IReadOnlyDictionary<string, (string, string)> Parameters { get; } = new Dictionary<string, (string, string)>
+    {
+        ["size_mb"] = ("4", "region A in MiB"),
+        ["chunk_pages"] = ("16", "pages moved per migrate op"),
+        ["same_vma_every"] = ("4", "every n-th writer round unmaps and remaps A instead of B"),
+    };
+
+    private static long RegionA => SharedArea;
+    private static long RegionB => SharedArea + (1L << 36);
+
+    public override IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu)
+    {
+        long page = ctx.Machine.PageSize;
+        long size = Long("size_mb") * MiB;
+        long pages = size / page;
+        long chunk = Math.Min(pages, Long("chunk_pages")) * page;
+        var rng = new Random((int)(ctx.Seed ^ (task * 15485863)));
+        if (task == 0)
+        {
+            yield return Op.MapAnon(RegionA, size);
+            for (long off = 0; off < size; off += page)
+                yield return Op.Write(RegionA + off);
+        }
+        yield return Op.Barrier();
+        int role = task % 4;
+        int nodes = ctx.Machine.Nodes;
+        if (role == 2)
+        {
+            for (int round = 0; ; round++)
+            {
+                long off = rng.NextInt64(pages - chunk / page + 1) * page;
+                yield return Op.MigrateTo(RegionA + off, chunk, (ctx.Machine.NodeOfCpu(cpu) + 1 + round) % nodes);
+            }
+        }
+        if (role == 3)
+        {
+            long every = Long("same_vma_every");
+            long bsize = 64 * page;
+            for (long round = 1; ; round++)
+            {
+                if (round % every == 0)
+                {
+                    // The same VMA: unmap all of A (its page tables are freed) and map it again.
+                    yield return Op.Unmap(RegionA, size);
+                    yield return Op.MapAnon(RegionA, size);
+                }
+                else
+                {
+                    yield return Op.MapAnon(RegionB, bsize);
+                    yield return Op.Write(RegionB);
+                    yield return Op.Unmap(RegionB, bsize);
+                }
+            }
+        }
+        while (true)
+        {
+            long addr = RegionA + rng.NextInt64(pages) * page;
+            yield return rng.Next(2) == 0 ? Op.Write(addr) : Op.Read(addr);
+        }
+    }
+}

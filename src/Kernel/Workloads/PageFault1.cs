@@ -1,0 +1,29 @@
+namespace DistEmu.Kernel.Workloads;
+
+/// <summary>
+/// will-it-scale page_fault1: each task maps <c>size_mb</c> of private anonymous memory, writes one byte per page,
+/// unmaps it, and repeats. Every write is a first touch: one fault per page, all on the VMA path after the first.
+/// </summary>
+public sealed class PageFault1 : Workload
+{
+    public override string Name => "page-fault1";
+    public override string Description => "per task: mmap anon size_mb, write every page, munmap, repeat (will-it-scale page_fault1)";
+    public override IReadOnlyDictionary<string, (string, string)> Parameters { get; } = new Dictionary<string, (string, string)>
+    {
+        ["size_mb"] = ("128", "size of each mapping in MiB"),
+    };
+
+    public override IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu)
+    {
+        long size = Long("size_mb", 1, 1 << 20) * MiB;
+        long page = ctx.Machine.PageSize;
+        long a = TaskArea(task);
+        while (true)
+        {
+            yield return Op.MapAnon(a, size);
+            for (long off = 0; off < size; off += page)
+                yield return Op.Write(a + off);
+            yield return Op.Unmap(a, size);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Globalization;
+using DistEmu.Kernel.Machine;
+
+namespace DistEmu.Kernel.Workloads;
+
+/// <summary>What a workload needs to know about the run it generates ops for.</summary>
+public sealed record WorkloadContext(MachineSpec Machine, int Tasks, long Seed);
+
+/// <summary>
+/// A named generator of per-task op streams with documented parameters. Streams are lazy (never materialised), so
+/// a run of any length costs constant memory per task.
+/// </summary>
+public abstract class Workload
+{
+    public abstract string Name { get; }
+    public abstract string Description { get; }
+    /// <summary>Parameter name → (default, meaning).</summary>
+    public abstract IReadOnlyDictionary<string, (string Default, string Meaning)> Parameters { get; }
+    /// <summary>The effective parameters (defaults overridden by the user's).</summary>
+    public IReadOnlyDictionary<string, string> Params => _params;
+    /// <summary>Files the workload maps, by id: (name, disk-backed).</summary>
+    public virtual IReadOnlyList<(string Name, bool DiskBacked)> Files(WorkloadContext ctx) => [];
+    /// <summary>The op stream of task <paramref name="task"/> (0-based), which runs on CPU <paramref name="cpu"/>.</summary>
+    public abstract IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu);
+
+    private Dictionary<string, string> _params = new();
+
+    /// <summary>Apply user parameters; an unknown name or a bad value is a <see cref="KernelConfigException"/>.</summary>
+    public Workload Configure(IReadOnlyDictionary<string, string>? user)
+    {
+        _params = Parameters.ToDictionary(p => p.Key, p => p.Value.Default);
+        if (user != null)
+        {
+            foreach (var (k, v) in user)
+            {
+                if (!Parameters.ContainsKey(k))
+                    throw new KernelConfigException($"param {k}", v,
+                        $"workload {Name} has no parameter '{k}'; it has {string.Join(", ", Parameters.Keys)}");
+                _params[k] = v;
+            }
+        }
+        foreach (var k in Parameters.Keys) Validate(k);
+        return this;
+    }
+
+    protected virtual void Validate(string key) => Long(key);
+
+    protected long Long(string key, long min = 1, long max = long.MaxValue)
+    {
+        var s = _params[key];
+        if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) || v < min || v > max)
+            throw new KernelConfigException($"param {key}", s, $"must be an integer in {min}..{max}");
+        return v;
+    }
+
+    protected const long MiB = 1L << 20;
+    protected const long GiB = 1L << 30;
+    /// <summary>Each task's private part of the address space: 64 GiB apart, from 16 TiB up (user half of x86-64).</summary>
+    protected static long TaskArea(int task) => (16L << 40) + task * (64L << 30);
+    /// <summary>The area shared by all tasks of the process.</summary>
+    protected static readonly long SharedArea = 8L << 40;
+}
+
+/// <summary>The built-in workloads by name.</summary>
+public static class Workloads
+{
+    public static readonly IReadOnlyList<string> Names = ["page-fault1", "page-fault3", "mmap-churn", "numa-migrate", "migrate-munmap", "mixed"];
+
+    public static Workload Create(string name, IReadOnlyDictionary<string, string>? parameters = null)
+    {
+        Workload w = name switch
+        {
+            "page-fault1" => new PageFault1(),
+            "page-fault3" => new PageFault3(),
+            "mmap-churn" => new MmapChurn(),
+            "numa-migrate" => new NumaMigrate(),
+            "migrate-munmap" => new MigrateMunmap(),
+            "mixed" => new Mixed(),
+            _ => throw new KernelConfigException("workload", name, "unknown workload; expected one of " + string.Join(", ", Names)),
+        };
+        return w.Configure(parameters);
+    }
+}
