@@ -1,0 +1,240 @@
+using System.Globalization;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Client;
+
+/// <summary>The distemu command line. Exit codes: 0 done, 1 the run failed, 2 bad input (DESIGN.md "Command line").</summary>
+public static class Cli
+{
+    public const long DefaultOps = 20_000;
+
+    private const string MainHelp = """
+        distemu — emulate large NUMA machines at the level of the Linux mm fault/locking protocol
+
+        usage: distemu <command> [options]
+
+        commands:
+          run       run a workload on an emulated machine and write a results folder
+          presets   list the machine presets with their sizes
+
+        Run 'distemu <command> --help' for the options of a command.
+        """;
+
+    private static readonly string RunHelp = $"""
+        usage: distemu run [options]
+
+          --preset NAME         machine preset from presets/ (default: small)
+          --machine FILE.yaml   machine description file (same schema as presets; 'base: PRESET' to start from one)
+          --workload NAME       {string.Join(" | ", Workloads.Names)} (default: page-fault1)
+          --param k=v           workload parameter, repeatable (e.g. --param size_mb=4)
+          --policy NAME         {string.Join(" | ", FaultPolicies.All.Select(p => p.Name()))} (default: the machine's)
+          --engine sim|orleans  execution engine (default: sim; orleans is not built yet)
+          --seed N              random seed (default: 1)
+          --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
+          --tasks N             tasks (one per CPU; default: every CPU)
+          --sanitizer on|off    check the protocol invariants (default: on)
+          --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
+          -h, --help            show this help
+        """;
+
+    private const string PresetsHelp = """
+        usage: distemu presets
+
+        Lists the machine presets in presets/*.yaml: name, nodes, CPUs, memory.
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+            {
+                stdout.WriteLine(MainHelp);
+                return args.Length == 0 ? 2 : 0;
+            }
+            var rest = args.Skip(1).ToArray();
+            switch (args[0])
+            {
+                case "run":
+                    if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(RunHelp); return 0; }
+                    return RunCommand(RunOptions.Parse(rest), stdout, stderr);
+                case "presets":
+                    if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(PresetsHelp); return 0; }
+                    if (rest.Length > 0) throw new UsageException($"presets: unexpected argument '{rest[0]}'");
+                    return Presets(stdout);
+                default:
+                    throw new UsageException($"unknown command '{args[0]}'; expected run or presets (see distemu --help)");
+            }
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"distemu: error: {e.Message}");
+            return 2;
+        }
+        catch (KernelConfigException e)
+        {
+            stderr.WriteLine($"distemu: error: {e.Message}");
+            return 2;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"distemu: error: the run failed: {e.GetType().Name}: {e.Message}");
+            stderr.WriteLine(e.ToString());
+            return 1;
+        }
+    }
+
+    private static int Presets(TextWriter stdout)
+    {
+        var rows = MachineLoader.PresetNames().Select(n =>
+        {
+            var m = MachineLoader.LoadPreset(n);
+            return new[]
+            {
+                n, m.Nodes.ToString(CultureInfo.InvariantCulture), m.Cpus.ToString(CultureInfo.InvariantCulture),
+                MachineLoader.FormatBytes(m.MemoryPerNodeBytes), MachineLoader.FormatBytes(m.MemoryBytes), m.Policy.Name(),
+            };
+        }).ToList();
+        stdout.Write(Report.Table(["preset", "nodes", "cpus", "memory/node", "memory", "policy"], rows));
+        return 0;
+    }
+
+    private static int RunCommand(RunOptions o, TextWriter stdout, TextWriter stderr)
+    {
+        // Everything is validated before the results folder is created.
+        if (o.Engine == "orleans")
+            throw new UsageException("the orleans engine is not built yet (issue 3); use --engine sim");
+        if (o.Engine != "sim")
+            throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
+        var machine = o.MachineFile != null ? MachineLoader.LoadFile(o.MachineFile) : MachineLoader.LoadPreset(o.Preset);
+        if (o.Policy != null) machine = machine with { Policy = FaultPolicies.Parse(o.Policy) };
+        var workload = Workloads.Create(o.Workload, o.Params); // throws KernelConfigException on a bad name or param
+        int tasks = o.Tasks ?? machine.Cpus;
+        if (tasks < 1 || tasks > machine.Cpus)
+            throw new UsageException($"--tasks {tasks}: must be in 1..{machine.Cpus} (one task per CPU)");
+        if (o.Ops < 1) throw new UsageException($"--ops {o.Ops}: must be at least 1");
+
+        var label = o.MachineFile != null ? machine.Name : o.Preset;
+        var outDir = Path.GetFullPath(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-{label}-{o.Workload}"));
+        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
+            throw new UsageException($"--out {outDir}: the folder exists and is not empty");
+        if (File.Exists(outDir))
+            throw new UsageException($"--out {outDir}: a file with that name exists");
+
+        var runOptions = new SimRunOptions
+        {
+            Machine = machine,
+            Workload = o.Workload,
+            Params = o.Params,
+            Seed = o.Seed,
+            OpsPerTask = o.Ops,
+            Tasks = tasks,
+            Sanitizer = o.Sanitizer,
+        };
+        var result = SimRun.Run(runOptions);
+        var report = new Report(result, machine, workload, o, label);
+        var summary = report.Summary();
+        stdout.Write(summary);
+
+        var tmp = outDir.TrimEnd(Path.DirectorySeparatorChar) + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            File.WriteAllText(Path.Combine(tmp, "config.yaml"), report.ConfigYaml());
+            File.WriteAllText(Path.Combine(tmp, "stats.json"), report.StatsJson());
+            File.WriteAllText(Path.Combine(tmp, "vmstat"), report.VmStat());
+            File.WriteAllText(Path.Combine(tmp, "lock_stat"), report.LockStat());
+            File.WriteAllText(Path.Combine(tmp, "summary.md"), "```\n" + summary + "```\n");
+            if (Directory.Exists(outDir)) Directory.Delete(outDir); // empty, checked above
+            var parent = Path.GetDirectoryName(outDir);
+            if (!string.IsNullOrEmpty(parent)) Directory.CreateDirectory(parent);
+            Directory.Move(tmp, outDir);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            throw;
+        }
+        stdout.WriteLine($"results: {outDir}");
+        return 0;
+    }
+}
+
+/// <summary>The options of <c>distemu run</c>, parsed by hand (every value is checked; errors are <see cref="UsageException"/>).</summary>
+public sealed class RunOptions
+{
+    public string Preset { get; private set; } = "small";
+    public string? MachineFile { get; private set; }
+    public string Workload { get; private set; } = "page-fault1";
+    public Dictionary<string, string> Params { get; } = new(StringComparer.Ordinal);
+    public string? Policy { get; private set; }
+    public string Engine { get; private set; } = "sim";
+    public long Seed { get; private set; } = 1;
+    public long Ops { get; private set; } = Cli.DefaultOps;
+    public int? Tasks { get; private set; }
+    public bool Sanitizer { get; private set; } = true;
+    public string? Out { get; private set; }
+
+    public static RunOptions Parse(string[] args)
+    {
+        var o = new RunOptions();
+        bool presetGiven = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            var a = args[i];
+            string? inline = null;
+            int eq = a.IndexOf('=');
+            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                inline = a[(eq + 1)..];
+                a = a[..eq];
+            }
+            string Value()
+            {
+                if (inline != null) return inline;
+                if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                    throw new UsageException($"{a}: missing value");
+                return args[++i];
+            }
+            long Long(string name, string v) =>
+                long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
+                    ? n : throw new UsageException($"{name} '{v}': not an integer");
+            switch (a)
+            {
+                case "--preset": o.Preset = Value(); presetGiven = true; break;
+                case "--machine": o.MachineFile = Value(); break;
+                case "--workload": o.Workload = Value(); break;
+                case "--param":
+                    var kv = Value();
+                    int k = kv.IndexOf('=');
+                    if (k <= 0) throw new UsageException($"--param '{kv}': expected k=v");
+                    o.Params[kv[..k]] = kv[(k + 1)..];
+                    break;
+                case "--policy": o.Policy = Value(); break;
+                case "--engine": o.Engine = Value(); break;
+                case "--seed": o.Seed = Long(a, Value()); break;
+                case "--ops": o.Ops = Long(a, Value()); break;
+                case "--tasks":
+                    var t = Long(a, Value());
+                    o.Tasks = t is >= int.MinValue and <= int.MaxValue ? (int)t : throw new UsageException($"--tasks {t}: out of range");
+                    break;
+                case "--sanitizer":
+                    o.Sanitizer = Value() switch
+                    {
+                        "on" => true,
+                        "off" => false,
+                        var v => throw new UsageException($"--sanitizer '{v}': expected on or off"),
+                    };
+                    break;
+                case "--out": o.Out = Value(); break;
+                default: throw new UsageException($"run: unknown option '{args[i]}' (see distemu run --help)");
+            }
+        }
+        if (presetGiven && o.MachineFile != null)
+            throw new UsageException("--preset and --machine are exclusive; in a machine file use 'base: PRESET'");
+        return o;
+    }
+}

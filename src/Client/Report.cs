@@ -1,0 +1,261 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Stats;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Client;
+
+/// <summary>Turns a <see cref="SimRunResult"/> into the results folder's files and the printed summary.</summary>
+public sealed class Report(SimRunResult result, MachineSpec machine, Workload workload, RunOptions options, string label)
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    private VmStat V => result.Machine.VmStat;
+
+    public double FaultsPerEmulatedSecond => result.EmulatedNs > 0 ? V.Faults / (result.EmulatedNs / 1e9) : 0;
+    public double FaultsPerHostSecond => result.HostSeconds > 0 ? V.Faults / result.HostSeconds : 0;
+
+    private IEnumerable<(string Name, long Value)> VmCounters() =>
+    [
+        ("pgfault", V.pgfault), ("pgmajfault", V.pgmajfault), ("vma_lock_success", V.vma_lock_success),
+        ("vma_lock_abort", V.vma_lock_abort), ("vma_lock_retry", V.vma_lock_retry), ("vma_lock_miss", V.vma_lock_miss),
+        ("numa_hint_faults", V.numa_hint_faults), ("numa_pages_migrated", V.numa_pages_migrated),
+        ("pgmigrate_success", V.pgmigrate_success), ("pgmigrate_fail", V.pgmigrate_fail),
+    ];
+
+    private static string N(long v) => v.ToString("N0", Inv);
+    private static string F(double v) => v.ToString("N0", Inv);
+
+    public static string Table(IReadOnlyList<string> header, IReadOnlyList<string[]> rows)
+    {
+        var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        var sb = new StringBuilder();
+        void Line(IReadOnlyList<string> cells) =>
+            sb.AppendLine(string.Join("  ", cells.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))).TrimEnd());
+        Line(header);
+        Line(widths.Select(w => new string('-', w)).ToArray());
+        foreach (var r in rows) Line(r);
+        return sb.ToString();
+    }
+
+    public string Summary()
+    {
+        var sb = new StringBuilder();
+        var paramText = string.Join(" ", workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
+        sb.AppendLine($"distemu run: engine sim, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
+        sb.AppendLine($"workload {workload.Name} ({paramText}), {result.PerTask.Count} tasks, {N(options.Ops)} ops per task, seed {options.Seed}");
+        sb.AppendLine();
+        sb.Append(Table(["throughput", "value"],
+        [
+            ["faults", N(V.Faults)],
+            ["ops", N(result.Ops)],
+            ["emulated time (ms)", (result.EmulatedNs / 1e6).ToString("N3", Inv)],
+            ["host time (s)", result.HostSeconds.ToString("N3", Inv)],
+            ["faults / emulated s", F(FaultsPerEmulatedSecond)],
+            ["faults / host s", F(FaultsPerHostSecond)],
+        ]));
+        sb.AppendLine();
+        sb.Append(Table(["vmstat", "value"], VmCounters().Select(c => new[] { c.Name, N(c.Value) }).ToList()));
+        sb.AppendLine();
+        var locks = result.Machine.LockStats.Entries
+            .Where(e => e.Class is LockClass.MmapLock or LockClass.VmaLock || e.Acquisitions > 0)
+            .Select(e => new[]
+            {
+                e.Class.Name(), e.Mode.Name(), N(e.Acquisitions), N(e.Contentions),
+                N(e.Wait.P50), N(e.Wait.P99), N(e.Wait.Max), N(e.Hold.P50), N(e.Hold.P99), N(e.Hold.Max),
+            }).ToList();
+        sb.Append(Table(["lock (ns)", "mode", "acquisitions", "contentions", "wait p50", "wait p99", "wait max", "hold p50", "hold p99", "hold max"], locks));
+        sb.AppendLine();
+        sb.Append(Table(["latency (ns)", "count", "p50", "p99", "max"],
+        [
+            Hist("migration wait", result.Machine.MigrationWait),
+            Hist("fault latency", result.Machine.FaultLatency),
+            Hist("writer wait", result.Machine.WriterWait),
+        ]));
+        sb.AppendLine();
+        var san = result.Machine.Sanitizer;
+        if (!san.Enabled) sb.AppendLine("sanitizer: off");
+        else if (san.Violations.Count == 0) sb.AppendLine("sanitizer: no violations");
+        else sb.AppendLine($"sanitizer: {san.Violations.Count} violation(s); first: {san.Violations[0]}");
+        if (result.Stalled.Count > 0) sb.AppendLine($"stalled tasks: {result.Stalled.Count} ({string.Join("; ", result.Stalled.Take(3))})");
+        return sb.ToString();
+    }
+
+    private static string[] Hist(string name, NsHistogram h) => [name, N(h.Count), N(h.P50), N(h.P99), N(h.Max)];
+
+    public string VmStat()
+    {
+        var sb = new StringBuilder();
+        foreach (var (k, v) in V.Lines()) sb.Append(k).Append(' ').Append(v.ToString(Inv)).Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>A /proc/lock_stat-like table (times in ns; the kernel prints µs with two decimals).</summary>
+    public string LockStat()
+    {
+        string[] cols = ["class name", "con-bounces", "contentions", "waittime-min", "waittime-max", "waittime-total", "waittime-avg",
+            "acq-bounces", "acquisitions", "holdtime-min", "holdtime-max", "holdtime-total", "holdtime-avg"];
+        var rows = result.Machine.LockStats.Entries.Select(e => new[]
+        {
+            $"{LockStatClass(e.Class)}-{(e.Mode == LockMode.Read ? "R" : "W")}:",
+            e.Contentions.ToString(Inv), e.Contentions.ToString(Inv),
+            e.Wait.Min.ToString(Inv), e.Wait.Max.ToString(Inv), e.Wait.Total.ToString(Inv), e.Wait.Avg.ToString("F2", Inv),
+            e.Acquisitions.ToString(Inv), e.Acquisitions.ToString(Inv),
+            e.Hold.Min.ToString(Inv), e.Hold.Max.ToString(Inv), e.Hold.Total.ToString(Inv), e.Hold.Avg.ToString("F2", Inv),
+        }).ToList();
+        var widths = cols.Select((c, i) => Math.Max(c.Length, rows.Max(r => r[i].Length))).ToArray();
+        var sb = new StringBuilder();
+        sb.Append("lock_stat version 0.4\n");
+        sb.Append("# times in emulated nanoseconds\n");
+        string Row(IReadOnlyList<string> cells) => string.Join(" ", cells.Select((c, i) => i == 0 ? c.PadLeft(widths[i]) : c.PadLeft(widths[i])));
+        var header = Row(cols);
+        sb.Append(new string('-', header.Length)).Append('\n').Append(header).Append('\n').Append(new string('-', header.Length)).Append('\n');
+        foreach (var r in rows) sb.Append(Row(r)).Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>The lock class names /proc/lock_stat would show.</summary>
+    private static string LockStatClass(LockClass c) => c switch
+    {
+        LockClass.MmapLock => "&mm->mmap_lock",
+        LockClass.VmaLock => "&vma->vm_lock",
+        LockClass.FolioLock => "&folio->lock",
+        LockClass.Ptl => "ptlock_ptr(ptdesc)",
+        _ => c.Name(),
+    };
+
+    public string ConfigYaml()
+    {
+        var sb = new StringBuilder();
+        sb.Append("# effective machine and run options of this run (loadable with --machine; 'run' is ignored on load)\n");
+        sb.Append($"name: {machine.Name}\n");
+        sb.Append($"nodes: {machine.Nodes}\n");
+        sb.Append($"cpus_per_node: {machine.CpusPerNode}\n");
+        sb.Append($"memory_per_node: {machine.MemoryPerNodeBytes.ToString(Inv)}\n");
+        sb.Append($"page_size: {machine.PageSize}\n");
+        sb.Append($"policy: {machine.Policy.Name()}\n");
+        sb.Append("distance:\n");
+        foreach (var row in machine.Distance) sb.Append("  - [").Append(string.Join(", ", row)).Append("]\n");
+        sb.Append("cost:\n");
+        foreach (var (key, prop) in MachineLoader.CostKeys)
+            sb.Append($"  {key}: {Convert.ToString(prop.GetValue(machine.Cost), Inv)}\n");
+        sb.Append("run:\n");
+        sb.Append("  engine: sim\n");
+        sb.Append($"  machine: {label}\n");
+        sb.Append($"  workload: {workload.Name}\n");
+        sb.Append("  params:\n");
+        foreach (var (k, v) in workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($"    {k}: \"{v}\"\n");
+        sb.Append($"  seed: {options.Seed}\n");
+        sb.Append($"  ops_per_task: {options.Ops}\n");
+        sb.Append($"  tasks: {result.PerTask.Count}\n");
+        sb.Append($"  sanitizer: {(options.Sanitizer ? "on" : "off")}\n");
+        return sb.ToString();
+    }
+
+    public string StatsJson()
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("status", "completed");
+            w.WriteString("engine", "sim");
+            w.WriteString("policy", machine.Policy.Name());
+            w.WriteNumber("seed", options.Seed);
+            w.WriteStartObject("machine");
+            w.WriteString("name", machine.Name);
+            w.WriteNumber("nodes", machine.Nodes);
+            w.WriteNumber("cpus", machine.Cpus);
+            w.WriteNumber("memory_bytes", machine.MemoryBytes);
+            w.WriteEndObject();
+            w.WriteStartObject("workload");
+            w.WriteString("name", workload.Name);
+            w.WriteStartObject("params");
+            foreach (var (k, v) in workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) w.WriteString(k, v);
+            w.WriteEndObject();
+            w.WriteNumber("tasks", result.PerTask.Count);
+            w.WriteNumber("ops_per_task", options.Ops);
+            w.WriteEndObject();
+            w.WriteNumber("host_seconds", result.HostSeconds);
+            w.WriteNumber("emulated_ns", result.EmulatedNs);
+            w.WriteNumber("ops", result.Ops);
+            w.WriteNumber("faults", V.Faults);
+            w.WriteNumber("faults_per_host_second", FaultsPerHostSecond);
+            w.WriteNumber("faults_per_emulated_second", FaultsPerEmulatedSecond);
+            w.WriteStartObject("vmstat");
+            foreach (var (k, v) in VmCounters()) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteStartArray("locks");
+            foreach (var e in result.Machine.LockStats.Entries)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", e.Class.Name());
+                w.WriteString("mode", e.Mode.Name());
+                w.WriteNumber("acquisitions", e.Acquisitions);
+                w.WriteNumber("contentions", e.Contentions);
+                LockHist(w, "wait_ns", e.Wait);
+                LockHist(w, "hold_ns", e.Hold);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            Hist(w, "migration_wait_ns", result.Machine.MigrationWait);
+            Hist(w, "fault_latency_ns", result.Machine.FaultLatency);
+            Hist(w, "writer_wait_ns", result.Machine.WriterWait);
+            var san = result.Machine.Sanitizer;
+            w.WriteStartObject("sanitizer");
+            w.WriteBoolean("enabled", san.Enabled);
+            w.WriteStartArray("violations");
+            foreach (var v in san.Violations)
+            {
+                w.WriteStartObject();
+                w.WriteString("invariant", v.Invariant);
+                w.WriteString("policy", v.Policy);
+                w.WriteString("task", v.Task);
+                w.WriteNumber("cpu", v.Cpu);
+                if (v.Vma is { } vma) w.WriteNumber("vma", vma); else w.WriteNull("vma");
+                if (v.Address is { } addr) w.WriteString("address", $"0x{addr:x}"); else w.WriteNull("address");
+                w.WriteNumber("emulated_ns", v.EmulatedNs);
+                w.WriteString("message", v.Message);
+                w.WriteStartArray("history");
+                foreach (var h in v.History) w.WriteStringValue(h);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+            if (result.Stalled.Count > 0)
+            {
+                w.WriteStartArray("stalled");
+                foreach (var s in result.Stalled) w.WriteStringValue(s);
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    private static void LockHist(Utf8JsonWriter w, string name, NsHistogram h)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("min", h.Min);
+        w.WriteNumber("p50", h.P50);
+        w.WriteNumber("p99", h.P99);
+        w.WriteNumber("max", h.Max);
+        w.WriteNumber("total", h.Total);
+        w.WriteEndObject();
+    }
+
+    private static void Hist(Utf8JsonWriter w, string name, NsHistogram h)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("count", h.Count);
+        w.WriteNumber("p50", h.P50);
+        w.WriteNumber("p99", h.P99);
+        w.WriteNumber("max", h.Max);
+        w.WriteNumber("total", h.Total);
+        w.WriteEndObject();
+    }
+}

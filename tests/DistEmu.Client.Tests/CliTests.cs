@@ -1,0 +1,185 @@
+using System.Text.Json;
+using DistEmu.Client;
+
+namespace DistEmu.Client.Tests;
+
+public sealed class CliTests : IDisposable
+{
+    private readonly string _tmp = Path.Combine(Path.GetTempPath(), "distemu-cli-" + Guid.NewGuid().ToString("N"));
+
+    public CliTests() => Directory.CreateDirectory(_tmp);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_tmp)) Directory.Delete(_tmp, true);
+    }
+
+    private static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = DistEmu.Client.Cli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    [Fact]
+    public void Run_small_page_fault1_writes_all_files_and_counts_one_fault_per_written_page()
+    {
+        var outDir = Path.Combine(_tmp, "run");
+        const int ops = 2000, sizeMb = 4;
+        var (code, stdout, stderr) = Cli("run", "--preset", "small", "--workload", "page-fault1", "--param", $"size_mb={sizeMb}", "--ops", $"{ops}", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("vma_lock", stdout);
+        foreach (var f in new[] { "config.yaml", "stats.json", "vmstat", "lock_stat", "summary.md" })
+            Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+        Assert.Empty(Directory.GetDirectories(_tmp, "*.tmp-*"));
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        var r = doc.RootElement;
+        Assert.Equal("completed", r.GetProperty("status").GetString());
+        Assert.Equal("sim", r.GetProperty("engine").GetString());
+        Assert.Equal("merged", r.GetProperty("policy").GetString());
+        Assert.Equal(1, r.GetProperty("seed").GetInt64());
+        var m = r.GetProperty("machine");
+        Assert.Equal(2, m.GetProperty("nodes").GetInt32());
+        Assert.Equal(8, m.GetProperty("cpus").GetInt32());
+        Assert.Equal(8L << 30, m.GetProperty("memory_bytes").GetInt64());
+        Assert.Equal("page-fault1", r.GetProperty("workload").GetProperty("name").GetString());
+        Assert.Equal("4", r.GetProperty("workload").GetProperty("params").GetProperty("size_mb").GetString());
+        foreach (var k in new[] { "host_seconds", "emulated_ns", "faults", "faults_per_host_second", "faults_per_emulated_second" })
+            Assert.True(r.GetProperty(k).GetDouble() > 0, k);
+        var vm = r.GetProperty("vmstat");
+        foreach (var k in new[] { "pgfault", "pgmajfault", "vma_lock_success", "vma_lock_abort", "vma_lock_retry", "vma_lock_miss", "numa_hint_faults", "numa_pages_migrated", "pgmigrate_success", "pgmigrate_fail" })
+            Assert.Equal(JsonValueKind.Number, vm.GetProperty(k).ValueKind);
+        var locks = r.GetProperty("locks").EnumerateArray().ToList();
+        Assert.Contains(locks, l => l.GetProperty("name").GetString() == "mmap_lock" && l.GetProperty("mode").GetString() == "read");
+        Assert.Contains(locks, l => l.GetProperty("name").GetString() == "vma_lock" && l.GetProperty("mode").GetString() == "write");
+        foreach (var l in locks)
+        {
+            Assert.Equal(JsonValueKind.Number, l.GetProperty("acquisitions").ValueKind);
+            Assert.Equal(JsonValueKind.Number, l.GetProperty("contentions").ValueKind);
+            foreach (var h in new[] { "wait_ns", "hold_ns" })
+                foreach (var k in new[] { "min", "p50", "p99", "max", "total" })
+                    Assert.Equal(JsonValueKind.Number, l.GetProperty(h).GetProperty(k).ValueKind);
+        }
+        foreach (var h in new[] { "migration_wait_ns", "fault_latency_ns", "writer_wait_ns" })
+            foreach (var k in new[] { "count", "p50", "p99", "max", "total" })
+                Assert.Equal(JsonValueKind.Number, r.GetProperty(h).GetProperty(k).ValueKind);
+        Assert.True(r.GetProperty("sanitizer").GetProperty("enabled").GetBoolean());
+        Assert.Equal(0, r.GetProperty("sanitizer").GetProperty("violations").GetArrayLength());
+
+        // page-fault1 per task: mmap, one write per page, munmap, repeat; every op (mmap/munmap too) counts toward --ops.
+        long pages = sizeMb * (1L << 20) / 4096, writesPerTask = 0, done = 0;
+        while (done < ops)
+        {
+            done++; // mmap
+            long w = Math.Min(pages, ops - done);
+            writesPerTask += w;
+            done += w;
+            if (done < ops) done++; // munmap
+        }
+        Assert.Equal(1997, writesPerTask);
+        Assert.Equal(8 * writesPerTask, vm.GetProperty("pgfault").GetInt64());
+
+        var vmstat = File.ReadAllLines(Path.Combine(outDir, "vmstat"));
+        Assert.Contains($"pgfault {8 * writesPerTask}", vmstat);
+        var lockStat = File.ReadAllLines(Path.Combine(outDir, "lock_stat"));
+        Assert.Equal("lock_stat version 0.4", lockStat[0]);
+        Assert.Contains(lockStat, l => l.TrimStart().StartsWith("&mm->mmap_lock-R:", StringComparison.Ordinal));
+        Assert.Contains("policy: merged", File.ReadAllText(Path.Combine(outDir, "config.yaml")));
+    }
+
+    [Theory]
+    [InlineData("--preset", "nosuch-preset")]
+    [InlineData("--workload", "nosuch-workload")]
+    [InlineData("--policy", "nosuch-policy")]
+    [InlineData("--param", "nosuch_param=1")]
+    public void Bad_input_exits_2_with_one_line_naming_it_and_no_results_folder(string option, string value)
+    {
+        var outDir = Path.Combine(_tmp, "bad");
+        var (code, _, stderr) = Cli("run", option, value, "--ops", "10", "--out", outDir);
+        Assert.Equal(2, code);
+        var lines = Lines(stderr);
+        Assert.Single(lines);
+        Assert.StartsWith("distemu: error: ", lines[0]);
+        Assert.Contains(value.Split('=')[0], lines[0]);
+        Assert.Empty(Directory.GetFileSystemEntries(_tmp));
+    }
+
+    [Fact]
+    public void Orleans_engine_is_a_clear_error()
+    {
+        var (code, _, stderr) = Cli("run", "--engine", "orleans", "--out", Path.Combine(_tmp, "o"));
+        Assert.Equal(2, code);
+        Assert.Contains("the orleans engine is not built yet (issue 3); use --engine sim", stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(_tmp));
+    }
+
+    [Fact]
+    public void Malformed_yaml_reports_file_line_and_column()
+    {
+        var file = Path.Combine(_tmp, "bad.yaml");
+        File.WriteAllText(file, "name: bad\nnodes: 2\ndistance: [[10, 20], [20, 10]\n");
+        var (code, _, stderr) = Cli("run", "--machine", file, "--ops", "10", "--out", Path.Combine(_tmp, "out"));
+        Assert.Equal(2, code);
+        var line = Assert.Single(Lines(stderr));
+        Assert.Matches(@"^distemu: error: .*bad\.yaml:\d+:\d+: malformed YAML", line);
+        Assert.False(Directory.Exists(Path.Combine(_tmp, "out")));
+    }
+
+    [Fact]
+    public void Unknown_cost_key_names_file_line_and_key()
+    {
+        var file = Path.Combine(_tmp, "cost.yaml");
+        File.WriteAllText(file, "base: small\ncost:\n  fault_entry_ns: 100\n  no_such_ns: 5\n");
+        var (code, _, stderr) = Cli("run", "--machine", file, "--ops", "10", "--out", Path.Combine(_tmp, "out"));
+        Assert.Equal(2, code);
+        Assert.Contains("cost.yaml:4:3: unknown cost key 'no_such_ns'", stderr);
+    }
+
+    [Fact]
+    public void Invalid_machine_is_bad_input()
+    {
+        var file = Path.Combine(_tmp, "m.yaml");
+        File.WriteAllText(file, "base: small\nnodes: 3\n");
+        var (code, _, stderr) = Cli("run", "--machine", file, "--ops", "10", "--out", Path.Combine(_tmp, "out"));
+        Assert.Equal(2, code);
+        Assert.Contains("distance", Assert.Single(Lines(stderr)));
+    }
+
+    [Fact]
+    public void User_file_with_base_overrides_fields()
+    {
+        var file = Path.Combine(_tmp, "m.yaml");
+        File.WriteAllText(file, "base: small\nname: mine\nmemory_per_node: 1GiB\npolicy: mmap-only\ncost:\n  fault_entry_ns: 300\n");
+        var outDir = Path.Combine(_tmp, "out");
+        var (code, _, stderr) = Cli("run", "--machine", file, "--param", "size_mb=1", "--ops", "300", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        var config = File.ReadAllText(Path.Combine(outDir, "config.yaml"));
+        Assert.Contains("policy: mmap-only", config);
+        Assert.Contains("fault_entry_ns: 300", config);
+        Assert.Contains($"memory_per_node: {1L << 30}", config);
+    }
+
+    [Fact]
+    public void Presets_lists_all_five()
+    {
+        var (code, stdout, _) = Cli("presets");
+        Assert.Equal(0, code);
+        foreach (var p in new[] { "small", "epyc-2s-nps4", "spr-4s-snc4", "large-1024", "huge-4096" })
+            Assert.Contains(p, stdout);
+        Assert.Contains("4096", stdout);
+    }
+
+    [Theory]
+    [InlineData("run")]
+    [InlineData("presets")]
+    public void Every_verb_has_help(string verb)
+    {
+        var (code, stdout, _) = Cli(verb, "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("usage: distemu " + verb, stdout);
+    }
+}
