@@ -1,3 +1,4 @@
+using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
@@ -24,7 +25,7 @@ public static class NumaScan
         var pt = mm.PageTable;
         foreach (var vma in mm.Tree.Overlapping(start, end))
         {
-            if (!vma.IsAnonymous || VmaLookup_AccessNone(vma)) continue;
+            if (!vma.IsAnonymous || VmaLookup.AccessError(vma, write: false)) continue; // change_prot_numa skips PROT_NONE VMAs
             m.Sanitizer.CheckVmaUse(t, vma, "change_prot_numa", start);
             long from = Math.Max(start, vma.Start), to = Math.Min(end, vma.End);
             foreach (var page in pt.PagesIn(from, to))
@@ -52,6 +53,4 @@ public static class NumaScan
         MmapLock.MmapReadUnlock(t, mm);
         return updated;
     }
-
-    private static bool VmaLookup_AccessNone(Vma vma) => (vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0;
 }

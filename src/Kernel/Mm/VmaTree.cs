@@ -64,7 +64,4 @@ public sealed class VmaTree
                 throw new InvalidOperationException($"overlapping VMAs in tree: {set[i - 1]} and {set[i]}");
         return new VmaTree(set.Select(v => v.Start).ToArray(), set.Select(v => v.End).ToArray(), set.ToArray(), Version + 1);
     }
-
-    /// <summary>A new version with every VMA's recorded range refreshed from its current bounds.</summary>
-    public VmaTree Refreshed() => With([], []);
 }
