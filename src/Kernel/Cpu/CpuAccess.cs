@@ -16,7 +16,7 @@ public static class CpuAccess
     public static async ValueTask<FaultOutcome> Access(EmuTask t, long addr, bool write)
     {
         var m = t.Machine;
-        var mm = t.Mm!;
+        var aspace = t.AddressSpace!;
         var tlb = t.Tlb!;
         long vpn = addr >> m.Spec.PageShift;
         for (int i = 0; ; i++)
@@ -26,13 +26,12 @@ public static class CpuAccess
             {
                 // TLB miss (or a write through a read-only translation): the hardware walks the page table.
                 await t.Delay(m.Cost.PageWalkNs);
-                var vma = mm.Tree.Find(addr);
-                pte = vma is null ? Pte.None : vma.PageTable.Read(addr);
+                pte = await aspace.PageWalk(t, addr);
                 if (Pte.Kind(pte) != PteKind.Present || (write && !Pte.IsWritable(pte)))
                 {
                     if (i >= MaxReexecutions)
                     {
-                        m.Sanitizer.Report("L2", t, vma, addr, $"access re-executed {i} times without the entry becoming usable ({Pte.Describe(pte)})");
+                        m.Sanitizer.Report("L2", t, null, addr, $"access re-executed {i} times without the entry becoming usable ({Pte.Describe(pte)})");
                         return FaultOutcome.Sigbus;
                     }
                     var outcome = await ArchFault.DoUserAddrFault(t, addr, write);
@@ -41,7 +40,6 @@ public static class CpuAccess
                     continue;
                 }
                 tlb.Fill(vpn, pte);
-                mm.MarkCpu(t.Cpu);
             }
             long frame = Pte.Frame(pte);
             int distance = frame == Pte.ZeroFrame ? 10 : m.Distance(t.Node, m.NodeOfFrame(frame));

@@ -1,6 +1,5 @@
-using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Machine;
-using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Ports;
 using DistEmu.Kernel.Sanitizer;
 using DistEmu.Kernel.Sched;
 
@@ -13,123 +12,75 @@ public static class ArchFault
     public const int MaxMmapAttempts = 8;
 
     /// <summary>
-    /// do_user_addr_fault. Flags ALLOW_RETRY | KILLABLE | USER (| WRITE). If the policy has a VMA path: lock the VMA
-    /// under RCU (none → ABORT counted), check access (error → release, fall back), handle_mm_fault with VMA_LOCK,
-    /// release as the policy says, and unless RETRY count SUCCESS and finish; else count RETRY and fall back
-    /// (TRIED if MAJOR). Under mmap_lock: find the VMA (none → SIGSEGV), check access, handle_mm_fault; COMPLETED →
-    /// done, lock already released; RETRY → TRIED, again; else mmap_read_unlock. Each attempt ends holding nothing.
+    /// do_user_addr_fault. Flags ALLOW_RETRY | KILLABLE | USER (| WRITE). If the policy has a VMA path: the VMA
+    /// attempt (none → ABORT counted; access error → fall back uncounted; else handle_mm_fault under the VMA lock and
+    /// the policy's release), and unless RETRY count SUCCESS and finish; else count RETRY and fall back (TRIED if
+    /// MAJOR). Under mmap_lock: no VMA or access error → SIGSEGV; COMPLETED → done, lock already released; RETRY →
+    /// TRIED, again; else unlocked by the attempt, done. Each attempt ends holding nothing.
     /// </summary>
     public static async ValueTask<FaultOutcome> DoUserAddrFault(EmuTask t, long addr, bool write)
     {
         var m = t.Machine;
-        var mm = t.Mm ?? throw new InvalidOperationException($"{t} has no mm");
-        var policy = m.Policy;
+        var aspace = t.AddressSpace ?? throw new InvalidOperationException($"{t} has no address space");
         long start = t.Clock;
         m.VmStat.Faults++;
-        m.Events.Record(t, EventKind.FaultBegin, mm.Id, addr, write ? 1 : 0);
+        m.Events.Record(t, EventKind.FaultBegin, t.Cpu, addr, write ? 1 : 0);
         await t.Delay(m.Cost.FaultEntryNs);
         var flags = FaultFlags.AllowRetry | FaultFlags.Killable | FaultFlags.User | (write ? FaultFlags.Write : 0);
-        int vmaOutcomes = 0;
-        bool vmaAccessError = false;
-        VmFault fault = VmFault.Done;
-        bool done = false;
+        FaultOutcome? outcome = null;
 
-        if (policy.HasVmaPath())
+        if (m.Policy.HasVmaPath())
         {
-            var lookup = await VmaLookup.LockVmaUnderRcu(t, mm, addr);
-            var vma = lookup.Vma;
-            if (vma is null)
+            var r = await aspace.VmaAttempt(t, addr, flags);
+            int counted = 0;
+            switch (r.Kind)
             {
-                vmaOutcomes++; // ABORT
-            }
-            else if (VmaLookup.AccessError(vma, write))
-            {
-                VmaLock.VmaEndRead(t, vma);
-                vmaAccessError = true;
-            }
-            else
-            {
-                m.Events.Record(t, EventKind.VmaAttempt, vma.Id, addr);
-                fault = await MmFault.HandleMmFault(t, vma, addr, flags | FaultFlags.VmaLock);
-                bool expected = MmFault.CallerStillHolds(policy, fault, underVmaLock: true);
-                m.Sanitizer.CheckResultContract(t, vma, addr, fault, true, vma.VmLock.IsReadHeldBy(t), expected);
-                if (m.Bugs.UseVmaAfterRetryUnlock && fault.Has(VmFault.Retry))
-                    m.Sanitizer.CheckVmaUse(t, vma, "reading vma->vm_flags after handle_mm_fault returned RETRY", addr);
-                if (expected)
-                {
-                    if (m.Bugs.MmapUnlockAfterVmaFault)
-                        MmapLock.MmapReadUnlock(t, mm);
-                    else
-                        VmaLock.VmaEndRead(t, vma);
-                }
-                vmaOutcomes++;
-                if (!fault.Has(VmFault.Retry))
-                {
+                case VmaAttemptKind.Abort:
+                    m.VmStat.vma_lock_abort++;
+                    counted++;
+                    break;
+                case VmaAttemptKind.Handled when !r.Fault.Has(VmFault.Retry):
                     m.VmStat.vma_lock_success++;
-                    done = true;
-                }
-                else
-                {
+                    counted++;
+                    outcome = ToOutcome(r.Fault);
+                    break;
+                case VmaAttemptKind.Handled:
                     m.VmStat.vma_lock_retry++;
-                    if (fault.Has(VmFault.Major))
+                    counted++;
+                    if (r.Fault.Has(VmFault.Major))
                         flags |= FaultFlags.Tried;
-                }
+                    break;
             }
-            m.Sanitizer.CheckHoldsNothing(t, "the VMA-lock attempt", vma, addr);
-            if (m.Sanitizer.Enabled && vmaOutcomes != (vmaAccessError ? 0 : 1))
-                m.Sanitizer.Report("A1", t, vma, addr, $"one fault counted {vmaOutcomes} of abort/success/retry");
+            if (m.Sanitizer.Enabled && counted != (r.Kind == VmaAttemptKind.AccessError ? 0 : 1))
+                m.Sanitizer.Report("A1", t, null, addr, $"one fault counted {counted} of abort/success/retry");
         }
 
-        var outcome = FaultOutcome.Handled;
-        if (!done)
-        {
-            outcome = await LockMmapPath(t, mm, addr, write, flags);
-        }
-        else
-        {
-            outcome = ToOutcome(fault);
-        }
+        outcome ??= await LockMmapPath(t, aspace, addr, flags);
         m.Sanitizer.CheckHoldsNothing(t, "do_user_addr_fault", null, addr);
         if (outcome == FaultOutcome.Sigsegv) m.VmStat.Sigsegv++;
         else if (outcome == FaultOutcome.Sigbus) m.VmStat.Sigbus++;
         m.FaultLatency.Record(t.Clock - start);
-        m.Events.Record(t, EventKind.FaultEnd, mm.Id, addr, (long)outcome);
-        return outcome;
+        m.Events.Record(t, EventKind.FaultEnd, t.Cpu, addr, (long)outcome.Value);
+        return outcome.Value;
     }
 
     /// <summary>The lock_mmap / retry part of the loop: every VMA-path failure ends here (L3).</summary>
-    private static async ValueTask<FaultOutcome> LockMmapPath(EmuTask t, MmStruct mm, long addr, bool write, FaultFlags flags)
+    private static async ValueTask<FaultOutcome> LockMmapPath(EmuTask t, IAddressSpacePort aspace, long addr, FaultFlags flags)
     {
-        var m = t.Machine;
         for (int attempt = 1; ; attempt++)
         {
-            var vma = await VmaLookup.LockMmAndFindVma(t, mm, addr);
-            if (vma is null)
+            var r = await aspace.MmapAttempt(t, addr, flags);
+            if (r.Kind != MmapAttemptKind.Handled)
                 return FaultOutcome.Sigsegv;
-            if (VmaLookup.AccessError(vma, write))
+            if (!r.Fault.Has(VmFault.Retry))
+                return ToOutcome(r.Fault);
+            flags |= FaultFlags.Tried;
+            t.Machine.Sanitizer.CheckHoldsNothing(t, "a retried mmap_lock attempt", null, addr);
+            if (attempt >= MaxMmapAttempts)
             {
-                MmapLock.MmapReadUnlock(t, mm);
-                return FaultOutcome.Sigsegv;
+                t.Machine.Sanitizer.Report("L2", t, null, addr, $"fault still retrying after {attempt} attempts under mmap_lock");
+                return FaultOutcome.Sigbus;
             }
-            m.Events.Record(t, EventKind.MmapAttempt, vma.Id, addr, attempt);
-            var fault = await MmFault.HandleMmFault(t, vma, addr, flags);
-            bool expected = MmFault.CallerStillHolds(m.Policy, fault, underVmaLock: false);
-            m.Sanitizer.CheckResultContract(t, vma, addr, fault, false, t.Holds(mm.MmapLock), expected);
-            if (fault.Has(VmFault.Completed))
-                return ToOutcome(fault);
-            if (fault.Has(VmFault.Retry))
-            {
-                flags |= FaultFlags.Tried;
-                m.Sanitizer.CheckHoldsNothing(t, "a retried mmap_lock attempt", vma, addr);
-                if (attempt >= MaxMmapAttempts)
-                {
-                    m.Sanitizer.Report("L2", t, vma, addr, $"fault still retrying after {attempt} attempts under mmap_lock");
-                    return FaultOutcome.Sigbus;
-                }
-                continue;
-            }
-            MmapLock.MmapReadUnlock(t, mm);
-            return ToOutcome(fault);
         }
     }
 

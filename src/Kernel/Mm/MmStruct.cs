@@ -16,6 +16,8 @@ public sealed class MmStruct
     public long MmLockSeq { get; internal set; }
     /// <summary>The current tree version (rcu_assign_pointer'd by writers).</summary>
     public VmaTree Tree { get; internal set; } = VmaTree.Empty;
+    /// <summary>The address-space port over this mm's local objects (sim engine).</summary>
+    public Ports.IAddressSpacePort LocalPort { get; }
     /// <summary>The page tables (PTE level) of this address space.</summary>
     public PageTable PageTable { get; }
 
@@ -25,6 +27,7 @@ public sealed class MmStruct
         MmapLock = new RwSemaphore(m, LockClass.MmapLock, $"mm{id}");
         _cpumask = new bool[m.Spec.Cpus];
         PageTable = new PageTable(m, $"mm{id}");
+        LocalPort = new Ports.LocalAddressSpace(this);
     }
 
     public void MarkCpu(int cpu)

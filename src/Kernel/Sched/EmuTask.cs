@@ -19,8 +19,19 @@ public sealed class EmuTask
     public long Clock;
     public IEmuScheduler Scheduler { get; set; }
     public EmuMachine Machine { get; }
-    /// <summary>The address space this task runs in (null for a kernel thread).</summary>
-    public Mm.MmStruct? Mm { get; set; }
+    /// <summary>The address space this task runs in, where it is local (sim engine); null for a kernel thread.</summary>
+    public Mm.MmStruct? Mm
+    {
+        get => _mm;
+        set
+        {
+            _mm = value;
+            if (value != null) AddressSpace ??= value.LocalPort;
+        }
+    }
+    private Mm.MmStruct? _mm;
+    /// <summary>How faults and page walks reach the address space (local objects, or grains).</summary>
+    public Ports.IAddressSpacePort? AddressSpace { get; set; }
     /// <summary>The CPU's software TLB (null for a kernel thread).</summary>
     public Cpu.Tlb? Tlb { get; }
     /// <summary>The per-CPU page list frames are allocated from (local node).</summary>
