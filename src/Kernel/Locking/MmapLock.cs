@@ -37,6 +37,7 @@ public static class MmapLock
         long before = mm.MmLockSeq;
         mm.MmLockSeq = before + 1;
         t.Machine.Sanitizer.CheckSeqBump(t, mm, before, mm.MmLockSeq);
+        mm.VmaOps.EpochEnded(t, mm, mm.MmLockSeq);
     }
 
     public static void MmapWriteUnlock(EmuTask t, MmStruct mm)

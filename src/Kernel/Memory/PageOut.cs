@@ -19,48 +19,55 @@ public static class PageOut
         m.Events.Record(t, EventKind.PageOut, mm.Id, start, end - start);
         await MmapLock.MmapReadLock(t, mm);
         int n = 0;
-        var pt = mm.PageTable;
         foreach (var vma in mm.Tree.Overlapping(start, end))
         {
             if (!vma.IsAnonymous) continue;
-            m.Sanitizer.CheckVmaUse(t, vma, "madvise_pageout", start);
-            long from = Math.Max(start, vma.Start), to = Math.Min(end, vma.End);
-            for (long a = from; a < to; a += m.Spec.PageSize)
-            {
-                var page = pt.Lookup(a);
-                if (page is null) continue;
-                int i = pt.IndexOf(a);
-                long pte = page.Pte[i];
-                if (Pte.Kind(pte) != PteKind.Present || Pte.IsFile(pte) || Pte.Frame(pte) == Pte.ZeroFrame) continue;
-                long frame = Pte.Frame(pte);
-                if (!m.Folios.TryLock(t, frame)) continue;
-                await page.Ptl.AcquireWrite(t);
-                bool same = page.Pte[i] == pte;
-                long slot = -1;
-                if (same)
-                {
-                    slot = m.Swap.AllocSlot();
-                    pt.Set(page, i, Pte.Swap(slot));
-                    await t.Delay(m.Cost.PteUpdateNs);
-                }
-                page.Ptl.Release(t, LockMode.Write);
-                if (same)
-                {
-                    await TlbFlush.FlushRange(t, mm, a, a + m.Spec.PageSize);
-                    await t.Delay(m.Cost.SwapOutNs);
-                    m.VmStat.pswpout++;
-                    n++;
-                }
-                m.Folios.Unlock(t, frame);
-                if (same)
-                {
-                    m.Frames.Anon--;
-                    m.FreeFrame(frame);
-                }
-            }
+            n += await mm.VmaOps.PageOut(t, vma, Math.Max(start, vma.Start), Math.Min(end, vma.End));
         }
         MmapLock.MmapReadUnlock(t, mm);
         m.Sanitizer.CheckHoldsNothing(t, "madvise(MADV_PAGEOUT)");
+        return n;
+    }
+
+    /// <summary>shrink_folio_list for the present anonymous pages of [from, to) of one VMA.</summary>
+    public static async ValueTask<int> PageOutVma(EmuTask t, Vma vma, long from, long to)
+    {
+        var m = t.Machine;
+        var mm = vma.Mm;
+        var pt = mm.PageTable;
+        int n = 0;
+        m.Sanitizer.CheckVmaUse(t, vma, "madvise_pageout", from);
+        for (long a = from; a < to; a += m.Spec.PageSize)
+        {
+            var page = pt.Lookup(a);
+            if (page is null) continue;
+            int i = pt.IndexOf(a);
+            long pte = page.Pte[i];
+            if (Pte.Kind(pte) != PteKind.Present || Pte.IsFile(pte) || Pte.Frame(pte) == Pte.ZeroFrame) continue;
+            long frame = Pte.Frame(pte);
+            if (!m.Folios.TryLock(t, frame)) continue;
+            await page.Ptl.AcquireWrite(t);
+            bool same = page.Pte[i] == pte;
+            if (same)
+            {
+                pt.Set(page, i, Pte.Swap(m.Swap.AllocSlot()));
+                await t.Delay(m.Cost.PteUpdateNs);
+            }
+            page.Ptl.Release(t, LockMode.Write);
+            if (same)
+            {
+                await TlbFlush.FlushRange(t, mm, a, a + m.Spec.PageSize);
+                await t.Delay(m.Cost.SwapOutNs);
+                m.VmStat.pswpout++;
+                n++;
+            }
+            m.Folios.Unlock(t, frame);
+            if (same)
+            {
+                m.Frames.Anon--;
+                m.FreeFrame(frame);
+            }
+        }
         return n;
     }
 }

@@ -15,29 +15,36 @@ public static class MovePages
     /// </summary>
     public static async ValueTask<int> MigrateRange(EmuTask t, MmStruct mm, long start, long end, int node)
     {
-        var m = t.Machine;
-        var todo = new List<(Vma Vma, long Addr, long Frame)>();
+        var todo = new List<(Vma Vma, IReadOnlyList<(long Addr, long Frame)> Pages)>();
         await MmapLock.MmapReadLock(t, mm);
         foreach (var vma in mm.Tree.Overlapping(start, end))
         {
             if (!vma.IsAnonymous) continue;
-            long from = Math.Max(start, vma.Start), to = Math.Min(end, vma.End);
-            for (long a = from; a < to; a += m.Spec.PageSize)
-            {
-                long pte = vma.PageTable.Read(a);
-                if (Pte.Kind(pte) is not (PteKind.Present or PteKind.ProtNone) || Pte.IsFile(pte)) continue;
-                long f = Pte.Frame(pte);
-                if (f == Pte.ZeroFrame || m.NodeOfFrame(f) == node) continue;
-                todo.Add((vma, a, f));
-            }
-            await t.Delay(m.Cost.VmaLookupNs + ((to - from) >> m.Spec.PageShift));
+            var pages = await mm.VmaOps.CollectForMigration(t, vma, Math.Max(start, vma.Start), Math.Min(end, vma.End), node);
+            if (pages.Count > 0) todo.Add((vma, pages));
         }
         MmapLock.MmapReadUnlock(t, mm);
         int moved = 0;
-        foreach (var (vma, a, f) in todo)
-            if (await MigratePages.MigrateFolio(t, vma, a, f, node, MigrateMode.Sync))
-                moved++;
-        m.Sanitizer.CheckHoldsNothing(t, "migrate_pages");
+        foreach (var (vma, pages) in todo)
+            moved += await mm.VmaOps.Migrate(t, vma, pages, node);
+        t.Machine.Sanitizer.CheckHoldsNothing(t, "migrate_pages");
         return moved;
+    }
+
+    /// <summary>The pages of [from, to) of one VMA mapped on a node other than <paramref name="node"/>.</summary>
+    public static async ValueTask<IReadOnlyList<(long Addr, long Frame)>> Collect(EmuTask t, Vma vma, long from, long to, int node)
+    {
+        var m = t.Machine;
+        var list = new List<(long, long)>();
+        for (long a = from; a < to; a += m.Spec.PageSize)
+        {
+            long pte = vma.PageTable.Read(a);
+            if (Pte.Kind(pte) is not (PteKind.Present or PteKind.ProtNone) || Pte.IsFile(pte)) continue;
+            long f = Pte.Frame(pte);
+            if (f == Pte.ZeroFrame || m.NodeOfFrame(f) == node) continue;
+            list.Add((a, f));
+        }
+        await t.Delay(m.Cost.VmaLookupNs + ((to - from) >> m.Spec.PageShift));
+        return list;
     }
 }

@@ -22,35 +22,42 @@ public static class NumaScan
         if (!MmapLock.MmapReadTrylock(t, mm))
             return 0;
         long updated = 0;
-        var pt = mm.PageTable;
         foreach (var vma in mm.Tree.Overlapping(start, end))
         {
-            if (!vma.IsAnonymous || VmaLookup.AccessError(vma, write: false)) continue; // change_prot_numa skips PROT_NONE VMAs
-            m.Sanitizer.CheckVmaUse(t, vma, "change_prot_numa", start);
-            long from = Math.Max(start, vma.Start), to = Math.Min(end, vma.End);
-            foreach (var page in pt.PagesIn(from, to))
-            {
-                m.Sanitizer.CheckPageTableAccess(t, vma, page, from, "change_prot_numa");
-                await page.Ptl.AcquireWrite(t);
-                var (ps, pe) = pt.RangeOf(page);
-                long n = 0;
-                for (long a = Math.Max(ps, from); a < Math.Min(pe, to); a += m.Spec.PageSize)
-                {
-                    int i = pt.IndexOf(a);
-                    long pte = page.Pte[i];
-                    if (Pte.Kind(pte) != PteKind.Present || Pte.Frame(pte) == Pte.ZeroFrame) continue;
-                    pt.Set(page, i, Pte.WithKind(pte, PteKind.ProtNone));
-                    n++;
-                }
-                await t.Delay(m.Cost.ChangeProtPerPageNs * Math.Max(1, n));
-                page.Ptl.Release(t, LockMode.Write);
-                updated += n;
-            }
+            // change_prot_numa skips file and PROT_NONE VMAs.
+            if (!vma.IsAnonymous || VmaLookup.AccessError(vma, write: false)) continue;
+            updated += await mm.VmaOps.ChangeProtNuma(t, vma, Math.Max(start, vma.Start), Math.Min(end, vma.End));
         }
-        if (updated > 0)
-            await TlbFlush.FlushRange(t, mm, start, end);
         m.VmStat.numa_pte_updates += updated;
         MmapLock.MmapReadUnlock(t, mm);
+        return updated;
+    }
+
+    /// <summary>change_pte_range with MM_CP_PROT_NUMA over [from, to) of one VMA, each page-table page under its PTL.</summary>
+    public static async ValueTask<long> ChangeProtNumaVma(EmuTask t, Vma vma, long from, long to)
+    {
+        var m = t.Machine;
+        var pt = vma.PageTable;
+        long updated = 0;
+        m.Sanitizer.CheckVmaUse(t, vma, "change_prot_numa", from);
+        foreach (var page in pt.PagesIn(from, to))
+        {
+            m.Sanitizer.CheckPageTableAccess(t, vma, page, from, "change_prot_numa");
+            await page.Ptl.AcquireWrite(t);
+            var (ps, pe) = pt.RangeOf(page);
+            long n = 0;
+            for (long a = Math.Max(ps, from); a < Math.Min(pe, to); a += m.Spec.PageSize)
+            {
+                int i = pt.IndexOf(a);
+                long pte = page.Pte[i];
+                if (Pte.Kind(pte) != PteKind.Present || Pte.Frame(pte) == Pte.ZeroFrame) continue;
+                pt.Set(page, i, Pte.WithKind(pte, PteKind.ProtNone));
+                n++;
+            }
+            await t.Delay(m.Cost.ChangeProtPerPageNs * Math.Max(1, n));
+            page.Ptl.Release(t, LockMode.Write);
+            updated += n;
+        }
         return updated;
     }
 }

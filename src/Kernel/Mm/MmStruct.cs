@@ -16,6 +16,8 @@ public sealed class MmStruct
     public long MmLockSeq { get; internal set; }
     /// <summary>The current tree version (rcu_assign_pointer'd by writers).</summary>
     public VmaTree Tree { get; internal set; } = VmaTree.Empty;
+    /// <summary>How mm-level paths reach each VMA's own state (local objects, or VMA grains).</summary>
+    public Ports.IVmaOps VmaOps { get; set; } = Ports.LocalVmaOps.Instance;
     /// <summary>The address-space port over this mm's local objects (sim engine).</summary>
     public Ports.IAddressSpacePort LocalPort { get; }
     /// <summary>The page tables (PTE level) of this address space.</summary>

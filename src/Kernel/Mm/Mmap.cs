@@ -27,7 +27,7 @@ public static class Mmap
         var (detached, w) = await Munmap.DetachRange(t, mm, start, end);
         waited += w;
         if (detached.Count > 0)
-            await Munmap.UnmapRegion(t, mm, detached, start, end);
+            await Munmap.UnmapRegion(t, mm, detached);
         var vma = new Vma(m, m.NextVmaId(), mm, start, end, flags, file, pgoff) { VmLockSeq = mm.MmLockSeq };
         mm.Tree = mm.Tree.With([], [vma]);
         await t.Delay(m.Cost.VmaUpdateNs);

@@ -30,10 +30,8 @@ public static class Mprotect
         {
             m.Sanitizer.CheckVmaChange(t, vma, "mprotect_fixup");
             vma.Flags = (prot & ~VmFlags.Shared) | (vma.Flags & VmFlags.Shared);
-            await ChangeProtection(t, vma, writable: (prot & VmFlags.Write) != 0, accessible);
+            await mm.VmaOps.ChangeProtection(t, vma, writable: (prot & VmFlags.Write) != 0, accessible);
         }
-        if (inside.Count > 0)
-            await TlbFlush.FlushRange(t, mm, start, end);
         await t.Delay(m.Cost.VmaUpdateNs);
         MmapLock.MmapWriteUnlock(t, mm);
         m.Sanitizer.CheckHoldsNothing(t, "mprotect");
@@ -43,7 +41,7 @@ public static class Mprotect
     }
 
     /// <summary>change_protection over one VMA's entries, each page-table page under its PTL.</summary>
-    private static async ValueTask ChangeProtection(EmuTask t, Vma vma, bool writable, bool accessible)
+    public static async ValueTask ChangeProtection(EmuTask t, Vma vma, bool writable, bool accessible)
     {
         var m = t.Machine;
         var pt = vma.PageTable;

@@ -1,5 +1,4 @@
 using DistEmu.Kernel.Locking;
-using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Sanitizer;
 using DistEmu.Kernel.Sched;
 
@@ -33,7 +32,7 @@ public static class Munmap
         else
         {
             MmapLock.MmapWriteDowngrade(t, mm);
-            await UnmapRegion(t, mm, detached, start, end);
+            await UnmapRegion(t, mm, detached);
             MmapLock.MmapReadUnlock(t, mm);
         }
         m.Sanitizer.CheckHoldsNothing(t, "munmap");
@@ -47,7 +46,7 @@ public static class Munmap
     {
         var (inside, waited) = await VmaRange.SplitAndWriteLock(t, mm, start, end);
         foreach (var v in inside)
-            VmaLock.VmaMarkDetached(t, v);
+            mm.VmaOps.MarkDetached(t, v);
         if (inside.Count > 0)
         {
             mm.Tree = mm.Tree.With(inside, []);
@@ -57,63 +56,14 @@ public static class Munmap
     }
 
     /// <summary>
-    /// unmap_region: zap every entry of the detached VMAs under its PTL, flush the TLBs of the mm's CPUs, then
-    /// free_pgtables. Runs with mmap_lock held (read after munmap's downgrade, write under mmap).
+    /// unmap_region: for each detached VMA zap its entries under their PTLs, shoot down the TLBs of the CPUs that may
+    /// cache them, and free_pgtables. Runs with mmap_lock held (read after munmap's downgrade, write under mmap).
     /// </summary>
-    internal static async ValueTask UnmapRegion(EmuTask t, MmStruct mm, List<Vma> detached, long start, long end)
+    internal static async ValueTask UnmapRegion(EmuTask t, MmStruct mm, List<Vma> detached)
     {
-        var m = t.Machine;
-        var pt = mm.PageTable;
-        long zapped = 0;
         foreach (var vma in detached)
-        {
-            foreach (var page in pt.PagesIn(vma.Start, vma.End))
-            {
-                await page.Ptl.AcquireWrite(t);
-                var (ps, pe) = pt.RangeOf(page);
-                long from = Math.Max(ps, vma.Start), to = Math.Min(pe, vma.End);
-                for (long a = from; a < to; a += m.Spec.PageSize)
-                {
-                    int i = pt.IndexOf(a);
-                    long pte = page.Pte[i];
-                    if (pte == Pte.None) continue;
-                    ZapPte(m, pte);
-                    pt.Set(page, i, Pte.None);
-                    zapped++;
-                }
-                await t.Delay(m.Cost.ZapPerPageNs * Math.Max(1, (to - from) >> m.Spec.PageShift) / 8);
-                page.Ptl.Release(t, LockMode.Write);
-            }
-        }
-        await t.Delay(m.Cost.ZapPerPageNs * zapped);
-        await TlbFlush.FlushRange(t, mm, start, end);
-        pt.FreeUnused(start, end, mm.Tree);
-    }
-
-    /// <summary>zap_pte_range for one entry: free an anonymous frame (or leave it to the folio's locker), free a swap slot, drop a migration entry.</summary>
-    private static void ZapPte(EmuMachine m, long pte)
-    {
-        switch (Pte.Kind(pte))
-        {
-            case PteKind.Present:
-            case PteKind.ProtNone:
-                long frame = Pte.Frame(pte);
-                if (frame == Pte.ZeroFrame || Pte.IsFile(pte)) return;
-                if (m.Folios.IsLocked(frame))
-                {
-                    m.Folios.DeferFree(frame);
-                    return;
-                }
-                m.Frames.Anon--;
-                m.FreeFrame(frame);
-                return;
-            case PteKind.Swap:
-                m.Swap.FreeSlot(Pte.Payload(pte));
-                return;
-            case PteKind.Migration:
-                // The migrator holds the folio and frees the source when it finds its entry gone.
-                m.Folios.RemoveMigrationEntry(Pte.Frame(pte));
-                return;
-        }
+            await mm.VmaOps.Unmap(t, vma);
+        if (detached.Count > 0)
+            mm.VmaOps.FreePgTables(t, mm, detached.Min(v => v.Start), detached.Max(v => v.End));
     }
 }

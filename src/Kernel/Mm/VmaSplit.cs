@@ -10,11 +10,12 @@ public static class VmaSplit
     /// fault readers); the new VMA takes the upper part [at, end) — or the lower part if <paramref name="newBelow"/> —
     /// and is write-locked before anyone can see it. Entries stay in the mm's page table. The caller publishes the
     /// tree. Returns the new VMA and the emulated ns spent waiting for readers.
+    /// (The caller of SplitVma publishes the new VMA in the tree.)
     /// </summary>
     public static async ValueTask<(Vma NewVma, long Waited)> SplitVma(EmuTask t, Vma vma, long at, bool newBelow)
     {
         var m = t.Machine;
-        long waited = await Locking.VmaLock.VmaStartWrite(t, vma);
+        long waited = await vma.Mm.VmaOps.StartWrite(t, vma);
         var mm = vma.Mm;
         long shiftPages(long a) => (a - vma.Start) >> m.Spec.PageShift;
         Vma nv = newBelow
@@ -32,6 +33,7 @@ public static class VmaSplit
         {
             vma.End = at;
         }
+        await mm.VmaOps.SplitOff(t, vma, nv);
         await t.Delay(m.Cost.VmaUpdateNs);
         return (nv, waited);
     }
@@ -74,7 +76,7 @@ public static class VmaRange
             mm.Tree = mm.Tree.With([], added);
         if (!skipWriteLock)
             foreach (var v in inside)
-                waited += await Locking.VmaLock.VmaStartWrite(t, v);
+                waited += await mm.VmaOps.StartWrite(t, v);
         return (inside, waited);
     }
 }

@@ -1,0 +1,65 @@
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Kernel.Mm;
+
+/// <summary>zap_pte_range (mm/memory.c): clearing a detached VMA's entries, page-table page by page-table page under the PTL.</summary>
+public static class ZapPteRange
+{
+    /// <summary>Zap the entries of [start, end) of <paramref name="vma"/>. Returns how many were not pte_none.</summary>
+    public static async ValueTask<long> ZapVma(EmuTask t, Vma vma, long start, long end)
+    {
+        var m = t.Machine;
+        var pt = vma.PageTable;
+        long zapped = 0;
+        foreach (var page in pt.PagesIn(start, end))
+        {
+            m.Sanitizer.CheckPageTableAccess(t, vma, page, start, "zap_pte_range");
+            await page.Ptl.AcquireWrite(t);
+            var (ps, pe) = pt.RangeOf(page);
+            long from = Math.Max(ps, start), to = Math.Min(pe, end);
+            long n = 0;
+            for (long a = from; a < to; a += m.Spec.PageSize)
+            {
+                int i = pt.IndexOf(a);
+                long pte = page.Pte[i];
+                if (pte == Pte.None) continue;
+                ZapPte(m, pte);
+                pt.Set(page, i, Pte.None);
+                n++;
+            }
+            await t.Delay(m.Cost.ZapPerPageNs * Math.Max(1, n));
+            page.Ptl.Release(t, LockMode.Write);
+            zapped += n;
+        }
+        return zapped;
+    }
+
+    /// <summary>One entry: free an anonymous frame (or leave it to the folio's locker), free a swap slot, drop a migration entry.</summary>
+    private static void ZapPte(EmuMachine m, long pte)
+    {
+        switch (Pte.Kind(pte))
+        {
+            case PteKind.Present:
+            case PteKind.ProtNone:
+                long frame = Pte.Frame(pte);
+                if (frame == Pte.ZeroFrame || Pte.IsFile(pte)) return;
+                if (m.Folios.IsLocked(frame))
+                {
+                    m.Folios.DeferFree(frame);
+                    return;
+                }
+                m.Frames.Anon--;
+                m.FreeFrame(frame);
+                return;
+            case PteKind.Swap:
+                m.Swap.FreeSlot(Pte.Payload(pte));
+                return;
+            case PteKind.Migration:
+                // The migrator holds the folio and frees the source when it finds its entry gone.
+                m.Folios.RemoveMigrationEntry(Pte.Frame(pte));
+                return;
+        }
+    }
+}
