@@ -33,6 +33,10 @@ public sealed class EmuMachine
     public IKernelObserver? Observer { get; set; }
     public List<MmStruct> Mms { get; } = new();
     public Cpu.Tlb[] Tlbs { get; }
+    /// <summary>Where frames are allocated and freed (the local nodes, or node grains).</summary>
+    public Ports.IFramePort FramePort { get; set; }
+    /// <summary>Where shootdowns go (the local TLBs, or CPU grains).</summary>
+    public Ports.ITlbPort TlbPort { get; set; }
 
     /// <summary>Test-only fault injection for the regression scenarios of PROTOCOL.md §8.</summary>
     public BugSwitches Bugs { get; } = new();
@@ -52,6 +56,8 @@ public sealed class EmuMachine
         Events.KeepRing = sanitizer;
         Tlbs = new Cpu.Tlb[spec.Cpus];
         for (int i = 0; i < Tlbs.Length; i++) Tlbs[i] = new Cpu.Tlb();
+        FramePort = new Ports.LocalFramePort(this);
+        TlbPort = new Ports.LocalTlbPort(this);
     }
 
     public int NodeOfFrame(long frame) => (int)(frame / Spec.FramesPerNode);
@@ -71,11 +77,7 @@ public sealed class EmuMachine
     internal int NextVmaId() => _nextVmaId++;
 
     /// <summary>Return a frame to its node.</summary>
-    internal void FreeFrame(long frame)
-    {
-        Nodes[NodeOfFrame(frame)].Free(frame);
-        Frames.Free++;
-    }
+    internal void FreeFrame(long frame) => FramePort.Free(frame);
 }
 
 /// <summary>Switches that put a historical bug back in, so a test can show the sanitizer catches it (PROTOCOL.md §8).</summary>

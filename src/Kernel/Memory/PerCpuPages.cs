@@ -8,12 +8,32 @@ namespace DistEmu.Kernel.Memory;
 /// </summary>
 public sealed class PerCpuPages
 {
-    private readonly long[] _frames;
+    private long[] _frames;
     private int _count;
 
     public PerCpuPages(int batch) => _frames = new long[batch];
 
     public int Count => _count;
+
+    /// <summary>Frames handed over by someone else (under the orleans engine, the faulting CPU sends its own with the request).</summary>
+    public void Load(EmuMachine m, ReadOnlySpan<long> frames)
+    {
+        if (_count + frames.Length > _frames.Length)
+            Array.Resize(ref _frames, _count + frames.Length);
+        foreach (long f in frames)
+            _frames[_count++] = f;
+        m.Frames.Pcp += frames.Length;
+    }
+
+    /// <summary>Take back up to <paramref name="max"/> frames (what a request did not use).</summary>
+    public long[] Take(EmuMachine m, int max)
+    {
+        int n = Math.Min(max, _count);
+        var taken = new long[n];
+        for (int i = 0; i < n; i++) taken[i] = _frames[--_count];
+        m.Frames.Pcp -= n;
+        return taken;
+    }
 
     /// <summary>alloc_pages on the local node: pop from the list, refilling it from the node when empty. -1 = OOM.</summary>
     public async ValueTask<long> Alloc(EmuMachine m, EmuTask t)
@@ -22,8 +42,7 @@ public sealed class PerCpuPages
         if (_count == 0)
         {
             await t.Delay(m.Cost.PcpRefillNs);
-            _count = m.Nodes[t.Node].AllocBulk(_frames, 0, _frames.Length);
-            m.Frames.Free -= _count;
+            _count = await m.FramePort.AllocBulk(t, t.Node, _frames, _frames.Length);
             m.Frames.Pcp += _count;
             if (_count == 0)
                 return -1;
@@ -39,9 +58,8 @@ public sealed class PerCpuPages
         while (_count > 0)
         {
             long f = _frames[--_count];
-            m.Nodes[m.NodeOfFrame(f)].Free(f);
             m.Frames.Pcp--;
-            m.Frames.Free++;
+            m.FreeFrame(f);
         }
     }
 }

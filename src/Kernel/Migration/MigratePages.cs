@@ -135,9 +135,8 @@ public static class MigratePages
             return await t.Pcp.Alloc(m, t);
         await t.Delay(m.Cost.PcpRefillNs);
         var one = new long[1];
-        if (m.Nodes[node].AllocBulk(one, 0, 1) == 0)
+        if (await m.FramePort.AllocBulk(t, node, one, 1) == 0)
             return -1;
-        m.Frames.Free--;
         m.Frames.InFlight++;
         return one[0];
     }

@@ -17,7 +17,7 @@ public static class TlbFlush
         int remote = 0;
         foreach (int cpu in mm.CpuMask())
         {
-            m.Tlbs[cpu].InvalidateRange(s, e);
+            m.TlbPort.Invalidate(cpu, s, e);
             if (cpu != t.Cpu) remote++;
         }
         if (remote > 0)

@@ -21,9 +21,6 @@ public static class OpExecutor
 {
     public static async ValueTask Execute(EmuTask t, Op op, IReadOnlyList<FileObject> files, TaskBarrier barrier, TaskCounters c)
     {
-        var mm = t.Mm!;
-        long page = t.Machine.Spec.PageSize;
-        long Len() => Math.Max(page, (op.Length + page - 1) / page * page);
         c.Ops++;
         switch (op.Kind)
         {
@@ -34,33 +31,53 @@ public static class OpExecutor
                 if (outcome == FaultOutcome.Sigsegv) c.Sigsegv++;
                 else if (outcome == FaultOutcome.Sigbus) c.Sigbus++;
                 break;
-            case OpKind.Mmap:
-                var file = op.FileId >= 0 ? files[op.FileId] : null;
-                await Mmap.DoMmap(t, mm, t.Machine.PageAlign(op.Addr), Len(), op.Prot, file, 0);
-                break;
-            case OpKind.Munmap:
-                await Munmap.DoMunmap(t, mm, t.Machine.PageAlign(op.Addr), t.Machine.PageAlign(op.Addr) + Len());
-                break;
-            case OpKind.Mprotect:
-                await Mprotect.DoMprotect(t, mm, t.Machine.PageAlign(op.Addr), t.Machine.PageAlign(op.Addr) + Len(), op.Prot);
-                break;
-            case OpKind.Migrate:
-                await t.Delay(t.Machine.Cost.SyscallNs);
-                await MovePages.MigrateRange(t, mm, t.Machine.PageAlign(op.Addr), t.Machine.PageAlign(op.Addr) + Len(), op.Node);
-                break;
-            case OpKind.NumaScan:
-                await NumaScan.ChangeProtNuma(t, mm, t.Machine.PageAlign(op.Addr), t.Machine.PageAlign(op.Addr) + Len());
-                break;
-            case OpKind.PageOut:
-                await t.Delay(t.Machine.Cost.SyscallNs);
-                await PageOut.MadvisePageout(t, mm, t.Machine.PageAlign(op.Addr), t.Machine.PageAlign(op.Addr) + Len());
-                break;
             case OpKind.Compute:
                 await t.Delay(op.Ns);
                 break;
             case OpKind.Barrier:
                 await barrier.Arrive(t);
                 break;
+            default:
+                await ExecuteSyscall(t, t.Mm!, op, files);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// The system calls of an op stream, run where the mm is (the sim engine's task, or the mm grain on behalf of a CPU):
+    /// mmap, munmap, mprotect, move_pages, NUMA scanning and MADV_PAGEOUT.
+    /// </summary>
+    public static async ValueTask ExecuteSyscall(EmuTask t, MmStruct mm, Op op, IReadOnlyList<FileObject> files)
+    {
+        var m = t.Machine;
+        long page = m.Spec.PageSize;
+        long start = m.PageAlign(op.Addr);
+        long end = start + Math.Max(page, (op.Length + page - 1) / page * page);
+        switch (op.Kind)
+        {
+            case OpKind.Mmap:
+                var file = op.FileId >= 0 ? files[op.FileId] : null;
+                await Mmap.DoMmap(t, mm, start, end - start, op.Prot, file, 0);
+                break;
+            case OpKind.Munmap:
+                await Munmap.DoMunmap(t, mm, start, end);
+                break;
+            case OpKind.Mprotect:
+                await Mprotect.DoMprotect(t, mm, start, end, op.Prot);
+                break;
+            case OpKind.Migrate:
+                await t.Delay(m.Cost.SyscallNs);
+                await MovePages.MigrateRange(t, mm, start, end, op.Node);
+                break;
+            case OpKind.NumaScan:
+                await NumaScan.ChangeProtNuma(t, mm, start, end);
+                break;
+            case OpKind.PageOut:
+                await t.Delay(m.Cost.SyscallNs);
+                await PageOut.MadvisePageout(t, mm, start, end);
+                break;
+            default:
+                throw new ArgumentException($"{op.Kind} is not a system call", nameof(op));
         }
     }
 }

@@ -1,0 +1,52 @@
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Kernel.Ports;
+
+/// <summary>
+/// Where frames come from and go back to: the NUMA nodes' allocators. Local in the sim engine; under the orleans
+/// engine the node grains, reached in batches (per-CPU lists, frees buffered per grain turn). Implementations keep
+/// <see cref="FrameAccounting.Free"/> right for the frames they own.
+/// </summary>
+public interface IFramePort
+{
+    /// <summary>rmqueue_bulk: up to <paramref name="max"/> frames of <paramref name="node"/> into <paramref name="into"/>; returns how many.</summary>
+    ValueTask<int> AllocBulk(EmuTask t, int node, long[] into, int max);
+
+    /// <summary>Give a frame back to its node.</summary>
+    void Free(long frame);
+}
+
+/// <summary>The machine's own nodes (sim engine).</summary>
+public sealed class LocalFramePort : IFramePort
+{
+    private readonly EmuMachine _m;
+
+    public LocalFramePort(EmuMachine m) => _m = m;
+
+    public ValueTask<int> AllocBulk(EmuTask t, int node, long[] into, int max)
+    {
+        int n = _m.Nodes[node].AllocBulk(into, 0, max);
+        _m.Frames.Free -= n;
+        return ValueTask.FromResult(n);
+    }
+
+    public void Free(long frame)
+    {
+        _m.Nodes[_m.NodeOfFrame(frame)].Free(frame);
+        _m.Frames.Free++;
+    }
+}
+
+/// <summary>Where TLB shootdown IPIs go: the CPUs' software TLBs, local or in CPU grains.</summary>
+public interface ITlbPort
+{
+    void Invalidate(int cpu, long startVpn, long endVpn);
+}
+
+public sealed class LocalTlbPort : ITlbPort
+{
+    private readonly EmuMachine _m;
+    public LocalTlbPort(EmuMachine m) => _m = m;
+    public void Invalidate(int cpu, long startVpn, long endVpn) => _m.Tlbs[cpu].InvalidateRange(startVpn, endVpn);
+}
