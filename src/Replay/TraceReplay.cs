@@ -1,0 +1,291 @@
+// Models `distemu replay FILE` under the sim engine: a perf trace's threads become tasks on emulated
+// CPUs (spread over the nodes, or as --cpu-map says), its mappings and faults become their ops, and the
+// run's counters come back with a report. Two streaming passes over the file: the first finds the TIDs
+// (to create the tasks and check the CPU count), the second plans and feeds ops while the run goes.
+using DistEmu.Kernel;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Replay;
+
+/// <summary>What a replay produced: the harness (machine, tasks, violations), the address spaces and the report.</summary>
+public sealed class ReplayResult
+{
+    public required SimHarness Harness { get; init; }
+
+    public EmuMachine Machine => Harness.Machine;
+
+    /// <summary>The address spaces: one per copy, or one with <see cref="ReplayOptions.SharedMm"/>.</summary>
+    public required IReadOnlyList<MmStruct> Mms { get; init; }
+
+    /// <summary>Per task (copy k's TID i is task k × TIDs + i).</summary>
+    public required IReadOnlyList<TaskCounters> PerTask { get; init; }
+
+    /// <summary>TIDs in order of first appearance in the trace.</summary>
+    public required IReadOnlyList<int> Tids { get; init; }
+
+    public required ReplayReport Report { get; init; }
+}
+
+/// <summary>First-pass facts about a trace: its TIDs in order of first appearance and when each first appears.</summary>
+public sealed record TraceThreads(IReadOnlyList<int> Tids, IReadOnlyDictionary<int, long> FirstTimeNs, long StartNs);
+
+public static class TraceReplay
+{
+    public static readonly IReadOnlyList<string> StandardNotes =
+    [
+        ReplayReport.FaultKindNote,
+        "each page-fault line is one access by its thread; the emulated machine decides whether that access faults",
+        "an MMAP2 line over an existing mapping replaces the overlap (perf reports mprotect as MMAP2 too, so a replayed mprotect discards the pages and they fault again)",
+        "faults outside every mapping are inferred as heap growth (above the executable's data segment) or stack growth (below [stack], within 8 MiB), else skipped as unmapped",
+        "faults in PROT_NONE mappings (guard pages) are skipped as prot-none",
+        "all TIDs of the trace are threads of one process (one mm per copy)",
+        "file mappings use page-cache files that are not disk-backed (no major faults)",
+        "memory: one streaming reader feeds per-task op queues; read-ahead for lagging tasks is capped at max_buffered_ops (a task that would read further sleeps in emulated time until the queues drain to half)",
+        "mmap ops are ordered with every other thread's ops in trace order; accesses between two mmaps run concurrently",
+    ];
+
+    /// <summary>Pass 1: the trace's TIDs (first-appearance order) and first timestamps. Strict mode throws on bad input here.</summary>
+    public static TraceThreads ScanThreads(string path, PerfParseMode mode = PerfParseMode.Strict)
+    {
+        var tids = new List<int>();
+        var first = new Dictionary<int, long>();
+        long start = long.MaxValue;
+        using var reader = PerfScriptReader.Open(path, mode);
+        while (reader.TryRead(out var record))
+        {
+            start = Math.Min(start, record.TimeNs);
+            if (first.TryAdd(record.Tid, record.TimeNs))
+            {
+                tids.Add(record.Tid);
+            }
+        }
+
+        return new TraceThreads(tids, first, start == long.MaxValue ? 0 : start);
+    }
+
+    /// <summary>
+    /// Replays the trace at <paramref name="path"/> on a fresh machine of <paramref name="spec"/> under the sim engine.
+    /// Throws <see cref="KernelConfigException"/> if the machine has fewer CPUs than tasks (TIDs × replicate) or
+    /// the options are bad, and <see cref="PerfTraceFormatException"/> on malformed input in strict mode.
+    /// </summary>
+    public static ReplayResult RunSim(string path, MachineSpec spec, ReplayOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(spec);
+        options = (options ?? new ReplayOptions()).Validate();
+        spec.Validate();
+        var threads = ScanThreads(path, options.ParseMode);
+        int nTids = threads.Tids.Count;
+        int copies = options.Replicate;
+        int tasks = nTids * copies;
+        if (tasks > spec.Cpus)
+        {
+            throw new KernelConfigException("cpus", spec.Cpus,
+                $"the trace has {nTids} threads × replicate {copies} = {tasks} tasks; the machine needs at least that many CPUs (one task per CPU)");
+        }
+
+        int[] cpus = AssignCpus(threads.Tids, copies, spec, options.CpuMap);
+
+        var harness = new SimHarness(spec, options.Seed, options.Sanitizer);
+        var machine = harness.Machine;
+        var mms = new List<MmStruct>();
+        for (int k = 0; k < (options.SharedMm ? 1 : copies); k++)
+        {
+            mms.Add(machine.CreateMm());
+        }
+
+        var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible);
+        var reader = PerfScriptReader.Open(path, options.ParseMode);
+        using var feed = new ReplayFeed(reader, planner, threads.Tids, copies, options.SharedMm, name => machine.CreateFile(name, diskBacked: false), options.MaxBufferedOps);
+        var gates = new ReplayGate[mms.Count];
+        for (int g = 0; g < gates.Length; g++)
+        {
+            int[] members = options.SharedMm
+                ? Enumerable.Range(0, tasks).ToArray()
+                : Enumerable.Range(g * nTids, nTids).ToArray();
+            gates[g] = new ReplayGate(feed, members);
+        }
+
+        feed.SetGates(gates);
+        var unusedBarrier = new TaskBarrier(1);
+        var counters = new List<TaskCounters>(tasks);
+        for (int i = 0; i < tasks; i++)
+        {
+            int index = i;
+            int tid = threads.Tids[i % nTids];
+            var mm = mms[options.SharedMm ? 0 : i / nTids];
+            var task = harness.NewTask(cpus[i], mm, $"tid{tid}" + (i >= nTids ? $"#{i / nTids}" : string.Empty));
+            var c = new TaskCounters();
+            counters.Add(c);
+            var gate = feed.GateOf(i);
+            long at = options.AsFastAsPossible ? 0 : (long)Math.Min((threads.FirstTimeNs[tid] - threads.StartNs) * options.TimeScale, long.MaxValue / 4);
+            harness.Spawn(task, at, async t =>
+            {
+                try
+                {
+                    var next = await feed.NextAsync(t, index);
+                    while (next is { } op)
+                    {
+                        if (op.Op.Kind != OpKind.Compute)
+                        {
+                            await gate.WaitTurn(t, index, op);
+                        }
+
+                        if (op.Op.Kind == OpKind.Mmap)
+                        {
+                            c.Ops++;
+                            var file = op.Op.FileId >= 0 ? feed.Files[op.Op.FileId] : null;
+                            await Mmap.DoMmap(t, mm, op.Op.Addr, op.Op.Length, op.Op.Prot, file, op.PageOffset / spec.PageSize);
+                            gate.MmapCompleted(op.Seq);
+                        }
+                        else
+                        {
+                            await OpExecutor.Execute(t, op.Op, feed.Files, unusedBarrier, c);
+                        }
+
+                        next = await feed.NextAsync(t, index);
+                        gate.Notify(t);
+                    }
+                }
+                finally
+                {
+                    gate.Notify(t);
+                }
+            });
+        }
+
+        harness.Run();
+        harness.CloseFrameAccounting();
+        feed.ReadToEnd();
+
+        var skipped = new Dictionary<string, long>(feed.Stats.SkippedByReason);
+        AddIfNonZero(skipped, "unmapped", planner.Unmapped);
+        AddIfNonZero(skipped, "prot-none", planner.ProtNone);
+        AddIfNonZero(skipped, "empty-mapping", planner.EmptyMappings);
+        var tidCpu = new Dictionary<string, int>();
+        for (int i = 0; i < tasks; i++)
+        {
+            int tid = threads.Tids[i % nTids];
+            tidCpu[i < nTids ? tid.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{tid}#{i / nTids}"] = cpus[i];
+        }
+
+        var notes = new List<string>(StandardNotes);
+        if (copies > 1)
+        {
+            notes.Add(options.SharedMm
+                ? $"replicate {copies} with shared_mm: one mm; every mmap is emitted once, by copy 0's task of the TID that made it; all copies access the same addresses"
+                : $"replicate {copies}: each copy is its own mm (its own address space, same addresses)");
+        }
+
+        if (options.AsFastAsPossible)
+        {
+            notes.Add("as_fast_as_possible: no think time (no Compute ops), every task starts at 0");
+        }
+        else
+        {
+            notes.Add($"think time between a task's consecutive ops = trace time difference × time_scale {options.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}; each task starts at its first trace time");
+        }
+
+        var report = new ReplayReport
+        {
+            Trace = path,
+            LinesRead = feed.Stats.LinesRead,
+            Ops = new Dictionary<string, long>
+            {
+                ["mmap"] = planner.MmapOps + planner.InferredMmapOps,
+                ["access_read"] = planner.ReadAccesses,
+                ["access_write"] = planner.WriteAccesses,
+                ["compute"] = planner.ComputeOps,
+            },
+            Skipped = skipped,
+            InferredRegions = planner.Inferred,
+            TidCpu = tidCpu,
+            Notes = notes,
+            Replicate = copies,
+            SharedMm = options.SharedMm,
+            Tasks = tasks,
+            Mms = mms.Count,
+            EmulatedFaults = machine.VmStat.Faults,
+            Sigsegv = counters.Sum(x => x.Sigsegv),
+            Sigbus = counters.Sum(x => x.Sigbus),
+            EmulatedNs = harness.MaxClock,
+            OrderWaits = gates.Sum(g => g.Waits),
+            ReadAheadWaits = feed.PullWaits,
+            MaxBufferedOps = feed.MaxBuffered,
+            EventHash = machine.Events.Hash,
+        };
+        return new ReplayResult { Harness = harness, Mms = mms, PerTask = counters, Tids = threads.Tids, Report = report };
+    }
+
+    /// <summary>CPU of each task: --cpu-map entries for copy 0 first, then the rest spread over the nodes on free CPUs.</summary>
+    private static int[] AssignCpus(IReadOnlyList<int> tids, int copies, MachineSpec spec, IReadOnlyDictionary<int, int>? cpuMap)
+    {
+        int tasks = tids.Count * copies;
+        int[] cpus = new int[tasks];
+        Array.Fill(cpus, -1);
+        bool[] used = new bool[spec.Cpus];
+        if (cpuMap != null)
+        {
+            foreach (var (tid, cpu) in cpuMap)
+            {
+                int index = -1;
+                for (int i = 0; i < tids.Count; i++)
+                {
+                    if (tids[i] == tid)
+                    {
+                        index = i;
+                    }
+                }
+
+                if (index < 0)
+                {
+                    throw new KernelConfigException("cpu_map", $"{tid}={cpu}", $"TID {tid} is not in the trace (its TIDs: {string.Join(", ", tids)})");
+                }
+
+                if (cpu < 0 || cpu >= spec.Cpus)
+                {
+                    throw new KernelConfigException("cpu_map", $"{tid}={cpu}", $"CPU must be in 0..{spec.Cpus - 1}");
+                }
+
+                if (used[cpu])
+                {
+                    throw new KernelConfigException("cpu_map", $"{tid}={cpu}", $"CPU {cpu} is already taken (one task per CPU)");
+                }
+
+                used[cpu] = true;
+                cpus[index] = cpu;
+            }
+        }
+
+        int next = 0;
+        for (int i = 0; i < tasks; i++)
+        {
+            if (cpus[i] >= 0)
+            {
+                continue;
+            }
+
+            int cpu;
+            do
+            {
+                cpu = SimRun.Spread(next++, spec);
+            }
+            while (used[cpu]);
+            used[cpu] = true;
+            cpus[i] = cpu;
+        }
+
+        return cpus;
+    }
+
+    private static void AddIfNonZero(Dictionary<string, long> into, string key, long value)
+    {
+        if (value != 0)
+        {
+            into[key] = value;
+        }
+    }
+}
