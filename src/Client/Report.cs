@@ -9,8 +9,8 @@ using DistEmu.Kernel.Workloads;
 
 namespace DistEmu.Client;
 
-/// <summary>Turns a <see cref="SimRunResult"/> into the results folder's files and the printed summary.</summary>
-public sealed class Report(SimRunResult result, MachineSpec machine, Workload workload, RunOptions options, string label)
+/// <summary>Turns a <see cref="RunResult"/> into the results folder's files and the printed summary.</summary>
+public sealed class Report(RunResult result, MachineSpec machine, Workload workload, RunOptions options, string label)
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
     private VmStat V => result.Machine.VmStat;
@@ -46,7 +46,7 @@ public sealed class Report(SimRunResult result, MachineSpec machine, Workload wo
         var sb = new StringBuilder();
         var paramText = string.Join(" ", workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
         sb.AppendLine($"distemu run: engine sim, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
-        sb.AppendLine($"workload {workload.Name} ({paramText}), {result.PerTask.Count} tasks, {N(options.Ops)} ops per task, seed {options.Seed}");
+        sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, {N(options.Ops)} ops per task, seed {options.Seed}");
         sb.AppendLine();
         sb.Append(Table(["throughput", "value"],
         [
@@ -150,7 +150,7 @@ public sealed class Report(SimRunResult result, MachineSpec machine, Workload wo
         foreach (var (k, v) in workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($"    {k}: \"{v}\"\n");
         sb.Append($"  seed: {options.Seed}\n");
         sb.Append($"  ops_per_task: {options.Ops}\n");
-        sb.Append($"  tasks: {result.PerTask.Count}\n");
+        sb.Append($"  tasks: {result.Tasks}\n");
         sb.Append($"  sanitizer: {(options.Sanitizer ? "on" : "off")}\n");
         return sb.ToString();
     }
@@ -176,7 +176,7 @@ public sealed class Report(SimRunResult result, MachineSpec machine, Workload wo
             w.WriteStartObject("params");
             foreach (var (k, v) in workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) w.WriteString(k, v);
             w.WriteEndObject();
-            w.WriteNumber("tasks", result.PerTask.Count);
+            w.WriteNumber("tasks", result.Tasks);
             w.WriteNumber("ops_per_task", options.Ops);
             w.WriteEndObject();
             w.WriteNumber("host_seconds", result.HostSeconds);

@@ -19,7 +19,9 @@ public sealed class EmuMachine
     public MachineSpec Spec { get; }
     public CostModel Cost { get; }
     public FaultPolicy Policy { get; }
-    public NumaNode[] Nodes { get; }
+    /// <summary>The nodes' allocators, built on first use (under orleans only the node grains use theirs).</summary>
+    public NumaNode[] Nodes => _nodes ??= Enumerable.Range(0, Spec.Nodes).Select(i => new NumaNode(i, i * Spec.FramesPerNode, Spec.FramesPerNode)).ToArray();
+    private NumaNode[]? _nodes;
     public FrameAccounting Frames { get; } = new();
     public FolioTable Folios { get; }
     public SwapDevice Swap { get; } = new();
@@ -32,7 +34,9 @@ public sealed class EmuMachine
     public EventLog Events { get; } = new();
     public IKernelObserver? Observer { get; set; }
     public List<MmStruct> Mms { get; } = new();
-    public Cpu.Tlb[] Tlbs { get; }
+    /// <summary>The CPUs' software TLBs, each built on first use.</summary>
+    public Cpu.Tlb Tlb(int cpu) => _tlbs[cpu] ??= new Cpu.Tlb();
+    private readonly Cpu.Tlb?[] _tlbs;
     /// <summary>Where frames are allocated and freed (the local nodes, or node grains).</summary>
     public Ports.IFramePort FramePort { get; set; }
     /// <summary>Where shootdowns go (the local TLBs, or CPU grains).</summary>
@@ -41,21 +45,22 @@ public sealed class EmuMachine
     /// <summary>Test-only fault injection for the regression scenarios of PROTOCOL.md §8.</summary>
     public BugSwitches Bugs { get; } = new();
 
-    public EmuMachine(MachineSpec spec, bool sanitizer = true)
+    /// <param name="ownsFrames">False for a part of a machine (a grain's share of the kernel state): its frame
+    /// accounting then starts at zero and records only what passes through it.</param>
+    public EmuMachine(MachineSpec spec, bool sanitizer = true, bool ownsFrames = true)
     {
         Spec = spec.Validate();
         Cost = spec.Cost;
         Policy = spec.Policy;
-        Nodes = new NumaNode[spec.Nodes];
-        for (int i = 0; i < spec.Nodes; i++)
-            Nodes[i] = new NumaNode(i, i * spec.FramesPerNode, spec.FramesPerNode);
-        Frames.Total = spec.FramesPerNode * spec.Nodes;
-        Frames.Free = Frames.Total;
+        if (ownsFrames)
+        {
+            Frames.Total = spec.FramesPerNode * spec.Nodes;
+            Frames.Free = Frames.Total;
+        }
         Folios = new FolioTable(this);
         Sanitizer = new KernelSanitizer(this) { Enabled = sanitizer };
         Events.KeepRing = sanitizer;
-        Tlbs = new Cpu.Tlb[spec.Cpus];
-        for (int i = 0; i < Tlbs.Length; i++) Tlbs[i] = new Cpu.Tlb();
+        _tlbs = new Cpu.Tlb?[spec.Cpus];
         FramePort = new Ports.LocalFramePort(this);
         TlbPort = new Ports.LocalTlbPort(this);
     }

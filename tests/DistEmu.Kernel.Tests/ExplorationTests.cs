@@ -12,7 +12,7 @@ public class ExplorationTests
     private const int Seeds = 1000;
     private const int OpsPerTask = 150;
 
-    private static SimRunResult RunSeed(FaultPolicy policy, string workload, long seed) => SimRun.Run(new SimRunOptions
+    private static RunResult RunSeed(FaultPolicy policy, string workload, long seed) => SimRun.Run(new SimRunOptions
     {
         Machine = new MachineSpec { Nodes = 2, CpusPerNode = 4, MemoryPerNodeBytes = 256L << 20, Distance = MachineSpec.UniformDistance(2), Policy = policy },
         Workload = workload,

@@ -26,7 +26,7 @@ public static class CpuAccess
             {
                 // TLB miss (or a write through a read-only translation): the hardware walks the page table.
                 await t.Delay(m.Cost.PageWalkNs);
-                pte = await aspace.PageWalk(t, addr);
+                pte = await aspace.PageWalk(t, addr, write);
                 if (Pte.Kind(pte) != PteKind.Present || (write && !Pte.IsWritable(pte)))
                 {
                     if (i >= MaxReexecutions)

@@ -22,12 +22,23 @@ public sealed class RwSemaphore : IWaitTarget
     public LockClass Class { get; }
     public string Name { get; }
 
-    public RwSemaphore(EmuMachine machine, LockClass @class, string name)
+    public RwSemaphore(EmuMachine machine, LockClass @class, string name, bool token = false)
     {
         _m = machine;
         Class = @class;
         Name = name;
+        Token = token;
     }
+
+    /// <summary>
+    /// A token stands for a lock held elsewhere (under orleans, a VMA grain's copy of mmap_lock, held for the length of a
+    /// call on behalf of a caller that holds the real one in the mm grain): it takes part in the sanitizer's checks but
+    /// not in lock statistics.
+    /// </summary>
+    public bool Token { get; }
+
+    /// <summary>Emulated time of the last release (or downgrade).</summary>
+    public long LastReleasedAt { get; private set; } = -1;
 
     public EmuTask? Writer => _writer;
     public int ReaderCount => _readers.Count;
@@ -94,8 +105,11 @@ public sealed class RwSemaphore : IWaitTarget
                 _m.Sanitizer.BadRelease(t, this, mode, _writer == null ? "not write-locked" : $"write-locked by {_writer}");
                 return false;
             }
-            _m.LockStats[Class, LockMode.Write].Hold.Record(now - _writerSince);
-            _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _writerSince);
+            if (!Token)
+            {
+                _m.LockStats[Class, LockMode.Write].Hold.Record(now - _writerSince);
+                _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _writerSince);
+            }
             _writer = null;
         }
         else
@@ -107,11 +121,15 @@ public sealed class RwSemaphore : IWaitTarget
                     _writer != null ? $"write-locked by {_writer}" : _readers.Count == 0 ? "not locked (double unlock?)" : "read-held by others only");
                 return false;
             }
-            _m.LockStats[Class, LockMode.Read].Hold.Record(now - _readers[i].Since);
-            _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _readers[i].Since);
+            if (!Token)
+            {
+                _m.LockStats[Class, LockMode.Read].Hold.Record(now - _readers[i].Since);
+                _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _readers[i].Since);
+            }
             _readers.RemoveAt(i);
         }
         RemoveHeld(t, mode);
+        LastReleasedAt = now;
         WakeWaiters(now);
         return true;
     }
@@ -171,6 +189,7 @@ public sealed class RwSemaphore : IWaitTarget
 
     private void Account(EmuTask t, LockMode mode, bool contended, long waited)
     {
+        if (Token) return;
         var s = _m.LockStats[Class, mode];
         s.Acquisitions++;
         if (contended)

@@ -15,6 +15,19 @@ public sealed class PerCpuPages
 
     public int Count => _count;
 
+    /// <summary>Make sure at least <paramref name="k"/> frames are on the list (refilling from the node), e.g. to send with a request.</summary>
+    public async ValueTask Reserve(EmuMachine m, EmuTask t, int k)
+    {
+        if (_count >= k) return;
+        await t.Delay(m.Cost.PcpRefillNs);
+        if (_frames.Length - _count < m.Cost.PcpBatch)
+            Array.Resize(ref _frames, _count + m.Cost.PcpBatch);
+        var got = new long[m.Cost.PcpBatch];
+        int n = await m.FramePort.AllocBulk(t, t.Node, got, got.Length);
+        for (int i = 0; i < n; i++) _frames[_count++] = got[i];
+        m.Frames.Pcp += n;
+    }
+
     /// <summary>Frames handed over by someone else (under the orleans engine, the faulting CPU sends its own with the request).</summary>
     public void Load(EmuMachine m, ReadOnlySpan<long> frames)
     {

@@ -23,10 +23,11 @@ public sealed class MmStruct
     /// <summary>The page tables (PTE level) of this address space.</summary>
     public PageTable PageTable { get; }
 
-    public MmStruct(EmuMachine m, int id)
+    /// <param name="tokenLock">Under orleans, a VMA grain's copy of its mm: mmap_lock there is a token of the mm grain's.</param>
+    public MmStruct(EmuMachine m, int id, bool tokenLock = false)
     {
         Id = id;
-        MmapLock = new RwSemaphore(m, LockClass.MmapLock, $"mm{id}");
+        MmapLock = new RwSemaphore(m, LockClass.MmapLock, $"mm{id}", tokenLock);
         _cpumask = new bool[m.Spec.Cpus];
         PageTable = new PageTable(m, $"mm{id}");
         LocalPort = new Ports.LocalAddressSpace(this);

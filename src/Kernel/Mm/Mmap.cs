@@ -29,6 +29,7 @@ public static class Mmap
         if (detached.Count > 0)
             await Munmap.UnmapRegion(t, mm, detached);
         var vma = new Vma(m, m.NextVmaId(), mm, start, end, flags, file, pgoff) { VmLockSeq = mm.MmLockSeq };
+        await mm.VmaOps.Created(t, vma);
         mm.Tree = mm.Tree.With([], [vma]);
         await t.Delay(m.Cost.VmaUpdateNs);
         MmapLock.MmapWriteUnlock(t, mm);

@@ -46,7 +46,7 @@ public static class Munmap
     {
         var (inside, waited) = await VmaRange.SplitAndWriteLock(t, mm, start, end);
         foreach (var v in inside)
-            mm.VmaOps.MarkDetached(t, v);
+            await mm.VmaOps.MarkDetached(t, v);
         if (inside.Count > 0)
         {
             mm.Tree = mm.Tree.With(inside, []);

@@ -34,8 +34,11 @@ public readonly record struct MmapAttemptResult(MmapAttemptKind Kind, VmFault Fa
 /// </summary>
 public interface IAddressSpacePort
 {
-    /// <summary>The hardware page walk after a TLB miss: the entry for the address, or pte_none. Marks the CPU as one that may cache it.</summary>
-    ValueTask<long> PageWalk(EmuTask t, long addr);
+    /// <summary>
+    /// The hardware page walk after a TLB miss for a load or store (<paramref name="write"/>): the entry for the address,
+    /// or pte_none. Marks the CPU as one that may cache it.
+    /// </summary>
+    ValueTask<long> PageWalk(EmuTask t, long addr, bool write);
 
     /// <summary>
     /// lock_vma_under_rcu (lookup, vma_start_read, its checks, looking up again after a MISS), the access check, and,

@@ -48,5 +48,5 @@ public sealed class LocalTlbPort : ITlbPort
 {
     private readonly EmuMachine _m;
     public LocalTlbPort(EmuMachine m) => _m = m;
-    public void Invalidate(int cpu, long startVpn, long endVpn) => _m.Tlbs[cpu].InvalidateRange(startVpn, endVpn);
+    public void Invalidate(int cpu, long startVpn, long endVpn) => _m.Tlb(cpu).InvalidateRange(startVpn, endVpn);
 }

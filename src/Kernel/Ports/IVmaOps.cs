@@ -11,11 +11,14 @@ namespace DistEmu.Kernel.Ports;
 /// </summary>
 public interface IVmaOps
 {
+    /// <summary>A new VMA (mmap), write-locked, about to be inserted in the tree.</summary>
+    ValueTask Created(EmuTask t, Vma vma);
+
     /// <summary>vma_start_write: wait for the VMA's fault readers, publish vm_lock_seq = mm_lock_seq. Returns ns waited.</summary>
     ValueTask<long> StartWrite(EmuTask t, Vma vma);
 
     /// <summary>vma_mark_detached on a write-locked VMA.</summary>
-    void MarkDetached(EmuTask t, Vma vma);
+    ValueTask MarkDetached(EmuTask t, Vma vma);
 
     /// <summary>__split_vma's second half: <paramref name="nv"/> now covers part of what <paramref name="vma"/> covered (bounds already set on both).</summary>
     ValueTask SplitOff(EmuTask t, Vma vma, Vma nv);

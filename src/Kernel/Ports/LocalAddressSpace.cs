@@ -13,7 +13,7 @@ public sealed class LocalAddressSpace : IAddressSpacePort
 
     public LocalAddressSpace(MmStruct mm) => _mm = mm;
 
-    public ValueTask<long> PageWalk(EmuTask t, long addr)
+    public ValueTask<long> PageWalk(EmuTask t, long addr, bool write)
     {
         var vma = _mm.Tree.Find(addr);
         long pte = vma is null ? Pte.None : vma.PageTable.Read(addr);

@@ -11,9 +11,15 @@ public sealed class LocalVmaOps : IVmaOps
 {
     public static LocalVmaOps Instance { get; } = new();
 
+    public ValueTask Created(EmuTask t, Vma vma) => ValueTask.CompletedTask;
+
     public ValueTask<long> StartWrite(EmuTask t, Vma vma) => VmaLock.VmaStartWrite(t, vma);
 
-    public void MarkDetached(EmuTask t, Vma vma) => VmaLock.VmaMarkDetached(t, vma);
+    public ValueTask MarkDetached(EmuTask t, Vma vma)
+    {
+        VmaLock.VmaMarkDetached(t, vma);
+        return ValueTask.CompletedTask;
+    }
 
     /// <summary>Entries stay in the mm's page table: a page-table page may serve both halves.</summary>
     public ValueTask SplitOff(EmuTask t, Vma vma, Vma nv) => ValueTask.CompletedTask;

@@ -27,6 +27,15 @@ public sealed class KernelSanitizer
     public long Total => _counts.Values.Sum();
     public bool Any(string invariant) => _counts.ContainsKey(invariant);
 
+    /// <summary>Take in violations found elsewhere (another grain's sanitizer).</summary>
+    public void Absorb(IEnumerable<Violation> violations, IReadOnlyDictionary<string, long> counts)
+    {
+        foreach (var (k, v) in counts)
+            _counts[k] = _counts.GetValueOrDefault(k) + v;
+        foreach (var v in violations)
+            if (_violations.Count < MaxRecords) _violations.Add(v);
+    }
+
     public void Report(string invariant, EmuTask t, Vma? vma, long? addr, string message)
     {
         if (!Enabled) return;

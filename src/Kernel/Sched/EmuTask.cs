@@ -46,7 +46,7 @@ public sealed class EmuTask
     public EmuTask(EmuMachine machine, int id, string name, int cpu, int node, IEmuScheduler scheduler)
     {
         Machine = machine;
-        Tlb = cpu >= 0 ? machine.Tlbs[cpu] : null;
+        Tlb = cpu >= 0 ? machine.Tlb(cpu) : null;
         Pcp = new Memory.PerCpuPages(machine.Cost.PcpBatch);
         Id = id;
         Name = name;

@@ -24,17 +24,24 @@ public sealed record SimRunOptions
     public bool KeepEventLog { get; init; }
 }
 
-public sealed class SimRunResult
+/// <summary>What a run produced, under either engine: the (merged) kernel counters and where the run ended.</summary>
+public sealed class RunResult
 {
+    /// <summary>The machine's counters, lock statistics, histograms, frames and sanitizer verdict (merged over grains under orleans).</summary>
     public required EmuMachine Machine { get; init; }
     public required SimRunOptions Options { get; init; }
     public required IReadOnlyList<TaskCounters> PerTask { get; init; }
+    public string Engine { get; init; } = "sim";
+    /// <summary>Tasks (threads) that ran.</summary>
+    public int Tasks { get; init; }
     public long EmulatedNs { get; init; }
     public double HostSeconds { get; init; }
     public ulong EventHash { get; init; }
     public long EventCount { get; init; }
     public List<EmuEvent>? Events { get; init; }
     public IReadOnlyList<string> Stalled { get; init; } = [];
+    /// <summary>Grain calls made (orleans engine): total and those that crossed silos.</summary>
+    public (long Total, long CrossSilo)? GrainCalls { get; init; }
     public long Ops => PerTask.Sum(p => p.Ops);
     public long Accesses => PerTask.Sum(p => p.Accesses);
     public long Signals => PerTask.Sum(p => p.Sigsegv + p.Sigbus);
@@ -43,7 +50,7 @@ public sealed class SimRunResult
 /// <summary>Runs a named workload on a machine under the sim engine: one task per CPU, all threads of one process.</summary>
 public static class SimRun
 {
-    public static SimRunResult Run(SimRunOptions o)
+    public static RunResult Run(SimRunOptions o)
     {
         var workload = Workloads.Workloads.Create(o.Workload, o.Params);
         int tasks = o.Tasks ?? o.Machine.Cpus;
@@ -84,11 +91,12 @@ public static class SimRun
         h.Run();
         h.CloseFrameAccounting();
         sw.Stop();
-        return new SimRunResult
+        return new RunResult
         {
             Machine = h.Machine,
             Options = o,
             PerTask = counters,
+            Tasks = tasks,
             EmulatedNs = h.MaxClock,
             HostSeconds = sw.Elapsed.TotalSeconds,
             EventHash = h.Machine.Events.Hash,

@@ -42,5 +42,32 @@ public sealed class NsHistogram
         Total += other.Total;
     }
 
+    /// <summary>The recorded distribution as (value, count) pairs plus the exact summary, for merging across grains.</summary>
+    public (long[] Values, long[] Counts, long Count, long Total, long Min, long Max) Export()
+    {
+        if (_h is null || Count == 0) return ([], [], 0, 0, 0, 0);
+        var values = new List<long>();
+        var counts = new List<long>();
+        foreach (var v in _h.RecordedValues())
+        {
+            values.Add(v.ValueIteratedTo);
+            counts.Add(v.CountAtValueIteratedTo);
+        }
+        return (values.ToArray(), counts.ToArray(), Count, Total, Min, Max);
+    }
+
+    /// <summary>Add an exported distribution to this one.</summary>
+    public void Import(long[] values, long[] counts, long count, long total, long min, long max)
+    {
+        if (count == 0) return;
+        _h ??= new LongHistogram(Highest, 3);
+        for (int i = 0; i < values.Length; i++)
+            _h.RecordValueWithCount(Math.Min(Math.Max(values[i], 1), Highest), counts[i]);
+        Min = Count == 0 ? min : Math.Min(Min, min);
+        Max = Math.Max(Max, max);
+        Count += count;
+        Total += total;
+    }
+
     public override string ToString() => $"n={Count} p50={P50} p99={P99} max={Max} total={Total}";
 }

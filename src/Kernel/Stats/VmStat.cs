@@ -50,6 +50,22 @@ public sealed class VmStat
         yield return new("vma_lock_miss", vma_lock_miss);
     }
 
+    /// <summary>Every field, in a fixed order (for messages between grains).</summary>
+    public long[] ToArray() =>
+    [
+        pgfault, pgmajfault, vma_lock_success, vma_lock_abort, vma_lock_retry, vma_lock_miss, numa_hint_faults,
+        numa_pages_migrated, pgmigrate_success, pgmigrate_fail, numa_pte_updates, pswpin, pswpout, nr_tlb_remote_flush,
+        nr_tlb_remote_flush_received, Faults, Sigsegv, Sigbus,
+    ];
+
+    public void AddArray(long[] a)
+    {
+        pgfault += a[0]; pgmajfault += a[1]; vma_lock_success += a[2]; vma_lock_abort += a[3]; vma_lock_retry += a[4];
+        vma_lock_miss += a[5]; numa_hint_faults += a[6]; numa_pages_migrated += a[7]; pgmigrate_success += a[8];
+        pgmigrate_fail += a[9]; numa_pte_updates += a[10]; pswpin += a[11]; pswpout += a[12]; nr_tlb_remote_flush += a[13];
+        nr_tlb_remote_flush_received += a[14]; Faults += a[15]; Sigsegv += a[16]; Sigbus += a[17];
+    }
+
     public void Add(VmStat o)
     {
         pgfault += o.pgfault; pgmajfault += o.pgmajfault; vma_lock_success += o.vma_lock_success;

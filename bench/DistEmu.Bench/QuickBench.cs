@@ -1,0 +1,44 @@
+using System.Diagnostics;
+using System.Globalization;
+using DistEmu.Kernel.Sim;
+
+namespace DistEmu.Bench;
+
+/// <summary>
+/// A plain Stopwatch loop over the six page-fault1 configurations: one warm-up run each, then <c>reps</c> timed
+/// runs; the row shows the median run (by host time). Each run is a whole <see cref="SimRun.Run"/>, machine
+/// construction included.
+/// </summary>
+public static class QuickBench
+{
+    public static int Run(int reps)
+    {
+        Console.WriteLine($"# page-fault1 size_mb={BenchConfigs.SizeMb}, ~{BenchConfigs.TotalFaults:N0} ops in total, 1 warm-up + median of {reps} timed run(s)");
+        Console.WriteLine($"# {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} host cores, .NET {Environment.Version}");
+        Console.WriteLine($"{"cpus",4} {"sanitizer",9} {"faults",8} {"host_s",8} {"faults_per_host_s",17}");
+        foreach (int cpus in BenchConfigs.CpuCounts)
+        {
+            foreach (bool sanitizer in BenchConfigs.SanitizerModes)
+            {
+                var options = BenchConfigs.Options(cpus, sanitizer);
+                SimRun.Run(options); // warm-up
+                var runs = new List<(long Faults, double Seconds)>();
+                for (int r = 0; r < reps; r++)
+                {
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                    GC.Collect();
+                    var sw = Stopwatch.StartNew();
+                    var result = SimRun.Run(options);
+                    sw.Stop();
+                    runs.Add((result.Machine.VmStat.Faults, sw.Elapsed.TotalSeconds));
+                }
+                runs.Sort((a, b) => a.Seconds.CompareTo(b.Seconds));
+                var (faults, seconds) = runs[runs.Count / 2];
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{cpus,4} {(sanitizer ? "on" : "off"),9} {faults,8} {seconds,8:F3} {faults / seconds,17:F0}"));
+            }
+        }
+        return 0;
+    }
+}

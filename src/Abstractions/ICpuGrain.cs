@@ -1,0 +1,14 @@
+using Orleans;
+using Orleans.Concurrency;
+
+namespace DistEmu.Abstractions;
+
+/// <summary>An emulated CPU running one task (key: "run/cpuN"): its clock, software TLB, tree snapshot and op stream.</summary>
+public interface ICpuGrain : IGrainWithStringKey
+{
+    /// <summary>Run task <paramref name="taskIndex"/> of the workload in mm <paramref name="mmId"/>; returns at once.</summary>
+    Task Start(int taskIndex, int mmId);
+    /// <summary>A TLB shootdown IPI for [startVpn, endVpn).</summary>
+    [OneWay] Task InvalidateTlb(long startVpn, long endVpn);
+    Task<StatsMessage> GetStats();
+}

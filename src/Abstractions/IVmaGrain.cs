@@ -1,0 +1,31 @@
+using Orleans;
+using Orleans.Concurrency;
+
+namespace DistEmu.Abstractions;
+
+/// <summary>
+/// A VMA (key: "run/mmN/vmaM"): its vm_lock and vm_lock_seq, the entries of its range and their folios. A fault on
+/// the fast path is one call here.
+/// </summary>
+public interface IVmaGrain : IGrainWithStringKey
+{
+    Task Init(VmaInit init);
+    /// <summary>The hardware page walk; if the entry is unusable and asked to, the VMA-lock attempt right after.</summary>
+    Task<FaultReply> WalkOrFault(FaultRequest request);
+    /// <summary>vma_start_read and its checks, access check, handle_mm_fault with VMA_LOCK, the policy's release.</summary>
+    Task<FaultReply> FaultUnderVmaLock(FaultRequest request);
+    /// <summary>handle_mm_fault for a caller holding mmap_lock for read.</summary>
+    Task<FaultReply> HandleUnderMmap(FaultRequest request);
+    Task<ClockReply> StartWrite(Caller caller, long mmLockSeq);
+    Task MarkDetached(Caller caller);
+    /// <summary>__split_vma: keep [start, end) with page offset <paramref name="pgoff"/>, hand the rest to the new VMA.</summary>
+    Task<ClockReply> SplitOff(Caller caller, long start, long end, long pgoff, VmaInit newVma);
+    Task<ClockReply> Unmap(Caller caller);
+    Task<ClockReply> ChangeProtection(Caller caller, byte flags, bool writable, bool accessible);
+    [OneWay] Task EpochEnded(long mmLockSeq);
+    Task<ClockReply> ChangeProtNuma(Caller caller, long from, long to);
+    Task<ClockReply> PageOut(Caller caller, long from, long to);
+    Task<CollectReply> CollectForMigration(Caller caller, long from, long to, int node);
+    Task<ClockReply> Migrate(Caller caller, long[] addrs, long[] frames, int node);
+    Task<StatsMessage> GetStats();
+}

@@ -1,0 +1,199 @@
+using Orleans;
+
+namespace DistEmu.Abstractions;
+
+// Messages between the grains. Each is a plain serializable carrier; the meaning of every field is the kernel
+// core's (emulated ns, frame numbers, VM_FAULT_* and FAULT_FLAG_* bits as integers).
+
+/// <summary>Everything a grain needs to know about the run it belongs to.</summary>
+[GenerateSerializer]
+public sealed class RunConfig
+{
+    [Id(0)] public string RunId { get; set; } = "";
+    /// <summary>The effective MachineSpec as JSON (the kernel's own type).</summary>
+    [Id(1)] public string MachineJson { get; set; } = "";
+    [Id(2)] public bool Sanitizer { get; set; } = true;
+    [Id(3)] public string Workload { get; set; } = "page-fault1";
+    [Id(4)] public Dictionary<string, string> Params { get; set; } = new();
+    [Id(5)] public long Seed { get; set; } = 1;
+    [Id(6)] public long OpsPerTask { get; set; } = 10_000;
+    [Id(7)] public int Tasks { get; set; }
+    /// <summary>Stop each task once its clock passes this many emulated ns (0 = no limit).</summary>
+    [Id(8)] public long EmulatedNsLimit { get; set; }
+}
+
+/// <summary>A CPU's view of the VMA tree (its RCU snapshot): ranges and VMA ids, with the version it was taken at.</summary>
+[GenerateSerializer]
+public sealed class TreeSnapshot
+{
+    [Id(0)] public long Version { get; set; }
+    [Id(1)] public long[] Starts { get; set; } = [];
+    [Id(2)] public long[] Ends { get; set; } = [];
+    [Id(3)] public int[] VmaIds { get; set; } = [];
+}
+
+/// <summary>Who is asking: the emulated CPU (or kernel thread) and its clock.</summary>
+[GenerateSerializer]
+public struct Caller
+{
+    [Id(0)] public int Cpu;
+    [Id(1)] public int Node;
+    [Id(2)] public long Clock;
+}
+
+[GenerateSerializer]
+public sealed class FaultRequest
+{
+    [Id(0)] public Caller Caller;
+    [Id(1)] public long Addr;
+    /// <summary>FAULT_FLAG_* bits.</summary>
+    [Id(2)] public int Flags;
+    /// <summary>Frames from the CPU's per-CPU list, for the fault to allocate from (unused ones come back).</summary>
+    [Id(3)] public long[] Frames = [];
+    /// <summary>On a page walk that finds the entry unusable, go on with the VMA-lock attempt in the same call (after the fault entry cost).</summary>
+    [Id(4)] public bool SpeculateFault;
+}
+
+[GenerateSerializer]
+public sealed class FaultReply
+{
+    [Id(0)] public long Clock;
+    /// <summary>The entry a page walk found.</summary>
+    [Id(1)] public long Pte;
+    /// <summary>Whether a VMA-lock attempt ran in this call, and its VmaLockResult.</summary>
+    [Id(2)] public bool Attempted;
+    [Id(3)] public byte Lock;
+    /// <summary>VM_FAULT_* bits.</summary>
+    [Id(4)] public int Fault;
+    [Id(5)] public bool AccessError;
+    [Id(6)] public long[] Unused = [];
+    /// <summary>Under mmap_lock: when the callee released it (RETRY/COMPLETED or access error), else -1.</summary>
+    [Id(7)] public long MmapReleasedAt = -1;
+    /// <summary>The caller's tree snapshot is stale: this VMA no longer covers the address (split, moved). Look up again.</summary>
+    [Id(8)] public bool Stale;
+}
+
+[GenerateSerializer]
+public struct LockFindReply
+{
+    [Id(0)] public bool Found;
+    [Id(1)] public int VmaId;
+    [Id(2)] public long Clock;
+}
+
+[GenerateSerializer]
+public struct ClockReply
+{
+    [Id(0)] public long Clock;
+    [Id(1)] public long Value;
+}
+
+/// <summary>A VMA's whole state, to create its grain (mmap) or its upper or lower half (split).</summary>
+[GenerateSerializer]
+public sealed class VmaInit
+{
+    [Id(0)] public int MmId;
+    [Id(1)] public int VmaId;
+    [Id(2)] public long Start;
+    [Id(3)] public long End;
+    [Id(4)] public byte Flags;
+    [Id(5)] public int FileId = -1;
+    [Id(6)] public string? FileName;
+    [Id(7)] public bool FileDiskBacked;
+    [Id(8)] public long PgOff;
+    [Id(9)] public bool HasAnonVma;
+    [Id(10)] public long VmLockSeq = -1;
+    [Id(11)] public long MmLockSeq;
+    /// <summary>(address, entry) pairs moved from the VMA it was split from.</summary>
+    [Id(12)] public long[] Entries = [];
+    /// <summary>CPUs that may cache its translations.</summary>
+    [Id(13)] public int[] Cpus = [];
+}
+
+/// <summary>One op of a task's stream (the kernel's Op), for system calls the mm grain runs.</summary>
+[GenerateSerializer]
+public struct OpMessage
+{
+    [Id(0)] public byte Kind;
+    [Id(1)] public long Addr;
+    [Id(2)] public long Length;
+    [Id(3)] public byte Prot;
+    [Id(4)] public int Node;
+    [Id(5)] public int FileId;
+    [Id(6)] public long Ns;
+}
+
+[GenerateSerializer]
+public sealed class CollectReply
+{
+    [Id(0)] public long Clock;
+    [Id(1)] public long[] Addrs = [];
+    [Id(2)] public long[] Frames = [];
+}
+
+[GenerateSerializer]
+public sealed class HistMessage
+{
+    [Id(0)] public long[] Values = [];
+    [Id(1)] public long[] Counts = [];
+    [Id(2)] public long Count;
+    [Id(3)] public long Total;
+    [Id(4)] public long Min;
+    [Id(5)] public long Max;
+}
+
+[GenerateSerializer]
+public sealed class LockStatMessage
+{
+    [Id(0)] public byte Class;
+    [Id(1)] public byte Mode;
+    [Id(2)] public long Acquisitions;
+    [Id(3)] public long Contentions;
+    [Id(4)] public HistMessage Wait = new();
+    [Id(5)] public HistMessage Hold = new();
+}
+
+[GenerateSerializer]
+public sealed class ViolationMessage
+{
+    [Id(0)] public string Invariant = "";
+    [Id(1)] public string Policy = "";
+    [Id(2)] public string Task = "";
+    [Id(3)] public int Cpu;
+    [Id(4)] public int? Vma;
+    [Id(5)] public long? Address;
+    [Id(6)] public long EmulatedNs;
+    [Id(7)] public string Message = "";
+    [Id(8)] public string[] History = [];
+}
+
+/// <summary>A grain's kernel counters, lock statistics, histograms, frame accounting and violations, to be merged.</summary>
+[GenerateSerializer]
+public sealed class StatsMessage
+{
+    [Id(0)] public long[] VmStat = [];
+    [Id(1)] public List<LockStatMessage> Locks = new();
+    [Id(2)] public HistMessage MigrationWait = new();
+    [Id(3)] public HistMessage FaultLatency = new();
+    [Id(4)] public HistMessage WriterWait = new();
+    /// <summary>free, pcp, anon, pagecache, inflight, total.</summary>
+    [Id(5)] public long[] Frames = new long[6];
+    [Id(6)] public List<ViolationMessage> Violations = new();
+    [Id(7)] public Dictionary<string, long> ViolationCounts = new();
+    [Id(8)] public long MaxClock;
+    [Id(9)] public long Ops;
+    [Id(10)] public long Accesses;
+    [Id(11)] public long Sigsegv;
+    [Id(12)] public long Sigbus;
+    [Id(13)] public List<string> Stalled = new();
+}
+
+[GenerateSerializer]
+public sealed class RunStatus
+{
+    [Id(0)] public int Tasks;
+    [Id(1)] public int Done;
+    [Id(2)] public long Faults;
+    [Id(3)] public long MaxClock;
+    [Id(4)] public string? Error;
+}

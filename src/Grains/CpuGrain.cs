@@ -1,0 +1,109 @@
+using DistEmu.Abstractions;
+using DistEmu.Grains.Support;
+using DistEmu.Kernel.Cpu;
+using DistEmu.Kernel.Fault;
+using DistEmu.Kernel.Sched;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Workloads;
+using Orleans.Concurrency;
+
+namespace DistEmu.Grains;
+
+/// <summary>
+/// An emulated CPU running one task: its clock, software TLB, per-CPU page list and RCU snapshot of the VMA tree,
+/// and the arch fault loop (the kernel's do_user_addr_fault, unchanged) over the grain address-space port. Its op
+/// stream runs as a background loop on the grain's scheduler, so shootdown IPIs interleave with it.
+/// </summary>
+[Reentrant]
+public sealed class CpuGrain : Grain, ICpuGrain
+{
+    private KernelHost _host = null!;
+    private EmuTask? _task;
+    private GrainAddressSpace? _aspace;
+    private readonly TaskCounters _counters = new();
+    private int _cpu;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        string key = this.GetPrimaryKeyString();
+        _host = await KernelHost.For(GrainFactory, key);
+        _cpu = int.Parse(key[(key.LastIndexOf("/cpu", StringComparison.Ordinal) + 4)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public Task Start(int taskIndex, int mmId)
+    {
+        var spec = _host.Spec;
+        _aspace = new GrainAddressSpace(GrainFactory, _host.Config.RunId, mmId);
+        _task = new EmuTask(_host.Machine, taskIndex, $"cpu{_cpu}", _cpu, spec.NodeOfCpu(_cpu), _host.Scheduler) { AddressSpace = _aspace };
+        _ = RunLoop(taskIndex, mmId);
+        return Task.CompletedTask;
+    }
+
+    private async Task RunLoop(int taskIndex, int mmId)
+    {
+        var cfg = _host.Config;
+        var t = _task!;
+        var machine = GrainFactory.GetGrain<IMachineGrain>(cfg.RunId);
+        var mm = GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, mmId));
+        string? error = null;
+        try
+        {
+            var workload = Workloads.Create(cfg.Workload, cfg.Params);
+            var ctx = new WorkloadContext(_host.Spec, cfg.Tasks, cfg.Seed);
+            long limit = cfg.EmulatedNsLimit > 0 ? cfg.EmulatedNsLimit : long.MaxValue;
+            using var ops = workload.OpsFor(ctx, taskIndex, _cpu).GetEnumerator();
+            while (_counters.Ops < cfg.OpsPerTask && t.Clock < limit && ops.MoveNext())
+            {
+                var op = ops.Current;
+                _counters.Ops++;
+                switch (op.Kind)
+                {
+                    case OpKind.Read:
+                    case OpKind.Write:
+                        _counters.Accesses++;
+                        var outcome = await CpuAccess.Access(t, op.Addr, op.Kind == OpKind.Write);
+                        if (outcome == FaultOutcome.Sigsegv) _counters.Sigsegv++;
+                        else if (outcome == FaultOutcome.Sigbus) _counters.Sigbus++;
+                        break;
+                    case OpKind.Compute:
+                        await t.Delay(op.Ns);
+                        break;
+                    case OpKind.Barrier:
+                        t.Clock = Math.Max(t.Clock, await machine.ArriveBarrier(_cpu, t.Clock));
+                        break;
+                    default:
+                        var msg = new OpMessage { Kind = (byte)op.Kind, Addr = op.Addr, Length = op.Length, Prot = (byte)op.Prot, Node = op.Node, FileId = op.FileId, Ns = op.Ns };
+                        t.Clock = Math.Max(t.Clock, await mm.Syscall(KernelHost.CallerOf(t), msg));
+                        break;
+                }
+                if ((_counters.Ops & 1023) == 0)
+                    _ = machine.Progress(_cpu, _host.Machine.VmStat.Faults, t.Clock);
+            }
+        }
+        catch (Exception e)
+        {
+            error = $"cpu{_cpu}: {e.GetType().Name}: {e.Message}";
+        }
+        _aspace!.DropPending(t);
+        t.Pcp.Drain(_host.Machine);
+        await _host.Frames.Flush();
+        await machine.TaskDone(_cpu, error);
+    }
+
+    public Task InvalidateTlb(long startVpn, long endVpn)
+    {
+        _host.Machine.Tlb(_cpu).InvalidateRange(startVpn, endVpn);
+        return Task.CompletedTask;
+    }
+
+    public Task<StatsMessage> GetStats()
+    {
+        var msg = StatsCodec.Export(_host.Machine);
+        msg.MaxClock = _task?.Clock ?? 0;
+        msg.Ops = _counters.Ops;
+        msg.Accesses = _counters.Accesses;
+        msg.Sigsegv = _counters.Sigsegv;
+        msg.Sigbus = _counters.Sigbus;
+        return Task.FromResult(msg);
+    }
+}

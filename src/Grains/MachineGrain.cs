@@ -1,0 +1,98 @@
+using DistEmu.Abstractions;
+using DistEmu.Grains.Support;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using Orleans.Concurrency;
+
+namespace DistEmu.Grains;
+
+/// <summary>
+/// The emulated machine: its configuration, the start of every task, the workload barrier, progress, and the merged
+/// results of every CPU, mm, VMA and node grain. Reentrant: barrier arrivals are parked turns.
+/// </summary>
+[Reentrant]
+public sealed class MachineGrain : Grain, IMachineGrain
+{
+    private RunConfig? _config;
+    private MachineSpec? _spec;
+    private readonly List<(int Cpu, TaskCompletionSource<long> Released)> _barrier = new();
+    private long _barrierMax;
+    private int _parties;
+    private int _done;
+    private readonly Dictionary<int, long> _faults = new();
+    private long _maxClock;
+    private string? _error;
+    private readonly List<int> _cpus = new();
+
+    public Task Configure(RunConfig config)
+    {
+        _config = config;
+        _spec = MachineJson.Deserialize(config.MachineJson);
+        return Task.CompletedTask;
+    }
+
+    public Task<RunConfig> GetConfig() => Task.FromResult(_config ?? throw new InvalidOperationException($"run {this.GetPrimaryKeyString()} is not configured"));
+
+    public async Task Start()
+    {
+        var cfg = _config ?? throw new InvalidOperationException("configure the run first");
+        _parties = cfg.Tasks;
+        for (int i = 0; i < cfg.Tasks; i++)
+        {
+            int cpu = SimRun.Spread(i, _spec!);
+            _cpus.Add(cpu);
+            await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, cpu)).Start(i, 0);
+        }
+    }
+
+    public Task<long> ArriveBarrier(int cpu, long clock)
+    {
+        _barrierMax = Math.Max(_barrierMax, clock);
+        var tcs = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _barrier.Add((cpu, tcs));
+        ReleaseBarrierIfComplete();
+        return tcs.Task;
+    }
+
+    private void ReleaseBarrierIfComplete()
+    {
+        if (_barrier.Count == 0 || _barrier.Count < _parties) return;
+        long at = _barrierMax;
+        foreach (var (_, tcs) in _barrier) tcs.SetResult(at);
+        _barrier.Clear();
+        _barrierMax = 0;
+    }
+
+    public Task Progress(int cpu, long faults, long clock)
+    {
+        _faults[cpu] = faults;
+        _maxClock = Math.Max(_maxClock, clock);
+        return Task.CompletedTask;
+    }
+
+    public Task TaskDone(int cpu, string? error)
+    {
+        _done++;
+        _parties--;
+        _error ??= error;
+        ReleaseBarrierIfComplete();
+        return Task.CompletedTask;
+    }
+
+    public Task<RunStatus> Status() => Task.FromResult(new RunStatus
+    {
+        Tasks = _config?.Tasks ?? 0, Done = _done, Faults = _faults.Values.Sum(), MaxClock = _maxClock, Error = _error,
+    });
+
+    public async Task<StatsMessage> Collect()
+    {
+        var cfg = _config ?? throw new InvalidOperationException("configure the run first");
+        var all = new StatsMessage();
+        foreach (int cpu in _cpus)
+            StatsCodec.Merge(all, await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, cpu)).GetStats());
+        StatsCodec.Merge(all, await GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, 0)).CollectStats());
+        for (int n = 0; n < _spec!.Nodes; n++)
+            StatsCodec.Merge(all, await GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(cfg.RunId, n)).GetStats());
+        return all;
+    }
+}

@@ -1,0 +1,38 @@
+using DistEmu.Abstractions;
+using DistEmu.Grains.Support;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Memory;
+
+namespace DistEmu.Grains;
+
+/// <summary>A NUMA node's frames (pg_data_t's buddy allocator): per-CPU lists refill from here in batches.</summary>
+public sealed class NumaNodeGrain : Grain, INumaNodeGrain
+{
+    private NumaNode _node = null!;
+    private long _total;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        string key = this.GetPrimaryKeyString();
+        var config = await GrainFactory.GetGrain<IMachineGrain>(GrainKeys.RunOf(key)).GetConfig();
+        MachineSpec spec = MachineJson.Deserialize(config.MachineJson);
+        int id = int.Parse(key[(key.LastIndexOf("/node", StringComparison.Ordinal) + 5)..], System.Globalization.CultureInfo.InvariantCulture);
+        _node = new NumaNode(id, id * spec.FramesPerNode, spec.FramesPerNode);
+        _total = spec.FramesPerNode;
+    }
+
+    public Task<long[]> AllocBulk(int max)
+    {
+        var frames = new long[max];
+        int n = _node.AllocBulk(frames, 0, max);
+        return Task.FromResult(n == max ? frames : frames[..n]);
+    }
+
+    public Task Free(long[] frames)
+    {
+        foreach (long f in frames) _node.Free(f);
+        return Task.CompletedTask;
+    }
+
+    public Task<StatsMessage> GetStats() => Task.FromResult(new StatsMessage { Frames = [_node.FreeFrames, 0, 0, 0, 0, _total] });
+}

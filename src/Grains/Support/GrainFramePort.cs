@@ -1,0 +1,54 @@
+using DistEmu.Abstractions;
+using DistEmu.Kernel;
+using DistEmu.Kernel.Ports;
+using DistEmu.Kernel.Sched;
+
+namespace DistEmu.Grains.Support;
+
+/// <summary>Frames from the node grains: bulk allocation (a per-CPU list refill) and frees buffered until the grain's turn ends.</summary>
+public sealed class GrainFramePort : IFramePort
+{
+    private readonly IGrainFactory _grains;
+    private readonly string _run;
+    private readonly EmuMachine _m;
+    private readonly Dictionary<int, List<long>> _freed = new();
+
+    public GrainFramePort(IGrainFactory grains, string run, EmuMachine m)
+    {
+        _grains = grains;
+        _run = run;
+        _m = m;
+    }
+
+    public async ValueTask<int> AllocBulk(EmuTask t, int node, long[] into, int max)
+    {
+        var got = await _grains.GetGrain<INumaNodeGrain>(GrainKeys.Node(_run, node)).AllocBulk(max);
+        Array.Copy(got, into, got.Length);
+        return got.Length;
+    }
+
+    public void Free(long frame)
+    {
+        int node = _m.NodeOfFrame(frame);
+        if (!_freed.TryGetValue(node, out var list))
+            _freed[node] = list = new List<long>();
+        list.Add(frame);
+    }
+
+    /// <summary>Send the buffered frees to their nodes.</summary>
+    public async Task Flush()
+    {
+        if (_freed.Count == 0) return;
+        var batches = _freed.Select(kv => (kv.Key, kv.Value.ToArray())).ToList();
+        _freed.Clear();
+        foreach (var (node, frames) in batches)
+            await _grains.GetGrain<INumaNodeGrain>(GrainKeys.Node(_run, node)).Free(frames);
+    }
+}
+
+/// <summary>TLB shootdown IPIs as one-way calls to the CPU grains.</summary>
+public sealed class GrainTlbPort(IGrainFactory grains, string run) : ITlbPort
+{
+    public void Invalidate(int cpu, long startVpn, long endVpn) =>
+        _ = grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, cpu)).InvalidateTlb(startVpn, endVpn);
+}

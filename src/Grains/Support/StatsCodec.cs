@@ -1,0 +1,126 @@
+using DistEmu.Abstractions;
+using DistEmu.Kernel;
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sanitizer;
+using DistEmu.Kernel.Stats;
+
+namespace DistEmu.Grains.Support;
+
+/// <summary>Kernel counters to messages and back: each grain exports its share; the machine grain merges them.</summary>
+public static class StatsCodec
+{
+    public static StatsMessage Export(EmuMachine m)
+    {
+        var msg = new StatsMessage
+        {
+            VmStat = m.VmStat.ToArray(),
+            MigrationWait = Export(m.MigrationWait),
+            FaultLatency = Export(m.FaultLatency),
+            WriterWait = Export(m.WriterWait),
+            Frames = [m.Frames.Free, m.Frames.Pcp, m.Frames.Anon, m.Frames.PageCache, m.Frames.InFlight, m.Frames.Total],
+            ViolationCounts = new Dictionary<string, long>(m.Sanitizer.Counts),
+        };
+        foreach (var e in m.LockStats.Entries)
+        {
+            if (e.Acquisitions == 0 && e.Hold.Count == 0) continue;
+            msg.Locks.Add(new LockStatMessage
+            {
+                Class = (byte)e.Class, Mode = (byte)e.Mode, Acquisitions = e.Acquisitions, Contentions = e.Contentions,
+                Wait = Export(e.Wait), Hold = Export(e.Hold),
+            });
+        }
+        foreach (var v in m.Sanitizer.Violations)
+        {
+            msg.Violations.Add(new ViolationMessage
+            {
+                Invariant = v.Invariant, Policy = v.Policy, Task = v.Task, Cpu = v.Cpu, Vma = v.Vma, Address = v.Address,
+                EmulatedNs = v.EmulatedNs, Message = v.Message, History = v.History.ToArray(),
+            });
+        }
+        return msg;
+    }
+
+    private static HistMessage Export(NsHistogram h)
+    {
+        var (values, counts, count, total, min, max) = h.Export();
+        return new HistMessage { Values = values, Counts = counts, Count = count, Total = total, Min = min, Max = max };
+    }
+
+    /// <summary>Add <paramref name="from"/> into <paramref name="into"/>.</summary>
+    public static void Merge(StatsMessage into, StatsMessage from)
+    {
+        if (into.VmStat.Length == 0) into.VmStat = new long[from.VmStat.Length];
+        for (int i = 0; i < from.VmStat.Length; i++) into.VmStat[i] += from.VmStat[i];
+        for (int i = 0; i < from.Frames.Length; i++) into.Frames[i] += from.Frames[i];
+        foreach (var l in from.Locks)
+        {
+            var mine = into.Locks.Find(x => x.Class == l.Class && x.Mode == l.Mode);
+            if (mine is null)
+            {
+                into.Locks.Add(l);
+                continue;
+            }
+            mine.Acquisitions += l.Acquisitions;
+            mine.Contentions += l.Contentions;
+            mine.Wait = Merge(mine.Wait, l.Wait);
+            mine.Hold = Merge(mine.Hold, l.Hold);
+        }
+        into.MigrationWait = Merge(into.MigrationWait, from.MigrationWait);
+        into.FaultLatency = Merge(into.FaultLatency, from.FaultLatency);
+        into.WriterWait = Merge(into.WriterWait, from.WriterWait);
+        into.Violations.AddRange(from.Violations.Take(Math.Max(0, 200 - into.Violations.Count)));
+        foreach (var (k, v) in from.ViolationCounts)
+            into.ViolationCounts[k] = into.ViolationCounts.GetValueOrDefault(k) + v;
+        into.MaxClock = Math.Max(into.MaxClock, from.MaxClock);
+        into.Ops += from.Ops;
+        into.Accesses += from.Accesses;
+        into.Sigsegv += from.Sigsegv;
+        into.Sigbus += from.Sigbus;
+        into.Stalled.AddRange(from.Stalled);
+    }
+
+    private static HistMessage Merge(HistMessage a, HistMessage b)
+    {
+        if (b.Count == 0) return a;
+        if (a.Count == 0) return b;
+        return new HistMessage
+        {
+            Values = [.. a.Values, .. b.Values],
+            Counts = [.. a.Counts, .. b.Counts],
+            Count = a.Count + b.Count,
+            Total = a.Total + b.Total,
+            Min = Math.Min(a.Min, b.Min),
+            Max = Math.Max(a.Max, b.Max),
+        };
+    }
+
+    /// <summary>A machine holding the merged counters, for the same reports the sim engine's runs produce.</summary>
+    public static EmuMachine ToMachine(MachineSpec spec, bool sanitizer, StatsMessage msg)
+    {
+        var m = new EmuMachine(spec, sanitizer, ownsFrames: false);
+        if (msg.VmStat.Length > 0) m.VmStat.AddArray(msg.VmStat);
+        m.Frames.Free = msg.Frames[0];
+        m.Frames.Pcp = msg.Frames[1];
+        m.Frames.Anon = msg.Frames[2];
+        m.Frames.PageCache = msg.Frames[3];
+        m.Frames.InFlight = msg.Frames[4];
+        m.Frames.Total = msg.Frames[5];
+        foreach (var l in msg.Locks)
+        {
+            var e = m.LockStats[(LockClass)l.Class, (LockMode)l.Mode];
+            e.Acquisitions += l.Acquisitions;
+            e.Contentions += l.Contentions;
+            Import(e.Wait, l.Wait);
+            Import(e.Hold, l.Hold);
+        }
+        Import(m.MigrationWait, msg.MigrationWait);
+        Import(m.FaultLatency, msg.FaultLatency);
+        Import(m.WriterWait, msg.WriterWait);
+        m.Sanitizer.Absorb(msg.Violations.Select(v => new Violation(v.Invariant, v.Policy, v.Task, v.Cpu, v.Vma, v.Address, v.EmulatedNs, v.Message, v.History)),
+            msg.ViolationCounts);
+        return m;
+    }
+
+    private static void Import(NsHistogram h, HistMessage msg) => h.Import(msg.Values, msg.Counts, msg.Count, msg.Total, msg.Min, msg.Max);
+}

@@ -1,0 +1,299 @@
+using DistEmu.Abstractions;
+using DistEmu.Grains.Support;
+using DistEmu.Kernel.Fault;
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Memory;
+using DistEmu.Kernel.Migration;
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Ports;
+using DistEmu.Kernel.Sched;
+using Orleans.Concurrency;
+
+namespace DistEmu.Grains;
+
+/// <summary>
+/// A VMA: vm_area_struct with its vm_lock, the entries of its range (its own page-table pages) and their folios.
+/// Every method runs kernel-core functions on local objects; a local copy of its mm carries mm_lock_seq as the mm
+/// grain last told it, and a token of mmap_lock held for the length of a call on behalf of a caller that holds the
+/// real one. Reentrant: a fault sleeping on a migration entry (a parked turn) lets the migrator's calls in.
+/// </summary>
+[Reentrant]
+public sealed class VmaGrain : Grain, IVmaGrain
+{
+    private KernelHost _host = null!;
+    private MmStruct _mm = null!;
+    private Vma? _vma;
+    private FileObject? _file;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
+        _host = await KernelHost.For(GrainFactory, this.GetPrimaryKeyString());
+
+    private Vma V => _vma ?? throw new InvalidOperationException($"{this.GetPrimaryKeyString()} was never initialised");
+
+    public Task Init(VmaInit init)
+    {
+        var m = _host.Machine;
+        _mm = new MmStruct(m, init.MmId, tokenLock: true) { MmLockSeq = init.MmLockSeq };
+        if (init.FileId >= 0)
+            _file = new FileObject(init.FileId, init.FileName ?? $"file{init.FileId}", init.FileDiskBacked);
+        _vma = new Vma(m, init.VmaId, _mm, init.Start, init.End, (VmFlags)init.Flags, _file, init.PgOff)
+        {
+            HasAnonVma = init.HasAnonVma,
+            VmLockSeq = init.VmLockSeq,
+        };
+        var pt = _mm.PageTable;
+        for (int i = 0; i + 1 < init.Entries.Length; i += 2)
+        {
+            long addr = init.Entries[i], pte = init.Entries[i + 1];
+            var page = pt.GetOrAlloc(addr);
+            pt.Set(page, pt.IndexOf(addr), pte);
+            if (OwnsFrame(pte)) m.Frames.Anon++;
+        }
+        foreach (int cpu in init.Cpus) _mm.MarkCpu(cpu);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>An entry that holds an anonymous frame of its own (counted in frame accounting where it lives).</summary>
+    private static bool OwnsFrame(long pte) =>
+        Pte.Kind(pte) is PteKind.Present or PteKind.ProtNone or PteKind.Migration && !Pte.IsFile(pte) && Pte.Frame(pte) != Pte.ZeroFrame;
+
+    private EmuTask Enter(Caller c, long[] frames)
+    {
+        var t = _host.Task(c);
+        if (frames.Length > 0) t.Pcp.Load(_host.Machine, frames);
+        return t;
+    }
+
+    private async Task<FaultReply> Leave(EmuTask t, FaultReply reply)
+    {
+        reply.Clock = t.Clock;
+        reply.Unused = t.Pcp.Take(_host.Machine, t.Pcp.Count);
+        await _host.Frames.Flush();
+        return reply;
+    }
+
+    public async Task<FaultReply> WalkOrFault(FaultRequest request)
+    {
+        var t = Enter(request.Caller, request.Frames);
+        if (!V.Contains(request.Addr) || V.Detached)
+            return await Leave(t, new FaultReply { Stale = true });
+        var flags = (FaultFlags)request.Flags;
+        long pte = _mm.PageTable.Read(request.Addr);
+        bool usable = Pte.Kind(pte) == PteKind.Present && (!flags.HasFlag(FaultFlags.Write) || Pte.IsWritable(pte));
+        var reply = new FaultReply { Pte = pte };
+        if (usable)
+        {
+            _mm.MarkCpu(t.Cpu);
+        }
+        else if (request.SpeculateFault)
+        {
+            // The fault that follows on the CPU: exception entry and the RCU lookup, then the VMA attempt, here.
+            await t.Delay(_host.Machine.Cost.FaultEntryNs + _host.Machine.Cost.VmaLookupNs);
+            Attempt(reply, await VmaFault.AttemptUnderVmaLock(t, V, request.Addr, flags));
+            _mm.MarkCpu(t.Cpu);
+        }
+        return await Leave(t, reply);
+    }
+
+    private static void Attempt(FaultReply reply, (VmaLockResult Lock, VmFault Fault) r)
+    {
+        reply.Attempted = true;
+        reply.Lock = (byte)r.Lock;
+        reply.Fault = (int)r.Fault;
+    }
+
+    public async Task<FaultReply> FaultUnderVmaLock(FaultRequest request)
+    {
+        var t = Enter(request.Caller, request.Frames);
+        // Outside its bounds (not detached): the caller's snapshot predates a split. Detached goes to the kernel's MISS.
+        if (!V.Contains(request.Addr) && !V.Detached)
+            return await Leave(t, new FaultReply { Stale = true });
+        var reply = new FaultReply();
+        Attempt(reply, await VmaFault.AttemptUnderVmaLock(t, V, request.Addr, (FaultFlags)request.Flags));
+        _mm.MarkCpu(t.Cpu);
+        return await Leave(t, reply);
+    }
+
+    public async Task<FaultReply> HandleUnderMmap(FaultRequest request)
+    {
+        var t = Enter(request.Caller, request.Frames);
+        TakeToken(t, LockMode.Read);
+        var (accessError, fault) = await VmaFault.HandleUnderMmapLock(t, V, request.Addr, (FaultFlags)request.Flags);
+        var reply = new FaultReply { AccessError = accessError, Fault = (int)fault };
+        if (accessError || fault.Has(VmFault.Retry | VmFault.Completed))
+            reply.MmapReleasedAt = _mm.MmapLock.LastReleasedAt;
+        else
+            _mm.MmapLock.Release(t, LockMode.Read);
+        _mm.MarkCpu(t.Cpu);
+        return await Leave(t, reply);
+    }
+
+    /// <summary>Stand for the caller's hold of the real mmap_lock (in the mm grain) for the length of this call.</summary>
+    private void TakeToken(EmuTask t, LockMode mode)
+    {
+        bool ok = mode == LockMode.Read ? _mm.MmapLock.TryRead(t) : _mm.MmapLock.TryWrite(t);
+        if (!ok)
+            _host.Machine.Sanitizer.Report("S1", t, V, V.Start, $"mmap_lock {mode.Name()} held by the caller, but another caller's conflicting hold is still in {V}");
+    }
+
+    private void DropToken(EmuTask t, LockMode mode)
+    {
+        if (t.Holds(_mm.MmapLock)) _mm.MmapLock.Release(t, mode);
+    }
+
+    private async Task<ClockReply> Done(EmuTask t, long value = 0)
+    {
+        await _host.Frames.Flush();
+        return new ClockReply { Clock = t.Clock, Value = value };
+    }
+
+    public async Task<ClockReply> StartWrite(Caller caller, long mmLockSeq)
+    {
+        var t = _host.Task(caller);
+        if (mmLockSeq > _mm.MmLockSeq) _mm.MmLockSeq = mmLockSeq;
+        TakeToken(t, LockMode.Write);
+        long waited = await VmaLock.VmaStartWrite(t, V);
+        DropToken(t, LockMode.Write);
+        return await Done(t, waited);
+    }
+
+    public Task MarkDetached(Caller caller)
+    {
+        var t = _host.Task(caller);
+        TakeToken(t, LockMode.Write);
+        VmaLock.VmaMarkDetached(t, V);
+        DropToken(t, LockMode.Write);
+        return Task.CompletedTask;
+    }
+
+    public async Task<ClockReply> SplitOff(Caller caller, long start, long end, long pgoff, VmaInit newVma)
+    {
+        var t = _host.Task(caller);
+        var m = _host.Machine;
+        TakeToken(t, LockMode.Write);
+        m.Sanitizer.CheckVmaChange(t, V, "__split_vma");
+        // The entries of the other half move to its grain (here each VMA owns the page-table pages of its range).
+        // A migration in flight keeps its folio state in this grain, so wait for those to finish first (the kernel
+        // leaves the entries in place and needs no wait: a deviation of this engine, confined to splits).
+        var pt = _mm.PageTable;
+        while (FirstMigrationEntry(pt, newVma.Start, newVma.End) is long frame)
+            await MmFault.WaitFolioUnlocked(t, frame);
+        var moved = new List<long>();
+        foreach (var page in pt.PagesIn(newVma.Start, newVma.End))
+        {
+            var (ps, pe) = pt.RangeOf(page);
+            for (long a = Math.Max(ps, newVma.Start); a < Math.Min(pe, newVma.End); a += m.Spec.PageSize)
+            {
+                int i = pt.IndexOf(a);
+                long pte = page.Pte[i];
+                if (pte == Pte.None) continue;
+                moved.Add(a);
+                moved.Add(pte);
+                pt.Set(page, i, Pte.None);
+                if (OwnsFrame(pte)) m.Frames.Anon--;
+            }
+        }
+        newVma.Entries = moved.ToArray();
+        newVma.Cpus = _mm.CpuMask().ToArray();
+        V.Start = start;
+        V.End = end;
+        V.PgOff = pgoff;
+        DropToken(t, LockMode.Write);
+        await GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(_host.Config.RunId, newVma.MmId, newVma.VmaId)).Init(newVma);
+        return await Done(t);
+    }
+
+    private long? FirstMigrationEntry(PageTable pt, long start, long end)
+    {
+        long pageSize = _host.Machine.Spec.PageSize;
+        foreach (var page in pt.PagesIn(start, end))
+        {
+            var (ps, pe) = pt.RangeOf(page);
+            for (long a = Math.Max(ps, start); a < Math.Min(pe, end); a += pageSize)
+            {
+                long pte = page.Pte[pt.IndexOf(a)];
+                if (Pte.Kind(pte) == PteKind.Migration) return Pte.Frame(pte);
+            }
+        }
+        return null;
+    }
+
+    public async Task<ClockReply> Unmap(Caller caller)
+    {
+        var t = _host.Task(caller);
+        var m = _host.Machine;
+        TakeToken(t, LockMode.Read);
+        long zapped = await LocalVmaOps.Instance.Unmap(t, V);
+        DropToken(t, LockMode.Read);
+        _mm.PageTable.FreeUnused(V.Start, V.End, VmaTree.Empty);
+        if (_file != null)
+        {
+            // The page cache lives with the VMA that mapped the file under this engine: it goes with the mapping.
+            foreach (long frame in _file.Pages.Values)
+            {
+                m.Frames.PageCache--;
+                m.FreeFrame(frame);
+            }
+            _file.Pages.Clear();
+        }
+        return await Done(t, zapped);
+    }
+
+    public async Task<ClockReply> ChangeProtection(Caller caller, byte flags, bool writable, bool accessible)
+    {
+        var t = _host.Task(caller);
+        TakeToken(t, LockMode.Write);
+        _host.Machine.Sanitizer.CheckVmaChange(t, V, "mprotect_fixup");
+        V.Flags = (VmFlags)flags;
+        await LocalVmaOps.Instance.ChangeProtection(t, V, writable, accessible);
+        DropToken(t, LockMode.Write);
+        return await Done(t);
+    }
+
+    public Task EpochEnded(long mmLockSeq)
+    {
+        if (mmLockSeq > _mm.MmLockSeq) _mm.MmLockSeq = mmLockSeq;
+        return Task.CompletedTask;
+    }
+
+    public async Task<ClockReply> ChangeProtNuma(Caller caller, long from, long to)
+    {
+        var t = _host.Task(caller);
+        TakeToken(t, LockMode.Read);
+        long n = await LocalVmaOps.Instance.ChangeProtNuma(t, V, from, to);
+        DropToken(t, LockMode.Read);
+        return await Done(t, n);
+    }
+
+    public async Task<ClockReply> PageOut(Caller caller, long from, long to)
+    {
+        var t = _host.Task(caller);
+        TakeToken(t, LockMode.Read);
+        int n = await LocalVmaOps.Instance.PageOut(t, V, from, to);
+        DropToken(t, LockMode.Read);
+        return await Done(t, n);
+    }
+
+    public async Task<CollectReply> CollectForMigration(Caller caller, long from, long to, int node)
+    {
+        var t = _host.Task(caller);
+        TakeToken(t, LockMode.Read);
+        var pages = await MovePages.Collect(t, V, from, to, node);
+        DropToken(t, LockMode.Read);
+        return new CollectReply { Clock = t.Clock, Addrs = pages.Select(p => p.Addr).ToArray(), Frames = pages.Select(p => p.Frame).ToArray() };
+    }
+
+    public async Task<ClockReply> Migrate(Caller caller, long[] addrs, long[] frames, int node)
+    {
+        var t = _host.Task(caller);
+        int moved = await LocalVmaOps.Instance.Migrate(t, V, addrs.Zip(frames).ToList(), node);
+        t.Pcp.Drain(_host.Machine);
+        return await Done(t, moved);
+    }
+
+    public Task<StatsMessage> GetStats()
+    {
+        var msg = StatsCodec.Export(_host.Machine);
+        return Task.FromResult(msg);
+    }
+}
