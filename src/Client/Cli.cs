@@ -30,7 +30,7 @@ public static class Cli
           --workload NAME       {string.Join(" | ", Workloads.Names)} (default: page-fault1)
           --param k=v           workload parameter, repeatable (e.g. --param size_mb=4)
           --policy NAME         {string.Join(" | ", FaultPolicies.All.Select(p => p.Name()))} (default: the machine's)
-          --engine sim|orleans  execution engine (default: sim; orleans is not built yet)
+          --engine orleans|sim  orleans (default): grains on a silo started in this process; sim: the deterministic engine
           --seed N              random seed (default: 1)
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
           --tasks N             tasks (one per CPU; default: every CPU)
@@ -104,9 +104,7 @@ public static class Cli
     private static int RunCommand(RunOptions o, TextWriter stdout, TextWriter stderr)
     {
         // Everything is validated before the results folder is created.
-        if (o.Engine == "orleans")
-            throw new UsageException("the orleans engine is not built yet (issue 3); use --engine sim");
-        if (o.Engine != "sim")
+        if (o.Engine is not ("sim" or "orleans"))
             throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
         var machine = o.MachineFile != null ? MachineLoader.LoadFile(o.MachineFile) : MachineLoader.LoadPreset(o.Preset);
         if (o.Policy != null) machine = machine with { Policy = FaultPolicies.Parse(o.Policy) };
@@ -133,7 +131,7 @@ public static class Cli
             Tasks = tasks,
             Sanitizer = o.Sanitizer,
         };
-        var result = SimRun.Run(runOptions);
+        var result = o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, stdout);
         var report = new Report(result, machine, workload, o, label);
         var summary = report.Summary();
         stdout.Write(summary);
@@ -171,7 +169,7 @@ public sealed class RunOptions
     public string Workload { get; private set; } = "page-fault1";
     public Dictionary<string, string> Params { get; } = new(StringComparer.Ordinal);
     public string? Policy { get; private set; }
-    public string Engine { get; private set; } = "sim";
+    public string Engine { get; private set; } = "orleans";
     public long Seed { get; private set; } = 1;
     public long Ops { get; private set; } = Cli.DefaultOps;
     public int? Tasks { get; private set; }

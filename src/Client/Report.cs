@@ -45,7 +45,7 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
     {
         var sb = new StringBuilder();
         var paramText = string.Join(" ", workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
-        sb.AppendLine($"distemu run: engine sim, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
+        sb.AppendLine($"distemu run: engine {result.Engine}, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
         sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, {N(options.Ops)} ops per task, seed {options.Seed}");
         sb.AppendLine();
         sb.Append(Table(["throughput", "value"],
@@ -56,6 +56,9 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
             ["host time (s)", result.HostSeconds.ToString("N3", Inv)],
             ["faults / emulated s", F(FaultsPerEmulatedSecond)],
             ["faults / host s", F(FaultsPerHostSecond)],
+            .. (result.GrainCalls is { } gc
+                ? new[] { new[] { "grain calls", N(gc.Total) }, ["grain calls / fault", (V.Faults > 0 ? (double)gc.Total / V.Faults : 0).ToString("N2", Inv)] }
+                : []),
         ]));
         sb.AppendLine();
         sb.Append(Table(["vmstat", "value"], VmCounters().Select(c => new[] { c.Name, N(c.Value) }).ToList()));
@@ -143,7 +146,7 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
         foreach (var (key, prop) in MachineLoader.CostKeys)
             sb.Append($"  {key}: {Convert.ToString(prop.GetValue(machine.Cost), Inv)}\n");
         sb.Append("run:\n");
-        sb.Append("  engine: sim\n");
+        sb.Append($"  engine: {result.Engine}\n");
         sb.Append($"  machine: {label}\n");
         sb.Append($"  workload: {workload.Name}\n");
         sb.Append("  params:\n");
@@ -162,7 +165,7 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
         {
             w.WriteStartObject();
             w.WriteString("status", "completed");
-            w.WriteString("engine", "sim");
+            w.WriteString("engine", result.Engine);
             w.WriteString("policy", machine.Policy.Name());
             w.WriteNumber("seed", options.Seed);
             w.WriteStartObject("machine");
@@ -205,6 +208,14 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
             Hist(w, "fault_latency_ns", result.Machine.FaultLatency);
             Hist(w, "writer_wait_ns", result.Machine.WriterWait);
             var san = result.Machine.Sanitizer;
+            if (result.GrainCalls is { } gc)
+            {
+                w.WriteStartObject("grain_calls");
+                w.WriteNumber("total", gc.Total);
+                w.WriteNumber("cross_silo", gc.CrossSilo);
+                w.WriteNumber("per_fault", V.Faults > 0 ? Math.Round((double)gc.Total / V.Faults, 3) : 0);
+                w.WriteEndObject();
+            }
             w.WriteStartObject("sanitizer");
             w.WriteBoolean("enabled", san.Enabled);
             w.WriteStartArray("violations");

@@ -21,11 +21,22 @@ public static class SiloHosting
         builder.UseOrleans(silo =>
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "distemu", clusterId: $"distemu-{Environment.ProcessId}-{siloPort}");
+            AddDistEmu(silo);
         });
         var host = builder.Build();
         await host.StartAsync(cancellationToken);
         return host;
     }
+
+    /// <summary>What every DistEmu silo has: the grain-call counter.</summary>
+    public static ISiloBuilder AddDistEmu(ISiloBuilder silo)
+    {
+        silo.Services.AddSingleton<GrainCallCounter>();
+        silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
+        return silo;
+    }
+
+    public static long GrainCalls(this IHost host) => host.Services.GetRequiredService<GrainCallCounter>().Calls;
 
     public static IGrainFactory Grains(this IHost host) => host.Services.GetRequiredService<IGrainFactory>();
 

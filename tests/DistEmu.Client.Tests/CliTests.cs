@@ -24,12 +24,14 @@ public sealed class CliTests : IDisposable
 
     private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
-    [Fact]
-    public void Run_small_page_fault1_writes_all_files_and_counts_one_fault_per_written_page()
+    [Theory]
+    [InlineData("orleans")]
+    [InlineData("sim")]
+    public void Run_small_page_fault1_writes_all_files_and_counts_one_fault_per_written_page(string engine)
     {
         var outDir = Path.Combine(_tmp, "run");
         const int ops = 2000, sizeMb = 4;
-        var (code, stdout, stderr) = Cli("run", "--preset", "small", "--workload", "page-fault1", "--param", $"size_mb={sizeMb}", "--ops", $"{ops}", "--out", outDir);
+        var (code, stdout, stderr) = Cli("run", "--engine", engine, "--preset", "small", "--workload", "page-fault1", "--param", $"size_mb={sizeMb}", "--ops", $"{ops}", "--out", outDir);
         Assert.True(code == 0, stderr);
         Assert.Contains("vma_lock", stdout);
         foreach (var f in new[] { "config.yaml", "stats.json", "vmstat", "lock_stat", "summary.md" })
@@ -39,7 +41,13 @@ public sealed class CliTests : IDisposable
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
         var r = doc.RootElement;
         Assert.Equal("completed", r.GetProperty("status").GetString());
-        Assert.Equal("sim", r.GetProperty("engine").GetString());
+        Assert.Equal(engine, r.GetProperty("engine").GetString());
+        if (engine == "orleans")
+        {
+            var calls = r.GetProperty("grain_calls");
+            Assert.True(calls.GetProperty("total").GetInt64() >= r.GetProperty("faults").GetInt64(), "a fault costs at least one grain call");
+            Assert.Equal(0, calls.GetProperty("cross_silo").GetInt64());
+        }
         Assert.Equal("merged", r.GetProperty("policy").GetString());
         Assert.Equal(1, r.GetProperty("seed").GetInt64());
         var m = r.GetProperty("machine");
@@ -109,11 +117,11 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public void Orleans_engine_is_a_clear_error()
+    public void An_unknown_engine_is_a_clear_error()
     {
-        var (code, _, stderr) = Cli("run", "--engine", "orleans", "--out", Path.Combine(_tmp, "o"));
+        var (code, _, stderr) = Cli("run", "--engine", "warp", "--out", Path.Combine(_tmp, "o"));
         Assert.Equal(2, code);
-        Assert.Contains("the orleans engine is not built yet (issue 3); use --engine sim", stderr);
+        Assert.Contains("--engine 'warp': unknown engine", stderr);
         Assert.Empty(Directory.GetFileSystemEntries(_tmp));
     }
 

@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using System.Globalization;
+using DistEmu.Kernel.Sim;
+using DistEmu.Silo;
+
+namespace DistEmu.Client;
+
+/// <summary>The default engine: one silo in this process (localhost clustering) with its grain factory as the client.</summary>
+public static class EmbeddedOrleans
+{
+    public static RunResult Run(SimRunOptions options, TextWriter stdout) => RunAsync(options, stdout).GetAwaiter().GetResult();
+
+    private static async Task<RunResult> RunAsync(SimRunOptions options, TextWriter stdout)
+    {
+        using var host = await SiloHosting.StartEmbeddedAsync();
+        try
+        {
+            var every = Stopwatch.StartNew();
+            var started = Stopwatch.StartNew();
+            var result = await OrleansRun.Run(host.Grains(), options, status =>
+            {
+                if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
+                every.Restart();
+                double emuS = status.MaxClock / 1e9;
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
+            });
+            long calls = host.GrainCalls();
+            return new RunResult
+            {
+                Machine = result.Machine, Options = result.Options, PerTask = result.PerTask, Engine = result.Engine, Tasks = result.Tasks,
+                EmulatedNs = result.EmulatedNs, HostSeconds = result.HostSeconds, Stalled = result.Stalled,
+                GrainCalls = (calls, 0), // one silo: no call crosses silos
+            };
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+}
