@@ -41,24 +41,25 @@ public struct Caller
     [Id(2)] public long Clock;
 }
 
-[GenerateSerializer]
-public sealed class FaultRequest
+/// <summary>A fault-path request to a VMA grain. Only plain fields: it is copied, never deep-cloned.</summary>
+[GenerateSerializer, Immutable]
+public struct FaultRequest
 {
     [Id(0)] public Caller Caller;
     [Id(1)] public long Addr;
     /// <summary>FAULT_FLAG_* bits.</summary>
     [Id(2)] public int Flags;
-    /// <summary>Frames from the CPU's per-CPU list, for the fault to allocate from (unused ones come back).</summary>
-    [Id(3)] public long[] Frames = [];
+    /// <summary>A frame from the CPU's per-CPU list for the fault to allocate (-1: none); it comes back if unused.</summary>
+    [Id(3)] public long Frame;
     /// <summary>On a page walk that finds the entry unusable, go on with the VMA-lock attempt in the same call (after the fault entry cost).</summary>
     [Id(4)] public bool SpeculateFault;
 }
 
-[GenerateSerializer]
-public sealed class FaultReply
+[GenerateSerializer, Immutable]
+public struct FaultReply
 {
     [Id(0)] public long Clock;
-    /// <summary>The entry a page walk found.</summary>
+    /// <summary>The entry a page walk found, or the entry after a handled fault (what the re-executed access will walk to).</summary>
     [Id(1)] public long Pte;
     /// <summary>Whether a VMA-lock attempt ran in this call, and its VmaLockResult.</summary>
     [Id(2)] public bool Attempted;
@@ -66,9 +67,10 @@ public sealed class FaultReply
     /// <summary>VM_FAULT_* bits.</summary>
     [Id(4)] public int Fault;
     [Id(5)] public bool AccessError;
-    [Id(6)] public long[] Unused = [];
+    /// <summary>The request's frame if the fault did not use it, else -1.</summary>
+    [Id(6)] public long UnusedFrame;
     /// <summary>Under mmap_lock: when the callee released it (RETRY/COMPLETED or access error), else -1.</summary>
-    [Id(7)] public long MmapReleasedAt = -1;
+    [Id(7)] public long MmapReleasedAt;
     /// <summary>The caller's tree snapshot is stale: this VMA no longer covers the address (split, moved). Look up again.</summary>
     [Id(8)] public bool Stale;
 }

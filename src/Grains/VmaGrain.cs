@@ -57,30 +57,42 @@ public sealed class VmaGrain : Grain, IVmaGrain
     private static bool OwnsFrame(long pte) =>
         Pte.Kind(pte) is PteKind.Present or PteKind.ProtNone or PteKind.Migration && !Pte.IsFile(pte) && Pte.Frame(pte) != Pte.ZeroFrame;
 
-    private EmuTask Enter(Caller c, long[] frames)
+    private EmuTask Enter(in FaultRequest r)
     {
-        var t = _host.Task(c);
-        if (frames.Length > 0) t.Pcp.Load(_host.Machine, frames);
+        var t = _host.Task(r.Caller);
+        if (r.Frame >= 0) t.Pcp.Load(_host.Machine, [r.Frame]);
         return t;
     }
 
-    private async Task<FaultReply> Leave(EmuTask t, FaultReply reply)
+    /// <summary>
+    /// End a fault-path call: the clock, the caller's frame back if unused (frames a fault refilled from the node
+    /// stay on this CPU's list here, for its next fault on this VMA), buffered frees sent.
+    /// </summary>
+    private async Task<FaultReply> Leave(EmuTask t, FaultReply reply, long addr)
     {
         reply.Clock = t.Clock;
-        reply.Unused = t.Pcp.Take(_host.Machine, t.Pcp.Count);
+        reply.UnusedFrame = t.Pcp.Count > 0 ? t.Pcp.Take(_host.Machine, 1)[0] : -1;
+        if (reply.Attempted && reply.Lock == (byte)VmaLockResult.Locked)
+            reply.Pte = _mm.PageTable.Read(addr);
         await _host.Frames.Flush();
         return reply;
     }
 
+    private static FaultReply NewReply() => new() { MmapReleasedAt = -1, UnusedFrame = -1 };
+
     public async Task<FaultReply> WalkOrFault(FaultRequest request)
     {
-        var t = Enter(request.Caller, request.Frames);
+        var t = Enter(request);
+        var reply = NewReply();
         if (!V.Contains(request.Addr) || V.Detached)
-            return await Leave(t, new FaultReply { Stale = true });
+        {
+            reply.Stale = true;
+            return await Leave(t, reply, request.Addr);
+        }
         var flags = (FaultFlags)request.Flags;
         long pte = _mm.PageTable.Read(request.Addr);
         bool usable = Pte.Kind(pte) == PteKind.Present && (!flags.HasFlag(FaultFlags.Write) || Pte.IsWritable(pte));
-        var reply = new FaultReply { Pte = pte };
+        reply.Pte = pte;
         if (usable)
         {
             _mm.MarkCpu(t.Cpu);
@@ -89,13 +101,13 @@ public sealed class VmaGrain : Grain, IVmaGrain
         {
             // The fault that follows on the CPU: exception entry and the RCU lookup, then the VMA attempt, here.
             await t.Delay(_host.Machine.Cost.FaultEntryNs + _host.Machine.Cost.VmaLookupNs);
-            Attempt(reply, await VmaFault.AttemptUnderVmaLock(t, V, request.Addr, flags));
+            Attempt(ref reply, await VmaFault.AttemptUnderVmaLock(t, V, request.Addr, flags));
             _mm.MarkCpu(t.Cpu);
         }
-        return await Leave(t, reply);
+        return await Leave(t, reply, request.Addr);
     }
 
-    private static void Attempt(FaultReply reply, (VmaLockResult Lock, VmFault Fault) r)
+    private static void Attempt(ref FaultReply reply, (VmaLockResult Lock, VmFault Fault) r)
     {
         reply.Attempted = true;
         reply.Lock = (byte)r.Lock;
@@ -104,28 +116,35 @@ public sealed class VmaGrain : Grain, IVmaGrain
 
     public async Task<FaultReply> FaultUnderVmaLock(FaultRequest request)
     {
-        var t = Enter(request.Caller, request.Frames);
+        var t = Enter(request);
+        var reply = NewReply();
         // Outside its bounds (not detached): the caller's snapshot predates a split. Detached goes to the kernel's MISS.
         if (!V.Contains(request.Addr) && !V.Detached)
-            return await Leave(t, new FaultReply { Stale = true });
-        var reply = new FaultReply();
-        Attempt(reply, await VmaFault.AttemptUnderVmaLock(t, V, request.Addr, (FaultFlags)request.Flags));
+        {
+            reply.Stale = true;
+            return await Leave(t, reply, request.Addr);
+        }
+        Attempt(ref reply, await VmaFault.AttemptUnderVmaLock(t, V, request.Addr, (FaultFlags)request.Flags));
         _mm.MarkCpu(t.Cpu);
-        return await Leave(t, reply);
+        return await Leave(t, reply, request.Addr);
     }
 
     public async Task<FaultReply> HandleUnderMmap(FaultRequest request)
     {
-        var t = Enter(request.Caller, request.Frames);
+        var t = Enter(request);
         TakeToken(t, LockMode.Read);
         var (accessError, fault) = await VmaFault.HandleUnderMmapLock(t, V, request.Addr, (FaultFlags)request.Flags);
-        var reply = new FaultReply { AccessError = accessError, Fault = (int)fault };
+        var reply = NewReply();
+        reply.AccessError = accessError;
+        reply.Fault = (int)fault;
         if (accessError || fault.Has(VmFault.Retry | VmFault.Completed))
             reply.MmapReleasedAt = _mm.MmapLock.LastReleasedAt;
         else
             _mm.MmapLock.Release(t, LockMode.Read);
         _mm.MarkCpu(t.Cpu);
-        return await Leave(t, reply);
+        reply = await Leave(t, reply, request.Addr);
+        if (!accessError) reply.Pte = _mm.PageTable.Read(request.Addr);
+        return reply;
     }
 
     /// <summary>Stand for the caller's hold of the real mmap_lock (in the mm grain) for the length of this call.</summary>

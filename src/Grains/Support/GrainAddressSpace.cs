@@ -1,6 +1,7 @@
 using DistEmu.Abstractions;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Ports;
 using DistEmu.Kernel.Sched;
 
@@ -8,29 +9,36 @@ namespace DistEmu.Grains.Support;
 
 /// <summary>
 /// A CPU grain's way to its address space. The RCU lookup reads the CPU's own snapshot of the VMA tree (refreshed
-/// from the mm grain when it finds nothing or meets a detached VMA — a stale hit is a vma_lock_miss). A TLB miss is
-/// one call to the VMA grain, which on an unusable entry goes straight on with the VMA-lock attempt in that same call,
-/// so a fault on the fast path costs one message. The mmap_lock path calls the mm grain.
+/// from the mm grain when it finds nothing or is told it is stale; a detached VMA is a vma_lock_miss). A TLB miss is
+/// one call to the VMA grain, which on an unusable entry goes straight on with the VMA-lock attempt in that same call
+/// and returns the entry it installed, so the re-executed access needs no second walk: a fault on the fast path
+/// costs one message. The mmap_lock path calls the mm grain.
 /// </summary>
 public sealed class GrainAddressSpace : IAddressSpacePort
 {
     private readonly IGrainFactory _grains;
     private readonly string _run;
     private readonly int _mmId;
+    private readonly IMmGrain _mm;
+    private readonly Dictionary<int, IVmaGrain> _vmas = new();
     private TreeSnapshot _tree = new() { Version = -1 };
     private (long Addr, bool Write, FaultReply Reply)? _pending;
+    private (long Vpn, long Pte) _fresh = (-1, 0);
 
     public GrainAddressSpace(IGrainFactory grains, string run, int mmId)
     {
         _grains = grains;
         _run = run;
         _mmId = mmId;
+        _mm = grains.GetGrain<IMmGrain>(GrainKeys.Mm(run, mmId));
     }
 
-    public long Calls { get; private set; }
-
-    private IMmGrain Mm => _grains.GetGrain<IMmGrain>(GrainKeys.Mm(_run, _mmId));
-    private IVmaGrain Vma(int id) => _grains.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, _mmId, id));
+    private IVmaGrain Vma(int id)
+    {
+        if (!_vmas.TryGetValue(id, out var g))
+            _vmas[id] = g = _grains.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, _mmId, id));
+        return g;
+    }
 
     private int Find(long addr)
     {
@@ -49,29 +57,24 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         return -1;
     }
 
-    private async Task Refresh(EmuTask t)
-    {
-        Calls++;
-        _tree = await Mm.GetTree(t.Cpu);
-    }
+    private async Task Refresh(EmuTask t) => _tree = await _mm.GetTree(t.Cpu);
 
     private async Task<FaultRequest> Request(EmuTask t, long addr, FaultFlags flags, bool speculate)
     {
-        // One frame for the fault to allocate from, two for a copy-on-write that may also need one.
-        await t.Pcp.Reserve(t.Machine, t, 2);
+        await t.Pcp.Reserve(t.Machine, t, 1);
         return new FaultRequest
         {
-            Caller = KernelHost.CallerOf(t), Addr = addr, Flags = (int)flags, Frames = t.Pcp.Take(t.Machine, 2), SpeculateFault = speculate,
+            Caller = KernelHost.CallerOf(t), Addr = addr, Flags = (int)flags, Frame = t.Pcp.Take(t.Machine, 1)[0], SpeculateFault = speculate,
         };
     }
 
-    private static void Settle(EmuTask t, FaultReply r)
+    private static void Settle(EmuTask t, in FaultReply r)
     {
         if (r.Clock > t.Clock) t.Clock = r.Clock;
-        if (r.Unused.Length > 0) t.Pcp.Load(t.Machine, r.Unused);
+        if (r.UnusedFrame >= 0) t.Pcp.Load(t.Machine, [r.UnusedFrame]);
     }
 
-    /// <summary>A speculative attempt nobody consumed (the access gave up): take its frames back.</summary>
+    /// <summary>A speculative attempt nobody consumed (the access gave up): take its frame back.</summary>
     public void DropPending(EmuTask t)
     {
         if (_pending is { } p) Settle(t, p.Reply);
@@ -81,34 +84,39 @@ public sealed class GrainAddressSpace : IAddressSpacePort
     public async ValueTask<long> PageWalk(EmuTask t, long addr, bool write)
     {
         DropPending(t);
+        long vpn = addr >> t.Machine.Spec.PageShift;
+        if (_fresh.Vpn == vpn)
+        {
+            // The entry this CPU's own fault just installed: what the hardware walk would find now.
+            long pte = _fresh.Pte;
+            _fresh = (-1, 0);
+            if (Pte.Kind(pte) == PteKind.Present && (!write || Pte.IsWritable(pte)))
+                return pte;
+        }
         var flags = FaultFlags.AllowRetry | FaultFlags.Killable | FaultFlags.User | (write ? FaultFlags.Write : 0);
-        FaultReply reply;
-        for (int tries = 0; ; tries++)
+        FaultReply reply = default;
+        for (int tries = 0; tries < 2; tries++)
         {
             int id = Find(addr);
             if (id < 0)
             {
                 await Refresh(t);
                 id = Find(addr);
-                if (id < 0) return 0;
+                if (id < 0) return Pte.None;
             }
             var req = await Request(t, addr, flags, speculate: t.Machine.Policy.HasVmaPath());
-            Calls++;
             reply = await Vma(id).WalkOrFault(req);
-            if (!reply.Stale || tries > 0) break;
+            if (!reply.Stale) break;
             Settle(t, reply);
             await Refresh(t);
         }
         if (reply.Stale)
-        {
-            Settle(t, reply);
-            return 0;
-        }
+            return Pte.None;
         if (reply.Attempted)
         {
-            // The fault's VMA attempt already ran; the arch loop will consume it. Frames come back then.
+            // The fault's VMA attempt already ran; the arch loop consumes it (and its frame) next.
             _pending = (addr, write, reply);
-            return reply.Pte;
+            return Pte.None;
         }
         Settle(t, reply);
         return reply.Pte;
@@ -120,10 +128,11 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         if (_pending is { } p && p.Addr == addr && p.Write == flags.HasFlag(FaultFlags.Write))
         {
             _pending = null;
-            var (kind, done) = Interpret(t, p.Reply, ref misses);
+            var (kind, done) = Interpret(t, addr, p.Reply, ref misses);
             if (done) return new VmaAttemptResult(kind, (VmFault)p.Reply.Fault, misses);
+            await Refresh(t);
         }
-        _pending = null;
+        DropPending(t);
         while (true)
         {
             await t.Delay(t.Machine.Cost.VmaLookupNs);
@@ -135,7 +144,6 @@ public sealed class GrainAddressSpace : IAddressSpacePort
                 if (id < 0) return new VmaAttemptResult(VmaAttemptKind.Abort, VmFault.Done, misses);
             }
             var req = await Request(t, addr, flags, speculate: false);
-            Calls++;
             var reply = await Vma(id).FaultUnderVmaLock(req);
             if (reply.Stale)
             {
@@ -143,14 +151,14 @@ public sealed class GrainAddressSpace : IAddressSpacePort
                 await Refresh(t);
                 continue;
             }
-            var (kind, done) = Interpret(t, reply, ref misses);
+            var (kind, done) = Interpret(t, addr, reply, ref misses);
             if (done) return new VmaAttemptResult(kind, (VmFault)reply.Fault, misses);
             await Refresh(t);
         }
     }
 
     /// <summary>Settle a VMA attempt's reply: true with its kind, or false after a MISS (look up again).</summary>
-    private static (VmaAttemptKind Kind, bool Done) Interpret(EmuTask t, FaultReply r, ref int misses)
+    private (VmaAttemptKind Kind, bool Done) Interpret(EmuTask t, long addr, in FaultReply r, ref int misses)
     {
         Settle(t, r);
         switch ((VmaLockResult)r.Lock)
@@ -164,29 +172,27 @@ public sealed class GrainAddressSpace : IAddressSpacePort
             case VmaLockResult.AccessError:
                 return (VmaAttemptKind.AccessError, true);
             default:
+                _fresh = (addr >> t.Machine.Spec.PageShift, r.Pte);
                 return (VmaAttemptKind.Handled, true);
         }
     }
 
     public async ValueTask<MmapAttemptResult> MmapAttempt(EmuTask t, long addr, FaultFlags flags)
     {
-        Calls++;
-        var found = await Mm.LockAndFind(KernelHost.CallerOf(t), addr);
+        DropPending(t);
+        var found = await _mm.LockAndFind(KernelHost.CallerOf(t), addr);
         if (found.Clock > t.Clock) t.Clock = found.Clock;
         if (!found.Found)
             return new MmapAttemptResult(MmapAttemptKind.NoVma, VmFault.Done);
         var req = await Request(t, addr, flags, speculate: false);
-        Calls++;
         var reply = await Vma(found.VmaId).HandleUnderMmap(req);
         Settle(t, reply);
         var fault = (VmFault)reply.Fault;
-        Calls++;
-        if (reply.MmapReleasedAt >= 0)
-            await Mm.ReadUnlock(t.Cpu, reply.MmapReleasedAt);   // released by the callee (RETRY/COMPLETED, access error)
-        else
-            await Mm.ReadUnlock(t.Cpu, t.Clock);                // the arch loop's mmap_read_unlock
+        // Released by the callee (RETRY/COMPLETED, access error), or the arch loop's mmap_read_unlock now.
+        await _mm.ReadUnlock(t.Cpu, reply.MmapReleasedAt >= 0 ? reply.MmapReleasedAt : t.Clock);
         if (reply.AccessError)
             return new MmapAttemptResult(MmapAttemptKind.AccessError, VmFault.Done);
+        _fresh = (addr >> t.Machine.Spec.PageShift, reply.Pte);
         return new MmapAttemptResult(MmapAttemptKind.Handled, fault);
     }
 }
