@@ -8,7 +8,7 @@ public interface ICpuGrain : IGrainWithStringKey
 {
     /// <summary>Run task <paramref name="taskIndex"/> of the workload in mm <paramref name="mmId"/>; returns at once.</summary>
     Task Start(int taskIndex, int mmId);
-    /// <summary>A TLB shootdown IPI for [startVpn, endVpn).</summary>
-    [OneWay] Task InvalidateTlb(long startVpn, long endVpn);
+    /// <summary>A TLB shootdown IPI for [startVpn, endVpn); returning is the acknowledgement.</summary>
+    [AlwaysInterleave] Task InvalidateTlb(long startVpn, long endVpn);
     Task<StatsMessage> GetStats();
 }

@@ -46,9 +46,9 @@ public sealed class GrainFramePort : IFramePort
     }
 }
 
-/// <summary>TLB shootdown IPIs as one-way calls to the CPU grains.</summary>
+/// <summary>TLB shootdown IPIs as calls to the CPU grains, sent together and waited for (the acknowledgements).</summary>
 public sealed class GrainTlbPort(IGrainFactory grains, string run) : ITlbPort
 {
-    public void Invalidate(int cpu, long startVpn, long endVpn) =>
-        _ = grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, cpu)).InvalidateTlb(startVpn, endVpn);
+    public async ValueTask Invalidate(IReadOnlyList<int> cpus, long startVpn, long endVpn) =>
+        await Task.WhenAll(cpus.Select(cpu => grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, cpu)).InvalidateTlb(startVpn, endVpn)));
 }

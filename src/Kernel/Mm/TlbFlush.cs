@@ -14,12 +14,9 @@ public static class TlbFlush
     {
         var m = t.Machine;
         long s = start >> m.Spec.PageShift, e = (end + m.Spec.PageSize - 1) >> m.Spec.PageShift;
-        int remote = 0;
-        foreach (int cpu in mm.CpuMask())
-        {
-            m.TlbPort.Invalidate(cpu, s, e);
-            if (cpu != t.Cpu) remote++;
-        }
+        var cpus = mm.CpuMask().ToList();
+        int remote = cpus.Count(c => c != t.Cpu);
+        await m.TlbPort.Invalidate(cpus, s, e);
         if (remote > 0)
         {
             m.VmStat.nr_tlb_remote_flush++;

@@ -38,15 +38,23 @@ public sealed class LocalFramePort : IFramePort
     }
 }
 
-/// <summary>Where TLB shootdown IPIs go: the CPUs' software TLBs, local or in CPU grains.</summary>
+/// <summary>
+/// Where TLB shootdown IPIs go: the CPUs' software TLBs, local or in CPU grains. Like smp_call_function_many with
+/// wait=1, it returns once every target has invalidated: a flush that has returned leaves no stale translation.
+/// </summary>
 public interface ITlbPort
 {
-    void Invalidate(int cpu, long startVpn, long endVpn);
+    ValueTask Invalidate(IReadOnlyList<int> cpus, long startVpn, long endVpn);
 }
 
 public sealed class LocalTlbPort : ITlbPort
 {
     private readonly EmuMachine _m;
     public LocalTlbPort(EmuMachine m) => _m = m;
-    public void Invalidate(int cpu, long startVpn, long endVpn) => _m.Tlb(cpu).InvalidateRange(startVpn, endVpn);
+
+    public ValueTask Invalidate(IReadOnlyList<int> cpus, long startVpn, long endVpn)
+    {
+        foreach (int cpu in cpus) _m.Tlb(cpu).InvalidateRange(startVpn, endVpn);
+        return ValueTask.CompletedTask;
+    }
 }

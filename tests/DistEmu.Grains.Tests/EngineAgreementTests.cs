@@ -1,0 +1,49 @@
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+
+namespace DistEmu.Grains.Tests;
+
+/// <summary>The orleans and sim engines agree on what does not depend on timing.</summary>
+[Collection("two silos")]
+public sealed class EngineAgreementTests(TwoSilos cluster)
+{
+    [Theory]
+    [InlineData("page-fault1")]
+    [InlineData("page-fault3")]
+    public async Task Pgfault_equals_the_pages_touched_under_both_engines(string workload)
+    {
+        var o = EngineRuns.Options(workload, FaultPolicy.Merged, ops: 1000);
+        var orleans = await EngineRuns.Orleans(cluster.Grains, o);
+        var sim = SimRun.Run(o);
+        // Per task: mmap, 256 writes, munmap, repeated: 1000 ops = 3 rounds (774 ops) + mmap + 225 writes.
+        long touched = 8 * (3 * 256 + 225);
+        Assert.Equal(touched, sim.Machine.VmStat.pgfault);
+        Assert.True(touched == orleans.Machine.VmStat.pgfault, $"pgfault {orleans.Machine.VmStat.pgfault}, expected {touched}; " +
+            $"success {orleans.Machine.VmStat.vma_lock_success} abort {orleans.Machine.VmStat.vma_lock_abort} miss {orleans.Machine.VmStat.vma_lock_miss} ops {orleans.Ops}; " + EngineRuns.Describe(orleans));
+        Assert.Equal(sim.Machine.VmStat.Faults, orleans.Machine.VmStat.Faults);
+        Assert.True(orleans.Machine.Frames.Conserved, EngineRuns.Describe(orleans));
+        Assert.Equal(0, orleans.Machine.Sanitizer.Total);
+        Assert.Equal(sim.Ops, orleans.Ops);
+    }
+
+    [Fact]
+    public async Task A_fast_path_fault_costs_one_grain_call()
+    {
+        var o = EngineRuns.Options("page-fault1", FaultPolicy.Merged, ops: 2000);
+        long before = cluster.CallsPerSilo().Sum();
+        var r = await EngineRuns.Orleans(cluster.Grains, o);
+        long calls = cluster.CallsPerSilo().Sum() - before;
+        double perFault = (double)calls / r.Machine.VmStat.Faults;
+        // One call per fault, plus per mapping: syscalls, tree snapshots, frame refills, shootdowns, and the run's own bookkeeping.
+        Assert.InRange(perFault, 1.0, 1.2);
+    }
+
+    [Fact]
+    public async Task Both_silos_host_grains_of_a_run()
+    {
+        var before = cluster.CallsPerSilo();
+        await EngineRuns.Orleans(cluster.Grains, EngineRuns.Options("mmap-churn", FaultPolicy.Merged, ops: 500));
+        var after = cluster.CallsPerSilo();
+        Assert.All(after.Zip(before), p => Assert.True(p.First > p.Second, "every silo served calls"));
+    }
+}
