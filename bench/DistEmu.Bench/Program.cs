@@ -4,6 +4,8 @@ using DistEmu.Bench;
 // dotnet run -c Release --project bench/DistEmu.Bench -- sim [--inproc] [BenchmarkDotNet args]
 // dotnet run -c Release --project bench/DistEmu.Bench -- memory
 // dotnet run -c Release --project bench/DistEmu.Bench -- quick [reps]
+// dotnet run -c Release --project bench/DistEmu.Bench -- orleans [reps] [--pings N] [--ops N]
+// dotnet run -c Release --project bench/DistEmu.Bench -- launch [large-1024|huge-4096|all] [--timeout seconds] [--reps N]
 string mode = args.Length > 0 ? args[0].TrimStart('-') : "";
 string[] rest = args.Skip(1).ToArray();
 switch (mode)
@@ -22,9 +24,28 @@ switch (mode)
     case "quick":
         int reps = rest.Length > 0 && int.TryParse(rest[0], out int n) && n > 0 ? n : 3;
         return QuickBench.Run(reps);
+    case "orleans":
+        {
+            int oreps = rest.Length > 0 && int.TryParse(rest[0], out int r) && r > 0 ? r : 3;
+            return OrleansBench.Run(oreps, (int?)Option(rest, "--pings"), Option(rest, "--ops"));
+        }
+    case "launch":
+        {
+            string which = rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal) ? rest[0] : "all";
+            var timeout = TimeSpan.FromSeconds(Option(rest, "--timeout") ?? 300);
+            return LaunchBench.Run(which, timeout, (int)(Option(rest, "--reps") ?? 2));
+        }
     default:
-        Console.Error.WriteLine("usage: DistEmu.Bench sim [--inproc] [BenchmarkDotNet args] | memory | quick [reps (default 3)]");
+        Console.Error.WriteLine("usage: DistEmu.Bench sim [--inproc] [BenchmarkDotNet args] | memory | quick [reps (default 3)]"
+            + " | orleans [reps (default 3)] [--pings N] [--ops N] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)]");
         return 2;
+}
+
+// --name N: the positive integer after --name, or null.
+static long? Option(string[] a, string name)
+{
+    int i = Array.IndexOf(a, name);
+    return i >= 0 && i + 1 < a.Length && long.TryParse(a[i + 1], out long v) && v > 0 ? v : null;
 }
 
 // bench/ (the folder holding DistEmu.Bench/DistEmu.Bench.csproj), so BenchmarkDotNet's artifacts stay out of the repo root

@@ -10,5 +10,7 @@ public interface ICpuGrain : IGrainWithStringKey
     Task Start(int taskIndex, int mmId);
     /// <summary>A TLB shootdown IPI for [startVpn, endVpn); returning is the acknowledgement.</summary>
     [AlwaysInterleave] Task InvalidateTlb(long startVpn, long endVpn);
+    /// <summary>Stop the task after its current op.</summary>
+    [AlwaysInterleave] Task Stop();
     Task<StatsMessage> GetStats();
 }

@@ -15,6 +15,8 @@ public interface IMachineGrain : IGrainWithStringKey
     [OneWay] Task Progress(int cpu, long faults, long clock);
     Task TaskDone(int cpu, string? error);
     Task<RunStatus> Status();
+    /// <summary>Stop every task after its current op (Ctrl-C, a time limit).</summary>
+    Task Stop();
     /// <summary>The counters of every grain of the run, merged.</summary>
     Task<StatsMessage> Collect();
 }

@@ -33,6 +33,7 @@ public static class Cli
           --engine orleans|sim  orleans (default): grains on a silo started in this process; sim: the deterministic engine
           --seed N              random seed (default: 1)
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
+          --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
           --tasks N             tasks (one per CPU; default: every CPU)
           --sanitizer on|off    check the protocol invariants (default: on)
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
@@ -131,7 +132,31 @@ public static class Cli
             Tasks = tasks,
             Sanitizer = o.Sanitizer,
         };
-        var result = o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, stdout);
+        // Ctrl-C stops every task after its current op; the partial results are written with status "aborted".
+        bool interrupted = false;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            interrupted = true;
+        };
+        Console.CancelKeyPress += onCancel;
+        stdout.WriteLine($"running {o.Workload} on {label} under {machine.Policy.Name()} ({o.Engine} engine); Ctrl-C stops it and keeps the partial results");
+        stdout.Flush();
+        RunResult result;
+        try
+        {
+            runOptions = runOptions with
+            {
+                Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)")
+                    : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
+            };
+            result = o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, stdout);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
         var report = new Report(result, machine, workload, o, label);
         var summary = report.Summary();
         stdout.Write(summary);
@@ -157,6 +182,11 @@ public static class Cli
             throw;
         }
         stdout.WriteLine($"results: {outDir}");
+        if (result.Status != "completed")
+        {
+            stderr.WriteLine($"distemu: run {result.Status}: {result.Reason}; partial results in {outDir}");
+            return 1;
+        }
         return 0;
     }
 }
@@ -175,6 +205,22 @@ public sealed class RunOptions
     public int? Tasks { get; private set; }
     public bool Sanitizer { get; private set; } = true;
     public string? Out { get; private set; }
+    public TimeSpan? Duration { get; private set; }
+    public string? DurationText { get; private set; }
+
+    /// <summary>"10s", "500ms", "2m", "1h" or plain seconds.</summary>
+    public static TimeSpan ParseDuration(string v)
+    {
+        var units = new (string Suffix, double Seconds)[] { ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("", 1) };
+        foreach (var (suffix, seconds) in units)
+        {
+            if (!v.EndsWith(suffix, StringComparison.Ordinal)) continue;
+            if (double.TryParse(v[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n > 0)
+                return TimeSpan.FromSeconds(n * seconds);
+            break;
+        }
+        throw new UsageException($"--duration '{v}': expected a positive time such as 10s, 500ms or 2m");
+    }
 
     public static RunOptions Parse(string[] args)
     {
@@ -228,6 +274,10 @@ public sealed class RunOptions
                     };
                     break;
                 case "--out": o.Out = Value(); break;
+                case "--duration":
+                    o.DurationText = Value();
+                    o.Duration = ParseDuration(o.DurationText);
+                    break;
                 default: throw new UsageException($"run: unknown option '{args[i]}' (see distemu run --help)");
             }
         }

@@ -29,7 +29,7 @@ public static class EmbeddedOrleans
             return new RunResult
             {
                 Machine = result.Machine, Options = result.Options, PerTask = result.PerTask, Engine = result.Engine, Tasks = result.Tasks,
-                EmulatedNs = result.EmulatedNs, HostSeconds = result.HostSeconds, Stalled = result.Stalled,
+                EmulatedNs = result.EmulatedNs, HostSeconds = result.HostSeconds, Stalled = result.Stalled, Status = result.Status, Reason = result.Reason,
                 GrainCalls = (calls, 0), // one silo: no call crosses silos
             };
         }

@@ -47,6 +47,8 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
         var paramText = string.Join(" ", workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
         sb.AppendLine($"distemu run: engine {result.Engine}, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
         sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, {N(options.Ops)} ops per task, seed {options.Seed}");
+        if (result.Status != "completed") sb.AppendLine($"status: {result.Status} ({result.Reason})");
+        else if (result.Reason != null) sb.AppendLine($"stopped early: {result.Reason}");
         sb.AppendLine();
         sb.Append(Table(["throughput", "value"],
         [
@@ -164,7 +166,8 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
-            w.WriteString("status", "completed");
+            w.WriteString("status", result.Status);
+            if (result.Reason != null) w.WriteString("reason", result.Reason);
             w.WriteString("engine", result.Engine);
             w.WriteString("policy", machine.Policy.Name());
             w.WriteNumber("seed", options.Seed);

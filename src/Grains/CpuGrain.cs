@@ -22,6 +22,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
     private GrainAddressSpace? _aspace;
     private readonly TaskCounters _counters = new();
     private int _cpu;
+    private bool _stop;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -52,7 +53,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
             var ctx = new WorkloadContext(_host.Spec, cfg.Tasks, cfg.Seed);
             long limit = cfg.EmulatedNsLimit > 0 ? cfg.EmulatedNsLimit : long.MaxValue;
             using var ops = workload.OpsFor(ctx, taskIndex, _cpu).GetEnumerator();
-            while (_counters.Ops < cfg.OpsPerTask && t.Clock < limit && ops.MoveNext())
+            while (!_stop && _counters.Ops < cfg.OpsPerTask && t.Clock < limit && ops.MoveNext())
             {
                 var op = ops.Current;
                 _counters.Ops++;
@@ -88,6 +89,12 @@ public sealed class CpuGrain : Grain, ICpuGrain
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
         await machine.TaskDone(_cpu, error);
+    }
+
+    public Task Stop()
+    {
+        _stop = true;
+        return Task.CompletedTask;
     }
 
     public Task InvalidateTlb(long startVpn, long endVpn)

@@ -84,6 +84,12 @@ public sealed class MachineGrain : Grain, IMachineGrain
         Tasks = _config?.Tasks ?? 0, Done = _done, Faults = _faults.Values.Sum(), MaxClock = _maxClock, Error = _error,
     });
 
+    public async Task Stop()
+    {
+        var cfg = _config ?? throw new InvalidOperationException("configure the run first");
+        await Task.WhenAll(_cpus.Select(cpu => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, cpu)).Stop()));
+    }
+
     public async Task<StatsMessage> Collect()
     {
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");

@@ -16,7 +16,7 @@ public static class OrleansRun
 {
     /// <summary>Progress callback: (tasks done, tasks, faults so far, max emulated ns).</summary>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
-        TimeSpan? stallTimeout = null, CancellationToken cancellationToken = default)
+        TimeSpan? stallTimeout = null)
     {
         Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
         int tasks = o.Tasks ?? o.Machine.Cpus;
@@ -40,9 +40,15 @@ public static class OrleansRun
         long lastFaults = -1;
         int lastDone = -1;
         RunStatus status;
+        RunStop? stopped = null;
         while (true)
         {
-            await Task.Delay(50, cancellationToken);
+            await Task.Delay(50, CancellationToken.None);
+            if (stopped is null && (stopped = o.Stop?.Invoke()) != null)
+            {
+                await machine.Stop();
+                lastChange.Restart();
+            }
             status = await machine.Status();
             progress?.Invoke(status);
             if (status.Done >= status.Tasks) break;
@@ -72,6 +78,8 @@ public static class OrleansRun
             EmulatedNs = stats.MaxClock,
             HostSeconds = sw.Elapsed.TotalSeconds,
             Stalled = stats.Stalled,
+            Status = stopped is { Aborted: true } ? "aborted" : "completed",
+            Reason = stopped?.Reason,
         };
     }
 }

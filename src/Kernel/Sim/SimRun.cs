@@ -22,7 +22,12 @@ public sealed record SimRunOptions
     public bool Sanitizer { get; init; } = true;
     public Exploration? Exploration { get; init; }
     public bool KeepEventLog { get; init; }
+    /// <summary>Asked before each op: non-null stops every task after its current op (Ctrl-C, --duration).</summary>
+    public Func<RunStop?>? Stop { get; init; }
 }
+
+/// <summary>Why a run stopped early: a time limit reached (the run is complete as asked) or an abort (Ctrl-C, a failure).</summary>
+public sealed record RunStop(bool Aborted, string Reason);
 
 /// <summary>What a run produced, under either engine: the (merged) kernel counters and where the run ended.</summary>
 public sealed class RunResult
@@ -40,6 +45,9 @@ public sealed class RunResult
     public long EventCount { get; init; }
     public List<EmuEvent>? Events { get; init; }
     public IReadOnlyList<string> Stalled { get; init; } = [];
+    /// <summary>"completed", or "aborted" with <see cref="Reason"/>.</summary>
+    public string Status { get; init; } = "completed";
+    public string? Reason { get; init; }
     /// <summary>Grain calls made (orleans engine): total and those that crossed silos.</summary>
     public (long Total, long CrossSilo)? GrainCalls { get; init; }
     public long Ops => PerTask.Sum(p => p.Ops);
@@ -67,6 +75,7 @@ public static class SimRun
         var barrier = new TaskBarrier(tasks);
         var counters = new List<TaskCounters>();
         long limit = o.EmulatedNs ?? long.MaxValue;
+        RunStop? stopped = null;
         for (int i = 0; i < tasks; i++)
         {
             int cpu = Spread(i, o.Machine);
@@ -80,7 +89,10 @@ public static class SimRun
                 {
                     using var ops = workload.OpsFor(ctx, index, cpu).GetEnumerator();
                     while (c.Ops < o.OpsPerTask && task.Clock < limit && ops.MoveNext())
+                    {
+                        if ((stopped ??= o.Stop?.Invoke()) != null) break;
                         await OpExecutor.Execute(task, ops.Current, files, barrier, c);
+                    }
                 }
                 finally
                 {
@@ -103,6 +115,8 @@ public static class SimRun
             EventCount = h.Machine.Events.Count,
             Events = h.Machine.Events.Full,
             Stalled = h.Stalled,
+            Status = stopped is { Aborted: true } ? "aborted" : "completed",
+            Reason = stopped?.Reason,
         };
     }
 

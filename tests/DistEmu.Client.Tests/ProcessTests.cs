@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace DistEmu.Client.Tests;
+
+/// <summary>The command line as a newcomer runs it: a separate process, its exit code and its results folder.</summary>
+public sealed class ProcessTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("distemu-proc-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, true);
+
+    private static Process Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "distemu.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private static (int Code, string Out, string Err) Finish(Process p, TimeSpan timeout)
+    {
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(true);
+            Assert.Fail($"distemu did not exit within {timeout}");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void A_run_exits_0_and_leaves_a_complete_results_folder()
+    {
+        var outDir = Path.Combine(_tmp, "ok");
+        var (code, stdout, stderr) = Finish(Start("run", "--preset", "small", "--workload", "mmap-churn", "--ops", "300", "--out", outDir), TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("engine orleans", stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        Assert.Equal("completed", doc.RootElement.GetProperty("status").GetString());
+        Assert.Equal("orleans", doc.RootElement.GetProperty("engine").GetString());
+    }
+
+    [Fact]
+    public void Ctrl_c_stops_the_run_and_writes_partial_results_as_aborted()
+    {
+        var outDir = Path.Combine(_tmp, "int");
+        using var p = Start("run", "--engine", "sim", "--preset", "small", "--workload", "mixed", "--ops", "1000000000", "--out", outDir);
+        // Wait for the run to start (its Ctrl-C handler is in place then), let it work a little, then interrupt it.
+        string? line;
+        while ((line = p.StandardOutput.ReadLine()) != null && !line.StartsWith("running ", StringComparison.Ordinal)) { }
+        Assert.NotNull(line);
+        Thread.Sleep(TimeSpan.FromSeconds(1));
+        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            kill.WaitForExit();
+        var (code, _, stderr) = Finish(p, TimeSpan.FromMinutes(1));
+        Assert.Equal(1, code);
+        Assert.Contains("aborted", stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        Assert.Equal("aborted", doc.RootElement.GetProperty("status").GetString());
+        Assert.Contains("Ctrl-C", doc.RootElement.GetProperty("reason").GetString());
+        Assert.True(doc.RootElement.GetProperty("faults").GetInt64() > 0);
+    }
+
+    [Fact]
+    public void Duration_ends_the_run_complete_as_of_then()
+    {
+        var outDir = Path.Combine(_tmp, "dur");
+        var (code, stdout, stderr) = Finish(Start("run", "--engine", "sim", "--workload", "page-fault1", "--ops", "1000000000", "--duration", "2s", "--out", outDir), TimeSpan.FromMinutes(1));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("--duration 2s reached", stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        Assert.Equal("completed", doc.RootElement.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public void Bad_input_exits_2_with_one_line_and_no_folder()
+    {
+        var outDir = Path.Combine(_tmp, "bad");
+        var (code, _, stderr) = Finish(Start("run", "--preset", "no-such-machine", "--out", outDir), TimeSpan.FromMinutes(1));
+        Assert.Equal(2, code);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(outDir));
+    }
+}
