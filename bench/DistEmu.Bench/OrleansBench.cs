@@ -17,7 +17,7 @@ public static class OrleansBench
 {
     public const int Callers = 8;
     public const int Tasks = 8;
-    public const double TargetSeconds = 3.0;
+    public const double TargetSeconds = 3.5;
     public const string SizeMb = "16";
     private const int MinWarmupRounds = 3;
     private const int MaxWarmupRounds = 8;

@@ -2,6 +2,7 @@ using System.Globalization;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
+using DistEmu.Replay;
 
 namespace DistEmu.Client;
 
@@ -16,7 +17,8 @@ public static class Cli
         usage: distemu <command> [options]
 
         commands:
-          run       run a workload on an emulated machine and write a results folder
+          run       run a workload (or, with --trace, a perf trace) on an emulated machine and write a results folder
+          replay    replay a perf trace: distemu replay FILE [run options] (the same as run --trace FILE)
           presets   list the machine presets with their sizes
 
         Run 'distemu <command> --help' for the options of a command.
@@ -37,6 +39,15 @@ public static class Cli
           --tasks N             tasks (one per CPU; default: every CPU)
           --sanitizer on|off    check the protocol invariants (default: on)
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
+
+        trace replay (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine):
+          --trace FILE          replay this trace instead of a workload (distemu replay FILE is the short form)
+          --time-scale X        think time between a thread's ops = trace time gap × X (default: 1)
+          --as-fast-as-possible ignore the trace's timestamps
+          --replicate N         N copies of the traced process on other CPUs and nodes (default: 1)
+          --shared-mm           the copies are threads of one process instead of separate processes
+          --cpu-map tid=cpu,... place threads on CPUs (default: spread over the nodes)
+          --lenient             skip malformed lines (counted in replay.json) instead of stopping at the first
           -h, --help            show this help
         """;
 
@@ -61,6 +72,11 @@ public static class Cli
                 case "run":
                     if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(RunHelp); return 0; }
                     return RunCommand(RunOptions.Parse(rest), stdout, stderr);
+                case "replay":
+                    if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(RunHelp); return 0; }
+                    if (rest.Length == 0 || rest[0].StartsWith("--", StringComparison.Ordinal))
+                        throw new UsageException("replay: expected a trace file: distemu replay FILE [run options]");
+                    return RunCommand(RunOptions.Parse(rest[1..], trace: rest[0]), stdout, stderr);
                 case "presets":
                     if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(PresetsHelp); return 0; }
                     if (rest.Length > 0) throw new UsageException($"presets: unexpected argument '{rest[0]}'");
@@ -77,6 +93,11 @@ public static class Cli
         catch (KernelConfigException e)
         {
             stderr.WriteLine($"distemu: error: {e.Message}");
+            return 2;
+        }
+        catch (PerfTraceFormatException e)
+        {
+            stderr.WriteLine($"distemu: error: {e.Message} (--lenient skips such lines)");
             return 2;
         }
         catch (Exception e)
@@ -109,19 +130,74 @@ public static class Cli
             throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
         var machine = o.MachineFile != null ? MachineLoader.LoadFile(o.MachineFile) : MachineLoader.LoadPreset(o.Preset);
         if (o.Policy != null) machine = machine with { Policy = FaultPolicies.Parse(o.Policy) };
-        var workload = Workloads.Create(o.Workload, o.Params); // throws KernelConfigException on a bad name or param
+        if (o.Trace != null && o.EngineGiven && o.Engine != "sim")
+            throw new UsageException("--trace: trace replay runs on the sim engine (use --engine sim or leave --engine out)");
+        if (o.Trace != null && !File.Exists(o.Trace))
+            throw new UsageException($"--trace {o.Trace}: no such file");
+        var workload = o.Trace is null ? Workloads.Create(o.Workload, o.Params) : null; // throws KernelConfigException on a bad name or param
         int tasks = o.Tasks ?? machine.Cpus;
         if (tasks < 1 || tasks > machine.Cpus)
             throw new UsageException($"--tasks {tasks}: must be in 1..{machine.Cpus} (one task per CPU)");
         if (o.Ops < 1) throw new UsageException($"--ops {o.Ops}: must be at least 1");
 
         var label = o.MachineFile != null ? machine.Name : o.Preset;
-        var outDir = Path.GetFullPath(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-{label}-{o.Workload}"));
+        string what = o.Trace is null ? o.Workload : "replay-" + Path.GetFileName(o.Trace).Split('.')[0];
+        var outDir = Path.GetFullPath(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-{label}-{what}"));
         if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
             throw new UsageException($"--out {outDir}: the folder exists and is not empty");
         if (File.Exists(outDir))
             throw new UsageException($"--out {outDir}: a file with that name exists");
 
+        RunResult result;
+        (string, IReadOnlyDictionary<string, string>) described;
+        var extraFiles = new Dictionary<string, string>();
+        if (o.Trace != null)
+        {
+            stdout.WriteLine($"replaying {o.Trace} on {label} under {machine.Policy.Name()} (sim engine)");
+            (result, described, extraFiles["replay.json"]) = Replay(o, machine);
+        }
+        else
+        {
+            result = RunWorkload(o, machine, tasks, label, stdout);
+            described = (workload!.Name, workload.Params);
+        }
+        var report = new Report(result, machine, described, o, label);
+        var summary = report.Summary();
+        stdout.Write(summary);
+
+        var tmp = outDir.TrimEnd(Path.DirectorySeparatorChar) + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            File.WriteAllText(Path.Combine(tmp, "config.yaml"), report.ConfigYaml());
+            File.WriteAllText(Path.Combine(tmp, "stats.json"), report.StatsJson());
+            File.WriteAllText(Path.Combine(tmp, "vmstat"), report.VmStat());
+            File.WriteAllText(Path.Combine(tmp, "lock_stat"), report.LockStat());
+            File.WriteAllText(Path.Combine(tmp, "summary.md"), "```\n" + summary + "```\n");
+            foreach (var (name, text) in extraFiles)
+                File.WriteAllText(Path.Combine(tmp, name), text);
+            if (Directory.Exists(outDir)) Directory.Delete(outDir); // empty, checked above
+            var parent = Path.GetDirectoryName(outDir);
+            if (!string.IsNullOrEmpty(parent)) Directory.CreateDirectory(parent);
+            Directory.Move(tmp, outDir);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            throw;
+        }
+        stdout.WriteLine($"results: {outDir}");
+        if (result.Status != "completed")
+        {
+            stderr.WriteLine($"distemu: run {result.Status}: {result.Reason}; partial results in {outDir}");
+            return 1;
+        }
+        return 0;
+    }
+
+    private static RunResult RunWorkload(RunOptions o, MachineSpec machine, int tasks, string label, TextWriter stdout)
+    {
         var runOptions = new SimRunOptions
         {
             Machine = machine,
@@ -143,7 +219,6 @@ public static class Cli
         Console.CancelKeyPress += onCancel;
         stdout.WriteLine($"running {o.Workload} on {label} under {machine.Policy.Name()} ({o.Engine} engine); Ctrl-C stops it and keeps the partial results");
         stdout.Flush();
-        RunResult result;
         try
         {
             runOptions = runOptions with
@@ -151,43 +226,46 @@ public static class Cli
                 Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)")
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
-            result = o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, stdout);
+            return o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, stdout);
         }
         finally
         {
             Console.CancelKeyPress -= onCancel;
         }
-        var report = new Report(result, machine, workload, o, label);
-        var summary = report.Summary();
-        stdout.Write(summary);
+    }
 
-        var tmp = outDir.TrimEnd(Path.DirectorySeparatorChar) + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        Directory.CreateDirectory(tmp);
-        try
+    /// <summary>A perf trace replayed under the sim engine; its report goes to replay.json.</summary>
+    private static (RunResult, (string, IReadOnlyDictionary<string, string>), string) Replay(RunOptions o, MachineSpec machine)
+    {
+        var options = new ReplayOptions
         {
-            File.WriteAllText(Path.Combine(tmp, "config.yaml"), report.ConfigYaml());
-            File.WriteAllText(Path.Combine(tmp, "stats.json"), report.StatsJson());
-            File.WriteAllText(Path.Combine(tmp, "vmstat"), report.VmStat());
-            File.WriteAllText(Path.Combine(tmp, "lock_stat"), report.LockStat());
-            File.WriteAllText(Path.Combine(tmp, "summary.md"), "```\n" + summary + "```\n");
-            if (Directory.Exists(outDir)) Directory.Delete(outDir); // empty, checked above
-            var parent = Path.GetDirectoryName(outDir);
-            if (!string.IsNullOrEmpty(parent)) Directory.CreateDirectory(parent);
-            Directory.Move(tmp, outDir);
-        }
-        catch
+            TimeScale = o.TimeScale, AsFastAsPossible = o.AsFastAsPossible, Replicate = o.Replicate, SharedMm = o.SharedMm,
+            CpuMap = o.CpuMap is null ? null : ReplayOptions.ParseCpuMap(o.CpuMap), Seed = o.Seed, Sanitizer = o.Sanitizer,
+            ParseMode = o.Lenient ? PerfParseMode.Lenient : PerfParseMode.Strict,
+        };
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var r = TraceReplay.RunSim(o.Trace!, machine, options);
+        sw.Stop();
+        var result = new RunResult
         {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-            throw;
-        }
-        stdout.WriteLine($"results: {outDir}");
-        if (result.Status != "completed")
+            Machine = r.Machine,
+            Options = new SimRunOptions { Machine = machine, Workload = "trace", Seed = o.Seed, Sanitizer = o.Sanitizer },
+            PerTask = r.PerTask,
+            Tasks = r.PerTask.Count,
+            EmulatedNs = r.Harness.MaxClock,
+            HostSeconds = sw.Elapsed.TotalSeconds,
+            Stalled = r.Harness.Stalled,
+        };
+        var parameters = new Dictionary<string, string>
         {
-            stderr.WriteLine($"distemu: run {result.Status}: {result.Reason}; partial results in {outDir}");
-            return 1;
-        }
-        return 0;
+            ["file"] = o.Trace!,
+            ["time_scale"] = o.TimeScale.ToString(CultureInfo.InvariantCulture),
+            ["as_fast_as_possible"] = o.AsFastAsPossible ? "true" : "false",
+            ["replicate"] = o.Replicate.ToString(CultureInfo.InvariantCulture),
+            ["shared_mm"] = o.SharedMm ? "true" : "false",
+            ["mode"] = o.Lenient ? "lenient" : "strict",
+        };
+        return (result, ("trace", parameters), r.Report.ToJson());
     }
 }
 
@@ -206,6 +284,15 @@ public sealed class RunOptions
     public bool Sanitizer { get; private set; } = true;
     public string? Out { get; private set; }
     public TimeSpan? Duration { get; private set; }
+    /// <summary>A perf script trace to replay instead of a synthetic workload.</summary>
+    public string? Trace { get; private set; }
+    public double TimeScale { get; private set; } = 1.0;
+    public bool AsFastAsPossible { get; private set; }
+    public int Replicate { get; private set; } = 1;
+    public bool SharedMm { get; private set; }
+    public string? CpuMap { get; private set; }
+    public bool Lenient { get; private set; }
+    public bool EngineGiven { get; private set; }
     public string? DurationText { get; private set; }
 
     /// <summary>"10s", "500ms", "2m", "1h" or plain seconds.</summary>
@@ -222,9 +309,9 @@ public sealed class RunOptions
         throw new UsageException($"--duration '{v}': expected a positive time such as 10s, 500ms or 2m");
     }
 
-    public static RunOptions Parse(string[] args)
+    public static RunOptions Parse(string[] args, string? trace = null)
     {
-        var o = new RunOptions();
+        var o = new RunOptions { Trace = trace };
         bool presetGiven = false;
         for (int i = 0; i < args.Length; i++)
         {
@@ -258,7 +345,21 @@ public sealed class RunOptions
                     o.Params[kv[..k]] = kv[(k + 1)..];
                     break;
                 case "--policy": o.Policy = Value(); break;
-                case "--engine": o.Engine = Value(); break;
+                case "--engine": o.Engine = Value(); o.EngineGiven = true; break;
+                case "--trace": o.Trace = Value(); break;
+                case "--time-scale":
+                    var ts = Value();
+                    o.TimeScale = double.TryParse(ts, NumberStyles.Float, CultureInfo.InvariantCulture, out var tsv) && tsv >= 0
+                        ? tsv : throw new UsageException($"--time-scale '{ts}': expected a number >= 0");
+                    break;
+                case "--as-fast-as-possible": o.AsFastAsPossible = true; break;
+                case "--replicate":
+                    var rp = Long(a, Value());
+                    o.Replicate = rp is >= 1 and <= 65536 ? (int)rp : throw new UsageException($"--replicate {rp}: must be in 1..65536");
+                    break;
+                case "--shared-mm": o.SharedMm = true; break;
+                case "--cpu-map": o.CpuMap = Value(); break;
+                case "--lenient": o.Lenient = true; break;
                 case "--seed": o.Seed = Long(a, Value()); break;
                 case "--ops": o.Ops = Long(a, Value()); break;
                 case "--tasks":

@@ -10,7 +10,8 @@ using DistEmu.Kernel.Workloads;
 namespace DistEmu.Client;
 
 /// <summary>Turns a <see cref="RunResult"/> into the results folder's files and the printed summary.</summary>
-public sealed class Report(RunResult result, MachineSpec machine, Workload workload, RunOptions options, string label)
+/// <param name="workload">What ran: a workload's name and parameters, or a trace and the replay options.</param>
+public sealed class Report(RunResult result, MachineSpec machine, (string Name, IReadOnlyDictionary<string, string> Params) workload, RunOptions options, string label)
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
     private VmStat V => result.Machine.VmStat;
@@ -46,7 +47,8 @@ public sealed class Report(RunResult result, MachineSpec machine, Workload workl
         var sb = new StringBuilder();
         var paramText = string.Join(" ", workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
         sb.AppendLine($"distemu run: engine {result.Engine}, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
-        sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, {N(options.Ops)} ops per task, seed {options.Seed}");
+        sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, " +
+            (workload.Name == "trace" ? "" : $"{N(options.Ops)} ops per task, ") + $"seed {options.Seed}");
         if (result.Status != "completed") sb.AppendLine($"status: {result.Status} ({result.Reason})");
         else if (result.Reason != null) sb.AppendLine($"stopped early: {result.Reason}");
         sb.AppendLine();

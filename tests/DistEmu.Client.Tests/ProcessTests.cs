@@ -83,4 +83,42 @@ public sealed class ProcessTests : IDisposable
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.False(Directory.Exists(outDir));
     }
+
+    private static string Sample()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "DistEmu.sln"))) dir = dir.Parent;
+        var path = Path.Combine(dir!.FullName, "..", "shared", "samples", "threads4.perf.txt.gz");
+        Assert.True(File.Exists(path), $"the sample trace is missing: {path}");
+        return path;
+    }
+
+    [Fact]
+    public void Replay_writes_replay_json_beside_the_usual_results()
+    {
+        var outDir = Path.Combine(_tmp, "replay");
+        var (code, stdout, stderr) = Finish(Start("replay", Sample(), "--as-fast-as-possible", "--out", outDir), TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("engine sim", stdout);
+        using var replay = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "replay.json")));
+        Assert.Equal(38766, replay.RootElement.GetProperty("lines_read").GetInt64());
+        Assert.Equal(5, replay.RootElement.GetProperty("tid_cpu").EnumerateObject().Count());
+        using var stats = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        Assert.Equal("trace", stats.RootElement.GetProperty("workload").GetProperty("name").GetString());
+        Assert.Equal(replay.RootElement.GetProperty("emulated_faults").GetInt64(), stats.RootElement.GetProperty("faults").GetInt64());
+    }
+
+    [Fact]
+    public void A_malformed_trace_is_exit_2_naming_file_line_and_field_with_no_folder()
+    {
+        var trace = Path.Combine(_tmp, "bad.txt");
+        File.WriteAllText(trace, "16335   529.634191: page-faults:     55b75d56f04c\n16335   529.634192: page-faults:     55b7zz\n");
+        var outDir = Path.Combine(_tmp, "badreplay");
+        var (code, _, stderr) = Finish(Start("replay", trace, "--out", outDir), TimeSpan.FromMinutes(1));
+        Assert.Equal(2, code);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("bad.txt:2", line);
+        Assert.Contains("address", line);
+        Assert.False(Directory.Exists(outDir));
+    }
 }
