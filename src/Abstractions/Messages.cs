@@ -20,6 +20,12 @@ public sealed class RunConfig
     [Id(7)] public int Tasks { get; set; }
     /// <summary>Stop each task once its clock passes this many emulated ns (0 = no limit).</summary>
     [Id(8)] public long EmulatedNsLimit { get; set; }
+    /// <summary>The skew bound in emulated ns (0 = CPUs run lax).</summary>
+    [Id(9)] public long QuantumNs { get; set; }
+    /// <summary>Explicit op streams by task index (scripted scenarios), instead of the workload's.</summary>
+    [Id(10)] public Dictionary<int, OpMessage[]>? Script { get; set; }
+    /// <summary>Scripted preemption delays: "cpu/Site" → emulated ns.</summary>
+    [Id(11)] public Dictionary<string, long>? Delays { get; set; }
 }
 
 /// <summary>A CPU's view of the VMA tree (its RCU snapshot): ranges and VMA ids, with the version it was taken at.</summary>
@@ -39,6 +45,8 @@ public struct Caller
     [Id(0)] public int Cpu;
     [Id(1)] public int Node;
     [Id(2)] public long Clock;
+    /// <summary>How far the caller may run before synchronising (the skew bound), passed on to where its work continues.</summary>
+    [Id(3)] public long Horizon;
 }
 
 /// <summary>A fault-path request to a VMA grain. Only plain fields: it is copied, never deep-cloned.</summary>

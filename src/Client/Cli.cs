@@ -36,6 +36,9 @@ public static class Cli
           --seed N              random seed (default: 1)
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
           --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
+          --quantum NS          orleans: keep every CPU within NS emulated ns of the slowest running one
+                                (default: lax, no bound — fastest, but contention that overlaps only in emulated
+                                time is missed; 1000 makes host order follow emulated time)
           --tasks N             tasks (one per CPU; default: every CPU)
           --sanitizer on|off    check the protocol invariants (default: on)
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
@@ -226,7 +229,7 @@ public static class Cli
                 Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)")
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
-            return o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, stdout);
+            return o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
         }
         finally
         {
@@ -284,6 +287,7 @@ public sealed class RunOptions
     public bool Sanitizer { get; private set; } = true;
     public string? Out { get; private set; }
     public TimeSpan? Duration { get; private set; }
+    public long Quantum { get; private set; }
     /// <summary>A perf script trace to replay instead of a synthetic workload.</summary>
     public string? Trace { get; private set; }
     public double TimeScale { get; private set; } = 1.0;
@@ -375,6 +379,10 @@ public sealed class RunOptions
                     };
                     break;
                 case "--out": o.Out = Value(); break;
+                case "--quantum":
+                    o.Quantum = Long(a, Value());
+                    if (o.Quantum < 0) throw new UsageException($"--quantum {o.Quantum}: must be >= 0");
+                    break;
                 case "--duration":
                     o.DurationText = Value();
                     o.Duration = ParseDuration(o.DurationText);

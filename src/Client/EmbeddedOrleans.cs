@@ -8,9 +8,9 @@ namespace DistEmu.Client;
 /// <summary>The default engine: one silo in this process (localhost clustering) with its grain factory as the client.</summary>
 public static class EmbeddedOrleans
 {
-    public static RunResult Run(SimRunOptions options, TextWriter stdout) => RunAsync(options, stdout).GetAwaiter().GetResult();
+    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout) => RunAsync(options, quantumNs, stdout).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(SimRunOptions options, TextWriter stdout)
+    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout)
     {
         using var host = await SiloHosting.StartEmbeddedAsync();
         try
@@ -24,7 +24,7 @@ public static class EmbeddedOrleans
                 double emuS = status.MaxClock / 1e9;
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            });
+            }, quantumNs: quantumNs);
             long calls = host.GrainCalls();
             return new RunResult
             {

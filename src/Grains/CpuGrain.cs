@@ -35,7 +35,11 @@ public sealed class CpuGrain : Grain, ICpuGrain
     {
         var spec = _host.Spec;
         _aspace = new GrainAddressSpace(GrainFactory, _host.Config.RunId, mmId);
-        _task = new EmuTask(_host.Machine, taskIndex, $"cpu{_cpu}", _cpu, spec.NodeOfCpu(_cpu), _host.Scheduler) { AddressSpace = _aspace };
+        _task = new EmuTask(_host.Machine, taskIndex, $"cpu{_cpu}", _cpu, spec.NodeOfCpu(_cpu), _host.Scheduler)
+        {
+            AddressSpace = _aspace,
+            Horizon = _host.Scheduler.Bounded ? 0 : long.MaxValue,
+        };
         _ = RunLoop(taskIndex, mmId);
         return Task.CompletedTask;
     }
@@ -52,7 +56,10 @@ public sealed class CpuGrain : Grain, ICpuGrain
             var workload = Workloads.Create(cfg.Workload, cfg.Params);
             var ctx = new WorkloadContext(_host.Spec, cfg.Tasks, cfg.Seed);
             long limit = cfg.EmulatedNsLimit > 0 ? cfg.EmulatedNsLimit : long.MaxValue;
-            using var ops = workload.OpsFor(ctx, taskIndex, _cpu).GetEnumerator();
+            var stream = cfg.Script is { } script
+                ? (script.GetValueOrDefault(taskIndex) ?? []).Select(OpMessages.To)
+                : workload.OpsFor(ctx, taskIndex, _cpu);
+            using var ops = stream.GetEnumerator();
             while (!_stop && _counters.Ops < cfg.OpsPerTask && t.Clock < limit && ops.MoveNext())
             {
                 var op = ops.Current;
@@ -70,11 +77,11 @@ public sealed class CpuGrain : Grain, ICpuGrain
                         await t.Delay(op.Ns);
                         break;
                     case OpKind.Barrier:
-                        t.Clock = Math.Max(t.Clock, await machine.ArriveBarrier(_cpu, t.Clock));
+                        long arrived = t.Clock;
+                        await _host.Scheduler.SleepWhile(t, () => machine.ArriveBarrier(_cpu, arrived));
                         break;
                     default:
-                        var msg = new OpMessage { Kind = (byte)op.Kind, Addr = op.Addr, Length = op.Length, Prot = (byte)op.Prot, Node = op.Node, FileId = op.FileId, Ns = op.Ns };
-                        t.Clock = Math.Max(t.Clock, await mm.Syscall(KernelHost.CallerOf(t), msg));
+                        t.Clock = Math.Max(t.Clock, await mm.Syscall(KernelHost.CallerOf(t), OpMessages.From(op)));
                         break;
                 }
                 if ((_counters.Ops & 1023) == 0)
@@ -88,6 +95,8 @@ public sealed class CpuGrain : Grain, ICpuGrain
         _aspace!.DropPending(t);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
+        if (_host.Scheduler.Bounded)
+            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Done(_cpu);
         await machine.TaskDone(_cpu, error);
     }
 

@@ -38,11 +38,11 @@ public sealed class MachineGrain : Grain, IMachineGrain
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
         _parties = cfg.Tasks;
         for (int i = 0; i < cfg.Tasks; i++)
-        {
-            int cpu = SimRun.Spread(i, _spec!);
-            _cpus.Add(cpu);
-            await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, cpu)).Start(i, 0);
-        }
+            _cpus.Add(SimRun.Spread(i, _spec!));
+        if (cfg.QuantumNs > 0)
+            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, _cpus.ToArray());
+        for (int i = 0; i < cfg.Tasks; i++)
+            await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _cpus[i])).Start(i, 0);
     }
 
     public Task<long> ArriveBarrier(int cpu, long clock)

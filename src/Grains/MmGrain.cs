@@ -66,8 +66,7 @@ public sealed class MmGrain : Grain, IMmGrain
     public async Task<long> Syscall(Caller caller, OpMessage op)
     {
         var t = _host.Task(caller);
-        var kernelOp = new Op((OpKind)op.Kind, op.Addr, op.Length, (VmFlags)op.Prot, op.Node, op.FileId, op.Ns);
-        await OpExecutor.ExecuteSyscall(t, _mm, kernelOp, _files);
+        await OpExecutor.ExecuteSyscall(t, _mm, OpMessages.To(op), _files);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
         return t.Clock;

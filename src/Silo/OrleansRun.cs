@@ -15,8 +15,9 @@ namespace DistEmu.Silo;
 public static class OrleansRun
 {
     /// <summary>Progress callback: (tasks done, tasks, faults so far, max emulated ns).</summary>
+    /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
-        TimeSpan? stallTimeout = null)
+        TimeSpan? stallTimeout = null, long quantumNs = 0)
     {
         Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
         int tasks = o.Tasks ?? o.Machine.Cpus;
@@ -30,7 +31,9 @@ public static class OrleansRun
         {
             RunId = run, MachineJson = MachineJson.Serialize(o.Machine), Sanitizer = o.Sanitizer, Workload = o.Workload,
             Params = o.Params?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new(), Seed = o.Seed, OpsPerTask = o.OpsPerTask,
-            Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0,
+            Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0, QuantumNs = quantumNs,
+            Script = o.Script?.ToDictionary(kv => kv.Key, kv => kv.Value.Select(OpMessages.From).ToArray()),
+            Delays = o.Delays?.ToDictionary(kv => GrainScheduler.DelayKey(kv.Key.Cpu, kv.Key.Site), kv => kv.Value),
         };
         var machine = grains.GetGrain<IMachineGrain>(run);
         await machine.Configure(config);

@@ -1,23 +1,81 @@
+using DistEmu.Abstractions;
 using DistEmu.Kernel.Sched;
 
 namespace DistEmu.Grains.Support;
 
 /// <summary>
-/// The orleans engine's side of the kernel's engine port. CPUs run lax (Graphite's term): a task never yields to
-/// others for time order; a task woken from a lock or folio wait resumes as a new turn of the grain that owns the
-/// lock (never inline in the waker's turn), at the emulated time the kernel core computed.
+/// The orleans engine's side of the kernel's engine port. Without a quantum, CPUs run lax (Graphite's term): a task
+/// never waits for others' time. With one, a task that passes its horizon asks the time keeper and goes on when the
+/// slowest running CPU is within the quantum; a task going to sleep on a lock or folio tells the time keeper, so it
+/// holds back no one. A woken task resumes as a new turn of the grain that owns the lock (never inline in the
+/// waker's turn), at the emulated time the kernel core computed.
 /// </summary>
 public sealed class GrainScheduler : IEmuScheduler
 {
     private readonly TaskScheduler _activation;
+    private readonly ITimeKeeperGrain? _timeKeeper;
+    private readonly long _salt = (long)Random.Shared.Next() << 32;
+    private long _nextToken;
+    private readonly Dictionary<EmuTask, long> _sleeping = new();
+    private readonly IReadOnlyDictionary<string, long>? _delays;
 
     /// <summary>Call during activation: captures the activation's task scheduler.</summary>
-    public GrainScheduler() => _activation = TaskScheduler.Current;
+    public GrainScheduler(ITimeKeeperGrain? timeKeeper, IReadOnlyDictionary<string, long>? delays = null)
+    {
+        _activation = TaskScheduler.Current;
+        _timeKeeper = timeKeeper;
+        _delays = delays;
+    }
 
-    public bool MustYield(long clock) => false;
+    public static string DelayKey(int cpu, PreemptSite site) => $"{cpu}/{site}";
 
-    public void Resume(EmuTask task, long at, Action continuation) =>
+    /// <summary>Only scripted delays: schedule exploration is the sim engine's.</summary>
+    public long PreemptionDelay(EmuTask task, PreemptSite site) =>
+        _delays != null && _delays.TryGetValue(DelayKey(task.Cpu, site), out long ns) ? ns : 0;
+
+    public bool Bounded => _timeKeeper != null;
+
+    public bool MustYield(EmuTask task) => _timeKeeper != null && task.Clock > task.Horizon;
+
+    public void Resume(EmuTask task, long at, Action continuation)
+    {
+        if (_timeKeeper is null)
+            Post(continuation);
+        else
+            _ = SyncThen(task, continuation);
+    }
+
+    private async Task SyncThen(EmuTask task, Action continuation)
+    {
+        task.Horizon = await _timeKeeper!.Sync(task.Cpu, task.Clock);
+        continuation();
+    }
+
+    public void Sleeping(EmuTask task)
+    {
+        if (_timeKeeper is null) return;
+        long token = _salt | ++_nextToken;
+        _sleeping[task] = token;
+        _ = _timeKeeper.Block(task.Cpu, token);
+    }
+
+    public void Woken(EmuTask task, long at, Action? continuation)
+    {
+        if (_timeKeeper != null && _sleeping.Remove(task, out long token))
+            _ = _timeKeeper.Unblock(task.Cpu, token, at);
+        if (continuation != null) Post(continuation);
+    }
+
+    /// <summary>A wait that is not a kernel lock (a barrier): the CPU sleeps for the time keeper meanwhile.</summary>
+    public async Task<long> SleepWhile(EmuTask task, Func<Task<long>> wait)
+    {
+        Sleeping(task);
+        long at = await wait();
+        if (at > task.Clock) task.Clock = at;
+        Woken(task, task.Clock, null);
+        return at;
+    }
+
+    private void Post(Action continuation) =>
         _ = Task.Factory.StartNew(continuation, CancellationToken.None, TaskCreationOptions.None, _activation);
-
-    public long PreemptionDelay(EmuTask task, PreemptSite site) => 0;
 }

@@ -24,7 +24,7 @@ public sealed class KernelHost
         Config = config;
         Spec = MachineJson.Deserialize(config.MachineJson);
         Machine = new EmuMachine(Spec, config.Sanitizer, ownsFrames: false);
-        Scheduler = new GrainScheduler();
+        Scheduler = new GrainScheduler(config.QuantumNs > 0 ? grains.GetGrain<ITimeKeeperGrain>(config.RunId) : null, config.Delays);
         Frames = new GrainFramePort(grains, config.RunId, Machine);
         Machine.FramePort = Frames;
         Machine.TlbPort = new GrainTlbPort(grains, config.RunId);
@@ -36,10 +36,11 @@ public sealed class KernelHost
         if (!_tasks.TryGetValue(c.Cpu, out var t))
             _tasks[c.Cpu] = t = new EmuTask(Machine, c.Cpu, $"cpu{c.Cpu}", c.Cpu, c.Node, Scheduler);
         if (c.Clock > t.Clock) t.Clock = c.Clock;
+        t.Horizon = Scheduler.Bounded ? c.Horizon : long.MaxValue;
         return t;
     }
 
-    public static Caller CallerOf(EmuTask t) => new() { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock };
+    public static Caller CallerOf(EmuTask t) => new() { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock, Horizon = t.Horizon };
 
     public static async Task<KernelHost> For(IGrainFactory grains, string key)
     {

@@ -17,6 +17,8 @@ public sealed class EmuTask
     public int Node { get; }
     /// <summary>Emulated time in nanoseconds. Only ever grows.</summary>
     public long Clock;
+    /// <summary>How far this task may run before it must synchronise with the others (an engine's skew bound).</summary>
+    public long Horizon = long.MaxValue;
     public IEmuScheduler Scheduler { get; set; }
     public EmuMachine Machine { get; }
     /// <summary>The address space this task runs in, where it is local (sim engine); null for a kernel thread.</summary>
@@ -98,7 +100,7 @@ public readonly struct DelayAwaitable : ICriticalNotifyCompletion
     private readonly EmuTask _task;
     internal DelayAwaitable(EmuTask task) => _task = task;
     public DelayAwaitable GetAwaiter() => this;
-    public bool IsCompleted => !_task.Scheduler.MustYield(_task.Clock);
+    public bool IsCompleted => !_task.Scheduler.MustYield(_task);
     public void GetResult() { }
     public void OnCompleted(Action continuation) => _task.Scheduler.Resume(_task, _task.Clock, continuation);
     public void UnsafeOnCompleted(Action continuation) => _task.Scheduler.Resume(_task, _task.Clock, continuation);
@@ -120,6 +122,7 @@ public sealed class Waiter : ICriticalNotifyCompletion
     {
         _woken = false;
         _continuation = null;
+        _task.Scheduler.Sleeping(_task);
         return this;
     }
 
@@ -147,7 +150,6 @@ public sealed class Waiter : ICriticalNotifyCompletion
             _task.Clock = at;
         var c = _continuation;
         _continuation = null;
-        if (c != null)
-            _task.Scheduler.Resume(_task, _task.Clock, c);
+        _task.Scheduler.Woken(_task, _task.Clock, c);
     }
 }

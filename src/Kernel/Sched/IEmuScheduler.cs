@@ -7,11 +7,20 @@ namespace DistEmu.Kernel.Sched;
 /// </summary>
 public interface IEmuScheduler
 {
-    /// <summary>True if some other event must run before a task whose clock is <paramref name="clock"/> may go on.</summary>
-    bool MustYield(long clock);
+    /// <summary>True if something else must happen before <paramref name="task"/> may go on at its clock (time order, or a skew bound).</summary>
+    bool MustYield(EmuTask task);
 
-    /// <summary>Run <paramref name="continuation"/> for <paramref name="task"/> at emulated time <paramref name="at"/>.</summary>
+    /// <summary>Run <paramref name="continuation"/> for <paramref name="task"/>, which yielded, at emulated time <paramref name="at"/>.</summary>
     void Resume(EmuTask task, long at, Action continuation);
+
+    /// <summary><paramref name="task"/> is about to sleep (a lock, a folio): it no longer holds back anyone's time.</summary>
+    void Sleeping(EmuTask task);
+
+    /// <summary>
+    /// <paramref name="task"/> was woken at emulated time <paramref name="at"/>; run <paramref name="continuation"/>
+    /// (null if the task has not suspended yet: it will find itself woken).
+    /// </summary>
+    void Woken(EmuTask task, long at, Action? continuation);
 
     /// <summary>Extra emulated delay to inject at a preemption point (0 = none); how schedules are explored.</summary>
     long PreemptionDelay(EmuTask task, PreemptSite site);

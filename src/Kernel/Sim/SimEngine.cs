@@ -51,9 +51,18 @@ public sealed class SimEngine : IEmuScheduler
         Exploration = exploration ?? Exploration.None;
     }
 
-    public bool MustYield(long clock) => _queue.TryPeek(out _, out var head) && clock > head.Time;
+    public bool MustYield(EmuTask task) => _queue.TryPeek(out _, out var head) && task.Clock > head.Time;
 
     public void Resume(EmuTask task, long at, Action continuation) => Schedule(at, continuation);
+
+    public void Sleeping(EmuTask task)
+    {
+    }
+
+    public void Woken(EmuTask task, long at, Action? continuation)
+    {
+        if (continuation != null) Schedule(at, continuation);
+    }
 
     public void Schedule(long at, Action action)
     {

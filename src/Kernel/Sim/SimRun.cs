@@ -2,6 +2,7 @@ using System.Diagnostics;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Sanitizer;
+using DistEmu.Kernel.Sched;
 using DistEmu.Kernel.Workloads;
 
 namespace DistEmu.Kernel.Sim;
@@ -22,6 +23,10 @@ public sealed record SimRunOptions
     public bool Sanitizer { get; init; } = true;
     public Exploration? Exploration { get; init; }
     public bool KeepEventLog { get; init; }
+    /// <summary>Explicit op streams by task index, instead of the workload's (scripted scenarios; the workload still names the run).</summary>
+    public IReadOnlyDictionary<int, IReadOnlyList<Op>>? Script { get; init; }
+    /// <summary>Scripted preemption delays: (CPU, site) → emulated ns (a long copy, a preempted waiter).</summary>
+    public IReadOnlyDictionary<(int Cpu, PreemptSite Site), long>? Delays { get; init; }
     /// <summary>Asked before each op: non-null stops every task after its current op (Ctrl-C, --duration).</summary>
     public Func<RunStop?>? Stop { get; init; }
 }
@@ -80,6 +85,9 @@ public static class SimRun
         {
             int cpu = Spread(i, o.Machine);
             var t = h.NewTask(cpu, mm);
+            if (o.Delays != null)
+                foreach (var ((dcpu, site), ns) in o.Delays)
+                    if (dcpu == cpu) h.Engine.ScriptedDelays[(t.Id, site)] = ns;
             var c = new TaskCounters();
             counters.Add(c);
             int index = i;
@@ -87,7 +95,7 @@ public static class SimRun
             {
                 try
                 {
-                    using var ops = workload.OpsFor(ctx, index, cpu).GetEnumerator();
+                    using var ops = (o.Script is { } script ? script.GetValueOrDefault(index) ?? [] : workload.OpsFor(ctx, index, cpu)).GetEnumerator();
                     while (c.Ops < o.OpsPerTask && task.Clock < limit && ops.MoveNext())
                     {
                         if ((stopped ??= o.Stop?.Invoke()) != null) break;
