@@ -3,6 +3,7 @@ using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
 using DistEmu.Replay;
+using DistEmu.Telemetry;
 
 namespace DistEmu.Client;
 
@@ -36,6 +37,10 @@ public static class Cli
           --seed N              random seed (default: 1)
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
           --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
+          --trace-file PATH     write spans on the emulated timeline: PATH.json (Jaeger JSON, opens in Jaeger UI's
+                                upload) or PATH.jsonl (OTLP JSON lines); sim engine
+          --trace-sample R      keep this fraction of traces (default 1); retried faults and violations always kept
+          --trace-contended NS  keep only traces with a wait or hold of at least NS emulated ns
           --quantum NS          orleans: keep every CPU within NS emulated ns of the slowest running one
                                 (default: lax, no bound — fastest, but contention that overlaps only in emulated
                                 time is missed; 1000 makes host order follow emulated time)
@@ -211,6 +216,24 @@ public static class Cli
             Tasks = tasks,
             Sanitizer = o.Sanitizer,
         };
+        // Tracing: the file is opened now, so an unwritable path fails before the run starts.
+        ITraceSink? sink = null;
+        SpanRecorder? recorder = null;
+        if (o.TraceFile != null)
+        {
+            if (o.Engine != "sim")
+                throw new UsageException("--trace-file: tracing runs on the sim engine for now (add --engine sim)");
+            try
+            {
+                sink = TraceFiles.Open(o.TraceFile, DateTimeOffset.UtcNow);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            {
+                throw new UsageException($"--trace-file {o.TraceFile}: cannot write it: {e.Message}");
+            }
+            recorder = new SpanRecorder(sink, new TraceOptions { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended, Seed = o.Seed, Policy = machine.Policy.Name() });
+            runOptions = runOptions with { Observer = recorder };
+        }
         // Ctrl-C stops every task after its current op; the partial results are written with status "aborted".
         bool interrupted = false;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -229,11 +252,18 @@ public static class Cli
                 Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)")
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
-            return o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
+            var result = o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
+            if (sink != null)
+            {
+                sink.Complete();
+                result.Trace = (recorder!.Spans, 0, recorder.SampledOut);
+            }
+            return result;
         }
         finally
         {
             Console.CancelKeyPress -= onCancel;
+            (sink as IDisposable)?.Dispose();
         }
     }
 
@@ -288,6 +318,9 @@ public sealed class RunOptions
     public string? Out { get; private set; }
     public TimeSpan? Duration { get; private set; }
     public long Quantum { get; private set; }
+    public string? TraceFile { get; private set; }
+    public double TraceSample { get; private set; } = 1.0;
+    public long? TraceContended { get; private set; }
     /// <summary>A perf script trace to replay instead of a synthetic workload.</summary>
     public string? Trace { get; private set; }
     public double TimeScale { get; private set; } = 1.0;
@@ -379,6 +412,16 @@ public sealed class RunOptions
                     };
                     break;
                 case "--out": o.Out = Value(); break;
+                case "--trace-file": o.TraceFile = Value(); break;
+                case "--trace-sample":
+                    var sr = Value();
+                    o.TraceSample = double.TryParse(sr, NumberStyles.Float, CultureInfo.InvariantCulture, out var srv) && srv is >= 0 and <= 1
+                        ? srv : throw new UsageException($"--trace-sample '{sr}': expected a ratio in 0..1");
+                    break;
+                case "--trace-contended":
+                    var tc = Long(a, Value());
+                    o.TraceContended = tc >= 0 ? tc : throw new UsageException($"--trace-contended {tc}: must be >= 0");
+                    break;
                 case "--quantum":
                     o.Quantum = Long(a, Value());
                     if (o.Quantum < 0) throw new UsageException($"--quantum {o.Quantum}: must be >= 0");

@@ -213,6 +213,14 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             Hist(w, "fault_latency_ns", result.Machine.FaultLatency);
             Hist(w, "writer_wait_ns", result.Machine.WriterWait);
             var san = result.Machine.Sanitizer;
+            if (result.Trace is { } tr)
+            {
+                w.WriteStartObject("trace");
+                w.WriteNumber("spans", tr.Spans);
+                w.WriteNumber("dropped", tr.Dropped);
+                w.WriteNumber("sampled_out", tr.SampledOut);
+                w.WriteEndObject();
+            }
             if (result.GrainCalls is { } gc)
             {
                 w.WriteStartObject("grain_calls");

@@ -25,6 +25,9 @@ public static class ArchFault
         long start = t.Clock;
         m.VmStat.Faults++;
         m.Events.Record(t, EventKind.FaultBegin, t.Cpu, addr, write ? 1 : 0);
+        m.Observer?.OnFaultBegin(t, addr, write);
+        bool retried = false;
+        VmFault last = VmFault.Done;
         await t.Delay(m.Cost.FaultEntryNs);
         var flags = FaultFlags.AllowRetry | FaultFlags.Killable | FaultFlags.User | (write ? FaultFlags.Write : 0);
         FaultOutcome? outcome = null;
@@ -32,6 +35,8 @@ public static class ArchFault
         if (m.Policy.HasVmaPath())
         {
             var r = await aspace.VmaAttempt(t, addr, flags);
+            last = r.Fault;
+            retried |= r.Fault.Has(VmFault.Retry);
             int counted = 0;
             switch (r.Kind)
             {
@@ -55,31 +60,39 @@ public static class ArchFault
                 m.Sanitizer.Report("A1", t, null, addr, $"one fault counted {counted} of abort/success/retry");
         }
 
-        outcome ??= await LockMmapPath(t, aspace, addr, flags);
+        if (outcome is null)
+        {
+            (outcome, var mmapLast, bool mmapRetried) = await LockMmapPath(t, aspace, addr, flags);
+            last = mmapLast;
+            retried |= mmapRetried;
+        }
         m.Sanitizer.CheckHoldsNothing(t, "do_user_addr_fault", null, addr);
         if (outcome == FaultOutcome.Sigsegv) m.VmStat.Sigsegv++;
         else if (outcome == FaultOutcome.Sigbus) m.VmStat.Sigbus++;
         m.FaultLatency.Record(t.Clock - start);
         m.Events.Record(t, EventKind.FaultEnd, t.Cpu, addr, (long)outcome.Value);
+        m.Observer?.OnFaultEnd(t, addr, outcome.Value, last, retried);
         return outcome.Value;
     }
 
     /// <summary>The lock_mmap / retry part of the loop: every VMA-path failure ends here (L3).</summary>
-    private static async ValueTask<FaultOutcome> LockMmapPath(EmuTask t, IAddressSpacePort aspace, long addr, FaultFlags flags)
+    private static async ValueTask<(FaultOutcome, VmFault Last, bool Retried)> LockMmapPath(EmuTask t, IAddressSpacePort aspace, long addr, FaultFlags flags)
     {
+        bool retried = false;
         for (int attempt = 1; ; attempt++)
         {
             var r = await aspace.MmapAttempt(t, addr, flags);
             if (r.Kind != MmapAttemptKind.Handled)
-                return FaultOutcome.Sigsegv;
+                return (FaultOutcome.Sigsegv, r.Fault, retried);
             if (!r.Fault.Has(VmFault.Retry))
-                return ToOutcome(r.Fault);
+                return (ToOutcome(r.Fault), r.Fault, retried);
+            retried = true;
             flags |= FaultFlags.Tried;
             t.Machine.Sanitizer.CheckHoldsNothing(t, "a retried mmap_lock attempt", null, addr);
             if (attempt >= MaxMmapAttempts)
             {
                 t.Machine.Sanitizer.Report("L2", t, null, addr, $"fault still retrying after {attempt} attempts under mmap_lock");
-                return FaultOutcome.Sigbus;
+                return (FaultOutcome.Sigbus, r.Fault, retried);
             }
         }
     }

@@ -89,6 +89,12 @@ public sealed class RwSemaphore : IWaitTarget
     private SleepAwaitable Enqueue(EmuTask t, LockMode mode)
     {
         _m.Sanitizer.OnSleep(t, this, spinning: Class == LockClass.Ptl);
+        if (_m.Observer != null && !Token)
+        {
+            var holders = new List<EmuTask>();
+            AddHolders(holders);
+            _m.Observer.OnLockContended(t, this, mode, holders);
+        }
         (_waiters ??= new()).Enqueue((t, mode, t.Clock));
         t.WaitingOn = this;
         return new SleepAwaitable(t.Waiter.Arm());
@@ -109,6 +115,7 @@ public sealed class RwSemaphore : IWaitTarget
             {
                 _m.LockStats[Class, LockMode.Write].Hold.Record(now - _writerSince);
                 _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _writerSince);
+                _m.Observer?.OnLockReleased(t, this, mode, _writerSince);
             }
             _writer = null;
         }
@@ -125,6 +132,7 @@ public sealed class RwSemaphore : IWaitTarget
             {
                 _m.LockStats[Class, LockMode.Read].Hold.Record(now - _readers[i].Since);
                 _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _readers[i].Since);
+                _m.Observer?.OnLockReleased(t, this, mode, _readers[i].Since);
             }
             _readers.RemoveAt(i);
         }
@@ -144,9 +152,11 @@ public sealed class RwSemaphore : IWaitTarget
             return;
         }
         _m.LockStats[Class, LockMode.Write].Hold.Record(now - _writerSince);
+        _m.Observer?.OnLockReleased(t, this, LockMode.Write, _writerSince);
         _writer = null;
         RemoveHeld(t, LockMode.Write);
         _readers.Add((t, now));
+        _m.Observer?.OnLockAcquired(t, this, LockMode.Read, 0);
         t.Held.Add(new HeldLock(this, LockMode.Read));
         WakeWaiters(now);
     }

@@ -32,6 +32,9 @@ public static class MigratePages
         var pt = mm.PageTable;
         addr = m.PageAlign(addr);
         m.Events.Record(t, EventKind.MigrateBegin, vma.Id, addr, frame);
+        // Phase boundaries for the observer: start, locked, unmapped, copied, remapped, unlocked.
+        var phases = m.Observer is null ? null : new long[6];
+        if (phases != null) phases[0] = t.Clock;
         await t.Delay(m.Cost.MigrateBaseNs);
 
         if (mode == MigrateMode.Async)
@@ -44,6 +47,7 @@ public static class MigratePages
             await m.Folios.Lock(t, frame);
         }
 
+        if (phases != null) phases[1] = t.Clock;
         // (2) try_to_migrate: the rmap walk finds the mapping in the current page table.
         var page = pt.Lookup(addr);
         m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "try_to_migrate", viaRmap: true);
@@ -68,6 +72,7 @@ public static class MigratePages
         await t.Delay(m.Cost.PteUpdateNs);
         page.Ptl.Release(t, LockMode.Write);
         await TlbFlush.FlushRange(t, mm, addr, addr + m.Spec.PageSize);
+        if (phases != null) phases[2] = t.Clock;
         await t.Preempt(PreemptSite.MigrateBeforeCopy);
 
         // (3) allocate on the destination node and copy.
@@ -76,6 +81,7 @@ public static class MigratePages
         if (copied)
             await t.Delay(m.Cost.PageBandwidthNs(m.Spec.PageSize, m.Distance(m.NodeOfFrame(frame), dstNode)));
 
+        if (phases != null) phases[3] = t.Clock;
         // (4) remove_migration_ptes.
         var now = pt.Lookup(addr);
         bool remapped = false;
@@ -94,8 +100,14 @@ public static class MigratePages
             now.Ptl.Release(t, LockMode.Write);
         }
 
+        if (phases != null) phases[4] = t.Clock;
         // (5) unlock the source: wakes every migration_entry_wait sleeper. Then settle the frames.
         m.Folios.Unlock(t, frame);
+        if (phases != null)
+        {
+            phases[5] = t.Clock;
+            m.Observer!.OnMigrate(t, vma.Id, addr, frame, dstNode, phases, copied);
+        }
         if (copied)
         {
             m.Frames.InFlight--;

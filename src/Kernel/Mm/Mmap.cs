@@ -18,6 +18,7 @@ public static class Mmap
         var m = t.Machine;
         long t0 = t.Clock;
         long end = start + length;
+        m.Observer?.OnWriterBegin(t, "mmap", start, length);
         await t.Delay(m.Cost.SyscallNs);
         m.Events.Record(t, EventKind.Mmap, mm.Id, start, length);
         long beforeLock = t.Clock;

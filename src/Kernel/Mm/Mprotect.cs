@@ -17,6 +17,7 @@ public static class Mprotect
     {
         var m = t.Machine;
         long t0 = t.Clock;
+        m.Observer?.OnWriterBegin(t, "mprotect", start, end - start);
         await t.Delay(m.Cost.SyscallNs);
         m.Events.Record(t, EventKind.Mprotect, mm.Id, start, (long)prot);
         long beforeLock = t.Clock;

@@ -17,6 +17,7 @@ public static class Munmap
     {
         var m = t.Machine;
         long t0 = t.Clock;
+        m.Observer?.OnWriterBegin(t, "munmap", start, end - start);
         await t.Delay(m.Cost.SyscallNs);
         m.Events.Record(t, EventKind.Munmap, mm.Id, start, end - start);
         long beforeLock = t.Clock;

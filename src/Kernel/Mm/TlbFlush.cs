@@ -23,6 +23,8 @@ public static class TlbFlush
             m.VmStat.nr_tlb_remote_flush_received += remote;
         }
         m.Events.Record(t, EventKind.TlbFlush, mm.Id, start, remote);
+        long from = t.Clock;
         await t.Delay(m.Cost.TlbShootdownNs + remote * m.Cost.TlbShootdownPerCpuNs);
+        m.Observer?.OnTlbShootdown(t, start, end, remote, from, t.Clock);
     }
 }

@@ -23,6 +23,8 @@ public sealed record SimRunOptions
     public bool Sanitizer { get; init; } = true;
     public Exploration? Exploration { get; init; }
     public bool KeepEventLog { get; init; }
+    /// <summary>Telemetry hooks (spans, metrics) for this run.</summary>
+    public IKernelObserver? Observer { get; init; }
     /// <summary>Explicit op streams by task index, instead of the workload's (scripted scenarios; the workload still names the run).</summary>
     public IReadOnlyDictionary<int, IReadOnlyList<Op>>? Script { get; init; }
     /// <summary>Scripted preemption delays: (CPU, site) → emulated ns (a long copy, a preempted waiter).</summary>
@@ -53,6 +55,8 @@ public sealed class RunResult
     /// <summary>"completed", or "aborted" with <see cref="Reason"/>.</summary>
     public string Status { get; init; } = "completed";
     public string? Reason { get; init; }
+    /// <summary>Spans written to the trace file, dropped by a full exporter, and left out by sampling (when tracing).</summary>
+    public (long Spans, long Dropped, long SampledOut)? Trace { get; set; }
     /// <summary>Grain calls made (orleans engine): total and those that crossed silos.</summary>
     public (long Total, long CrossSilo)? GrainCalls { get; init; }
     public long Ops => PerTask.Sum(p => p.Ops);
@@ -74,6 +78,7 @@ public static class SimRun
         var sw = Stopwatch.StartNew();
         var h = new SimHarness(o.Machine, o.Seed, o.Sanitizer, o.Exploration);
         if (o.KeepEventLog) h.Machine.Events.Full = new List<EmuEvent>();
+        h.Machine.Observer = o.Observer;
         var ctx = new WorkloadContext(o.Machine, tasks, o.Seed);
         var files = workload.Files(ctx).Select(f => h.Machine.CreateFile(f.Name, f.DiskBacked)).ToList();
         var mm = h.Machine.CreateMm();

@@ -1,0 +1,14 @@
+namespace DistEmu.Telemetry;
+
+/// <summary>What to record and how to place it in time.</summary>
+public sealed record TraceOptions
+{
+    /// <summary>Fraction of traces kept (decided per trace from its id, so the same seed keeps the same ones).</summary>
+    public double SampleRatio { get; init; } = 1.0;
+    /// <summary>If set, keep only traces with a wait or hold of at least this many emulated ns (--trace-contended).</summary>
+    public long? ContendedNs { get; init; }
+    public long Seed { get; init; } = 1;
+    public string Policy { get; init; } = "merged";
+    /// <summary>Wall-clock time that emulated time 0 maps to (--trace-clock emulated: the run's start).</summary>
+    public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
+}
