@@ -3,7 +3,7 @@ using Orleans.Concurrency;
 
 namespace DistEmu.Abstractions;
 
-/// <summary>An emulated CPU running one task (key: "run/cpuN"): its clock, software TLB, tree snapshot and op stream.</summary>
+/// <summary>An emulated CPU running one task (key: "run/nodeK/cpuN"): its clock, software TLB, tree snapshot and op stream.</summary>
 public interface ICpuGrain : IGrainWithStringKey
 {
     /// <summary>Run task <paramref name="taskIndex"/> of the workload in mm <paramref name="mmId"/>; returns at once.</summary>
@@ -13,4 +13,6 @@ public interface ICpuGrain : IGrainWithStringKey
     /// <summary>Stop the task after its current op.</summary>
     [AlwaysInterleave] Task Stop();
     Task<StatsMessage> GetStats();
+    /// <summary>The silo this activation lives on (for placement checks).</summary>
+    [AlwaysInterleave] Task<string> Where();
 }

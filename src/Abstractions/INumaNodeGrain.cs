@@ -8,4 +8,6 @@ public interface INumaNodeGrain : IGrainWithStringKey
     Task<long[]> AllocBulk(int max);
     Task Free(long[] frames);
     Task<StatsMessage> GetStats();
+    /// <summary>The silo this activation lives on (for placement checks).</summary>
+    Task<string> Where();
 }

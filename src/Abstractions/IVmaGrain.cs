@@ -4,7 +4,7 @@ using Orleans.Concurrency;
 namespace DistEmu.Abstractions;
 
 /// <summary>
-/// A VMA (key: "run/mmN/vmaM"): its vm_lock and vm_lock_seq, the entries of its range and their folios. A fault on
+/// A VMA (key: "run/mmN/nodeK/vmaM", K the node of the CPU that created it): its vm_lock and vm_lock_seq, the entries of its range and their folios. A fault on
 /// the fast path is one call here.
 /// </summary>
 public interface IVmaGrain : IGrainWithStringKey
@@ -28,4 +28,6 @@ public interface IVmaGrain : IGrainWithStringKey
     Task<CollectReply> CollectForMigration(Caller caller, long from, long to, int node);
     Task<ClockReply> Migrate(Caller caller, long[] addrs, long[] frames, int node);
     Task<StatsMessage> GetStats();
+    /// <summary>The silo this activation lives on (for placement checks).</summary>
+    [AlwaysInterleave] Task<string> Where();
 }

@@ -36,6 +36,8 @@ public sealed class TreeSnapshot
     [Id(1)] public long[] Starts { get; set; } = [];
     [Id(2)] public long[] Ends { get; set; } = [];
     [Id(3)] public int[] VmaIds { get; set; } = [];
+    /// <summary>The emulated node of each VMA's grain (part of its key).</summary>
+    [Id(4)] public int[] Nodes { get; set; } = [];
 }
 
 /// <summary>Who is asking: the emulated CPU (or kernel thread) and its clock.</summary>
@@ -89,6 +91,8 @@ public struct LockFindReply
     [Id(0)] public bool Found;
     [Id(1)] public int VmaId;
     [Id(2)] public long Clock;
+    /// <summary>The emulated node of the VMA's grain (part of its key).</summary>
+    [Id(3)] public int VmaNode;
 }
 
 [GenerateSerializer]
@@ -118,6 +122,8 @@ public sealed class VmaInit
     [Id(12)] public long[] Entries = [];
     /// <summary>CPUs that may cache its translations.</summary>
     [Id(13)] public int[] Cpus = [];
+    /// <summary>The emulated node in its grain's key.</summary>
+    [Id(14)] public int Node;
 }
 
 /// <summary>One op of a task's stream (the kernel's Op), for system calls the mm grain runs.</summary>

@@ -30,7 +30,7 @@ public static class EmbeddedOrleans
             {
                 Machine = result.Machine, Options = result.Options, PerTask = result.PerTask, Engine = result.Engine, Tasks = result.Tasks,
                 EmulatedNs = result.EmulatedNs, HostSeconds = result.HostSeconds, Stalled = result.Stalled, Status = result.Status, Reason = result.Reason,
-                GrainCalls = (calls, 0), // one silo: no call crosses silos
+                GrainCalls = (calls, host.CrossSiloGrainCalls()),
             };
         }
         finally

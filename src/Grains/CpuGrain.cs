@@ -7,6 +7,8 @@ using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
 using Orleans.Concurrency;
 
+using DistEmu.Grains.Placement;
+
 namespace DistEmu.Grains;
 
 /// <summary>
@@ -15,6 +17,7 @@ namespace DistEmu.Grains;
 /// stream runs as a background loop on the grain's scheduler, so shootdown IPIs interleave with it.
 /// </summary>
 [Reentrant]
+[NumaPlacement]
 public sealed class CpuGrain : Grain, ICpuGrain
 {
     private KernelHost _host = null!;
@@ -111,6 +114,8 @@ public sealed class CpuGrain : Grain, ICpuGrain
         _host.Machine.Tlb(_cpu).InvalidateRange(startVpn, endVpn);
         return Task.CompletedTask;
     }
+
+    public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
 
     public Task<StatsMessage> GetStats()
     {

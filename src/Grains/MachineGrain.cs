@@ -4,6 +4,8 @@ using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using Orleans.Concurrency;
 
+using DistEmu.Grains.Placement;
+
 namespace DistEmu.Grains;
 
 /// <summary>
@@ -11,6 +13,7 @@ namespace DistEmu.Grains;
 /// results of every CPU, mm, VMA and node grain. Reentrant: barrier arrivals are parked turns.
 /// </summary>
 [Reentrant]
+[NumaPlacement]
 public sealed class MachineGrain : Grain, IMachineGrain
 {
     private RunConfig? _config;
@@ -42,7 +45,7 @@ public sealed class MachineGrain : Grain, IMachineGrain
         if (cfg.QuantumNs > 0)
             await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, _cpus.ToArray());
         for (int i = 0; i < cfg.Tasks; i++)
-            await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _cpus[i])).Start(i, 0);
+            await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(_cpus[i]), _cpus[i])).Start(i, 0);
     }
 
     public Task<long> ArriveBarrier(int cpu, long clock)
@@ -87,7 +90,7 @@ public sealed class MachineGrain : Grain, IMachineGrain
     public async Task Stop()
     {
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
-        await Task.WhenAll(_cpus.Select(cpu => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, cpu)).Stop()));
+        await Task.WhenAll(_cpus.Select(cpu => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).Stop()));
     }
 
     public async Task<StatsMessage> Collect()
@@ -95,7 +98,7 @@ public sealed class MachineGrain : Grain, IMachineGrain
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
         var all = new StatsMessage();
         foreach (int cpu in _cpus)
-            StatsCodec.Merge(all, await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, cpu)).GetStats());
+            StatsCodec.Merge(all, await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).GetStats());
         StatsCodec.Merge(all, await GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, 0)).CollectStats());
         for (int n = 0; n < _spec!.Nodes; n++)
             StatsCodec.Merge(all, await GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(cfg.RunId, n)).GetStats());

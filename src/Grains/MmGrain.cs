@@ -7,6 +7,8 @@ using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Workloads;
 using Orleans.Concurrency;
 
+using DistEmu.Grains.Placement;
+
 namespace DistEmu.Grains;
 
 /// <summary>
@@ -15,6 +17,7 @@ namespace DistEmu.Grains;
 /// waiting for mmap_lock is a parked turn, so the holder's unlock can come in.
 /// </summary>
 [Reentrant]
+[NumaPlacement]
 public sealed class MmGrain : Grain, IMmGrain
 {
     private KernelHost _host = null!;
@@ -46,6 +49,7 @@ public sealed class MmGrain : Grain, IMmGrain
             Starts = vmas.Select(v => v.Start).ToArray(),
             Ends = vmas.Select(v => v.End).ToArray(),
             VmaIds = vmas.Select(v => v.Id).ToArray(),
+            Nodes = vmas.Select(v => _ops.NodeOf(v.Id)).ToArray(),
         });
     }
 
@@ -53,7 +57,7 @@ public sealed class MmGrain : Grain, IMmGrain
     {
         var t = _host.Task(caller);
         var vma = await VmaLookup.LockMmAndFindVma(t, _mm, addr);
-        return new LockFindReply { Found = vma != null, VmaId = vma?.Id ?? -1, Clock = t.Clock };
+        return new LockFindReply { Found = vma != null, VmaId = vma?.Id ?? -1, VmaNode = vma is null ? 0 : _ops.NodeOf(vma.Id), Clock = t.Clock };
     }
 
     public Task ReadUnlock(int cpu, long at)
@@ -77,7 +81,7 @@ public sealed class MmGrain : Grain, IMmGrain
         var all = StatsCodec.Export(_host.Machine);
         foreach (int id in _ops.Known)
         {
-            var s = await GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(_host.Config.RunId, _mm.Id, id)).GetStats();
+            var s = await _ops.Grain(_mm.Id, id).GetStats();
             StatsCodec.Merge(all, s);
         }
         return all;

@@ -3,9 +3,12 @@ using DistEmu.Grains.Support;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Memory;
 
+using DistEmu.Grains.Placement;
+
 namespace DistEmu.Grains;
 
 /// <summary>A NUMA node's frames (pg_data_t's buddy allocator): per-CPU lists refill from here in batches.</summary>
+[NumaPlacement]
 public sealed class NumaNodeGrain : Grain, INumaNodeGrain
 {
     private NumaNode _node = null!;
@@ -33,6 +36,8 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
         foreach (long f in frames) _node.Free(f);
         return Task.CompletedTask;
     }
+
+    public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
 
     public Task<StatsMessage> GetStats() => Task.FromResult(new StatsMessage { Frames = [_node.FreeFrames, 0, 0, 0, 0, _total] });
 }

@@ -1,6 +1,8 @@
 using DistEmu.Abstractions;
 using Orleans.Concurrency;
 
+using DistEmu.Grains.Placement;
+
 namespace DistEmu.Grains;
 
 /// <summary>
@@ -9,6 +11,7 @@ namespace DistEmu.Grains;
 /// waits for its own holder's time. Reentrant: Sync calls are parked turns.
 /// </summary>
 [Reentrant]
+[NumaPlacement]
 public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
 {
     private long _quantum;

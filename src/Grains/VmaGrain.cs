@@ -9,6 +9,8 @@ using DistEmu.Kernel.Ports;
 using DistEmu.Kernel.Sched;
 using Orleans.Concurrency;
 
+using DistEmu.Grains.Placement;
+
 namespace DistEmu.Grains;
 
 /// <summary>
@@ -18,12 +20,15 @@ namespace DistEmu.Grains;
 /// real one. Reentrant: a fault sleeping on a migration entry (a parked turn) lets the migrator's calls in.
 /// </summary>
 [Reentrant]
+[NumaPlacement]
 public sealed class VmaGrain : Grain, IVmaGrain
 {
     private KernelHost _host = null!;
     private MmStruct _mm = null!;
     private Vma? _vma;
     private FileObject? _file;
+
+    public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
         _host = await KernelHost.For(GrainFactory, this.GetPrimaryKeyString());
@@ -218,7 +223,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
         V.End = end;
         V.PgOff = pgoff;
         DropToken(t, LockMode.Write);
-        await GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(_host.Config.RunId, newVma.MmId, newVma.VmaId)).Init(newVma);
+        await GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(_host.Config.RunId, newVma.MmId, newVma.Node, newVma.VmaId)).Init(newVma);
         return await Done(t);
     }
 

@@ -8,6 +8,8 @@ namespace DistEmu.Grains.Tests;
 public abstract class ClusterFixture : IAsyncLifetime
 {
     protected abstract short Silos { get; }
+    /// <summary>Random placement for every grain (so that a run's grains spread over every silo and calls cross silos), instead of NUMA placement.</summary>
+    protected virtual bool RandomPlacement => false;
     public TestCluster Cluster { get; private set; } = null!;
     public IGrainFactory Grains => Cluster.GrainFactory;
 
@@ -16,17 +18,21 @@ public abstract class ClusterFixture : IAsyncLifetime
         public void Configure(ISiloBuilder silo) => SiloHosting.AddDistEmu(silo);
     }
 
-    /// <summary>Random placement, so that a run's grains spread over every silo and calls cross silos (NUMA-affine placement is the cluster issue's).</summary>
+    /// <summary>Random placement, so that a run's grains spread over every silo and calls cross silos: the default and, for the grains marked for it, instead of NUMA placement.</summary>
     private sealed class RandomPlacementConfigurator : ISiloConfigurator
     {
-        public void Configure(ISiloBuilder silo) => silo.Services.AddSingleton<Orleans.Runtime.PlacementStrategy, Orleans.Runtime.RandomPlacement>();
+        public void Configure(ISiloBuilder silo)
+        {
+            SiloHosting.AddDistEmu(silo, numaPlacement: false);
+            silo.Services.AddSingleton<Orleans.Runtime.PlacementStrategy, Orleans.Runtime.RandomPlacement>();
+        }
     }
 
     public async Task InitializeAsync()
     {
         var builder = new TestClusterBuilder(Silos);
-        builder.AddSiloBuilderConfigurator<Configurator>();
-        if (Silos > 1) builder.AddSiloBuilderConfigurator<RandomPlacementConfigurator>();
+        if (RandomPlacement) builder.AddSiloBuilderConfigurator<RandomPlacementConfigurator>();
+        else builder.AddSiloBuilderConfigurator<Configurator>();
         Cluster = builder.Build();
         await Cluster.DeployAsync();
         // Membership and the grain directory must agree before a run: else a grain could briefly get two activations.
@@ -36,6 +42,13 @@ public abstract class ClusterFixture : IAsyncLifetime
     /// <summary>Grain calls received by each silo so far.</summary>
     public long[] CallsPerSilo() => Cluster.Silos.OfType<InProcessSiloHandle>()
         .Select(s => s.SiloHost.Services.GetRequiredService<GrainCallCounter>().Calls).ToArray();
+
+    /// <summary>Grain calls received by each silo so far from another silo.</summary>
+    public long[] CrossSiloCallsPerSilo() => Cluster.Silos.OfType<InProcessSiloHandle>()
+        .Select(s => s.SiloHost.Services.GetRequiredService<GrainCallCounter>().CrossSilo).ToArray();
+
+    /// <summary>The silos' addresses (parsable form), sorted as the NUMA placement sorts them.</summary>
+    public string[] SortedSilos() => Cluster.Silos.Select(s => s.SiloAddress).Order().Select(a => a.ToParsableString()).ToArray();
 
     public async Task DisposeAsync()
     {
@@ -49,7 +62,15 @@ public sealed class OneSilo : ClusterFixture
     protected override short Silos => 1;
 }
 
+/// <summary>Two silos with random placement (the grains of a run spread over both, calls cross silos).</summary>
 public sealed class TwoSilos : ClusterFixture
+{
+    protected override short Silos => 2;
+    protected override bool RandomPlacement => true;
+}
+
+/// <summary>Two silos with DistEmu's NUMA placement.</summary>
+public sealed class TwoNumaSilos : ClusterFixture
 {
     protected override short Silos => 2;
 }

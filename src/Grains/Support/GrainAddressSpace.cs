@@ -33,14 +33,22 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         _mm = grains.GetGrain<IMmGrain>(GrainKeys.Mm(run, mmId));
     }
 
-    private IVmaGrain Vma(int id)
+    /// <summary>VMA <paramref name="id"/>'s grain; its key carries the node <paramref name="node"/> of the CPU that created it.</summary>
+    private IVmaGrain Vma(int id, int node)
     {
         if (!_vmas.TryGetValue(id, out var g))
-            _vmas[id] = g = _grains.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, _mmId, id));
+            _vmas[id] = g = _grains.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, _mmId, node, id));
         return g;
     }
 
-    private int Find(long addr)
+    /// <summary>The grain of the VMA the snapshot has at <paramref name="addr"/>, or null.</summary>
+    private IVmaGrain? Find(long addr)
+    {
+        int i = IndexOf(addr);
+        return i < 0 ? null : Vma(_tree.VmaIds[i], i < _tree.Nodes.Length ? _tree.Nodes[i] : 0);
+    }
+
+    private int IndexOf(long addr)
     {
         var s = _tree.Starts;
         int lo = 0, hi = s.Length - 1;
@@ -49,7 +57,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
             int mid = (lo + hi) >>> 1;
             if (s[mid] <= addr)
             {
-                if (addr < _tree.Ends[mid]) return _tree.VmaIds[mid];
+                if (addr < _tree.Ends[mid]) return mid;
                 lo = mid + 1;
             }
             else hi = mid - 1;
@@ -97,15 +105,15 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         FaultReply reply = default;
         for (int tries = 0; tries < 2; tries++)
         {
-            int id = Find(addr);
-            if (id < 0)
+            var vma = Find(addr);
+            if (vma is null)
             {
                 await Refresh(t);
-                id = Find(addr);
-                if (id < 0) return Pte.None;
+                vma = Find(addr);
+                if (vma is null) return Pte.None;
             }
             var req = await Request(t, addr, flags, speculate: t.Machine.Policy.HasVmaPath());
-            reply = await Vma(id).WalkOrFault(req);
+            reply = await vma.WalkOrFault(req);
             if (!reply.Stale) break;
             Settle(t, reply);
             await Refresh(t);
@@ -136,15 +144,15 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         while (true)
         {
             await t.Delay(t.Machine.Cost.VmaLookupNs);
-            int id = Find(addr);
-            if (id < 0)
+            var vma = Find(addr);
+            if (vma is null)
             {
                 await Refresh(t);
-                id = Find(addr);
-                if (id < 0) return new VmaAttemptResult(VmaAttemptKind.Abort, VmFault.Done, misses);
+                vma = Find(addr);
+                if (vma is null) return new VmaAttemptResult(VmaAttemptKind.Abort, VmFault.Done, misses);
             }
             var req = await Request(t, addr, flags, speculate: false);
-            var reply = await Vma(id).FaultUnderVmaLock(req);
+            var reply = await vma.FaultUnderVmaLock(req);
             if (reply.Stale)
             {
                 Settle(t, reply);
@@ -185,7 +193,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         if (!found.Found)
             return new MmapAttemptResult(MmapAttemptKind.NoVma, VmFault.Done);
         var req = await Request(t, addr, flags, speculate: false);
-        var reply = await Vma(found.VmaId).HandleUnderMmap(req);
+        var reply = await Vma(found.VmaId, found.VmaNode).HandleUnderMmap(req);
         Settle(t, reply);
         var fault = (VmFault)reply.Fault;
         // Released by the callee (RETRY/COMPLETED, access error), or the arch loop's mmap_read_unlock now.

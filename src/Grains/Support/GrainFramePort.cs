@@ -1,5 +1,6 @@
 using DistEmu.Abstractions;
 using DistEmu.Kernel;
+using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Ports;
 using DistEmu.Kernel.Sched;
 
@@ -47,8 +48,8 @@ public sealed class GrainFramePort : IFramePort
 }
 
 /// <summary>TLB shootdown IPIs as calls to the CPU grains, sent together and waited for (the acknowledgements).</summary>
-public sealed class GrainTlbPort(IGrainFactory grains, string run) : ITlbPort
+public sealed class GrainTlbPort(IGrainFactory grains, string run, MachineSpec spec) : ITlbPort
 {
     public async ValueTask Invalidate(IReadOnlyList<int> cpus, long startVpn, long endVpn) =>
-        await Task.WhenAll(cpus.Select(cpu => grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, cpu)).InvalidateTlb(startVpn, endVpn)));
+        await Task.WhenAll(cpus.Select(cpu => grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, spec.NodeOfCpu(cpu), cpu)).InvalidateTlb(startVpn, endVpn)));
 }

@@ -25,7 +25,15 @@ public sealed class GrainVmaOps : IVmaOps
     /// <summary>Every VMA grain this mm created (for collecting statistics at the end).</summary>
     public HashSet<int> Known { get; } = new();
 
-    private IVmaGrain G(Vma v) => _grains.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, v.Mm.Id, v.Id));
+    /// <summary>The emulated node of each VMA's grain: that of the CPU whose task created it (a split-off half keeps the original's).</summary>
+    private readonly Dictionary<int, int> _nodes = new();
+
+    /// <summary>The node in the key of VMA <paramref name="vmaId"/>'s grain (0 for one this mm never created).</summary>
+    public int NodeOf(int vmaId) => _nodes.GetValueOrDefault(vmaId);
+
+    public IVmaGrain Grain(int mmId, int vmaId) => _grains.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, mmId, NodeOf(vmaId), vmaId));
+
+    private IVmaGrain G(Vma v) => Grain(v.Mm.Id, v.Id);
 
     private static long Settle(EmuTask t, ClockReply r)
     {
@@ -43,8 +51,11 @@ public sealed class GrainVmaOps : IVmaOps
     public async ValueTask Created(EmuTask t, Vma vma)
     {
         Known.Add(vma.Id);
+        _nodes[vma.Id] = Math.Max(0, t.Node);
         _writeLockedThisEpoch.Add(vma.Id);
-        await G(vma).Init(Describe(vma));
+        var init = Describe(vma);
+        init.Node = NodeOf(vma.Id);
+        await G(vma).Init(init);
     }
 
     public async ValueTask<long> StartWrite(EmuTask t, Vma vma)
@@ -67,8 +78,11 @@ public sealed class GrainVmaOps : IVmaOps
     public async ValueTask SplitOff(EmuTask t, Vma vma, Vma nv)
     {
         Known.Add(nv.Id);
+        _nodes[nv.Id] = NodeOf(vma.Id);
         _writeLockedThisEpoch.Add(nv.Id);
-        Settle(t, await G(vma).SplitOff(KernelHost.CallerOf(t), vma.Start, vma.End, vma.PgOff, Describe(nv)));
+        var init = Describe(nv);
+        init.Node = NodeOf(vma.Id);
+        Settle(t, await G(vma).SplitOff(KernelHost.CallerOf(t), vma.Start, vma.End, vma.PgOff, init));
     }
 
     public async ValueTask<long> Unmap(EmuTask t, Vma vma) => Settle(t, await G(vma).Unmap(KernelHost.CallerOf(t)));
@@ -84,7 +98,7 @@ public sealed class GrainVmaOps : IVmaOps
     public void EpochEnded(EmuTask t, MmStruct mm, long newSeq)
     {
         foreach (int id in _writeLockedThisEpoch)
-            _ = _grains.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, mm.Id, id)).EpochEnded(newSeq);
+            _ = Grain(mm.Id, id).EpochEnded(newSeq);
         _writeLockedThisEpoch.Clear();
     }
 

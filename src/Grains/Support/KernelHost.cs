@@ -27,7 +27,7 @@ public sealed class KernelHost
         Scheduler = new GrainScheduler(config.QuantumNs > 0 ? grains.GetGrain<ITimeKeeperGrain>(config.RunId) : null, config.Delays);
         Frames = new GrainFramePort(grains, config.RunId, Machine);
         Machine.FramePort = Frames;
-        Machine.TlbPort = new GrainTlbPort(grains, config.RunId);
+        Machine.TlbPort = new GrainTlbPort(grains, config.RunId, Spec);
     }
 
     /// <summary>The stand-in for the calling CPU, its clock moved up to the caller's.</summary>
