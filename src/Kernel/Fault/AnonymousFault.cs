@@ -28,7 +28,7 @@ public static partial class MmFault
         long frame = await t.Pcp.Alloc(m, t);
         if (frame < 0)
             return VmFault.Oom;
-        await t.Delay(m.Cost.PageBandwidthNs(m.Spec.PageSize, 10));
+        t.Advance(m.Cost.PageBandwidthNs(m.Spec.PageSize, 10)); // clear_page on a frame only we know of
         if (await SetPteIfSame(t, vma, addr, Pte.None, Pte.Present(frame, writable: true)))
         {
             m.Frames.InFlight--;

@@ -28,7 +28,7 @@ public static class ArchFault
         m.Observer?.OnFaultBegin(t, addr, write);
         bool retried = false;
         VmFault last = VmFault.Done;
-        await t.Delay(m.Cost.FaultEntryNs);
+        t.Advance(m.Cost.FaultEntryNs); // the address space's lookup synchronises next
         var flags = FaultFlags.AllowRetry | FaultFlags.Killable | FaultFlags.User | (write ? FaultFlags.Write : 0);
         FaultOutcome? outcome = null;
 

@@ -102,6 +102,7 @@ public static partial class MmFault
     internal static async ValueTask<bool> SetPteIfSame(EmuTask t, Vma vma, long addr, long expected, long value)
     {
         var m = t.Machine;
+        await t.Delay(0); // synchronise before touching the page table
         var pt = vma.PageTable;
         var page = pt.GetOrAlloc(addr);
         m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "pte_offset_map_lock");

@@ -34,7 +34,7 @@ public static class VmaFault
         var policy = m.Policy;
         if (!VmaLock.VmaStartRead(t, vma, addr))
             return (VmaLockResult.Abort, VmFault.Done);
-        await t.Delay(m.Cost.LockNs);
+        t.Advance(m.Cost.LockNs); // what follows reads the VMA we hold the read lock of, then synchronises
         if ((vma.IsAnonymous && !vma.HasAnonVma) || (!vma.IsAnonymous && !policy.VmaPathCoversFile()) || !vma.Contains(addr))
         {
             VmaLock.VmaEndRead(t, vma);

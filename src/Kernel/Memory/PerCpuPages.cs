@@ -51,7 +51,7 @@ public sealed class PerCpuPages
     /// <summary>alloc_pages on the local node: pop from the list, refilling it from the node when empty. -1 = OOM.</summary>
     public async ValueTask<long> Alloc(EmuMachine m, EmuTask t)
     {
-        await t.Delay(m.Cost.PageAllocNs);
+        t.Advance(m.Cost.PageAllocNs); // the list is this CPU's own
         if (_count == 0)
         {
             await t.Delay(m.Cost.PcpRefillNs);
