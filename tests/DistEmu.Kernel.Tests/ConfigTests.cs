@@ -59,3 +59,19 @@ public class ConfigTests
         Assert.Equal("tasks", e.Field);
     }
 }
+
+/// <summary>A machine too small for the workload is refused before anything runs.</summary>
+public class MemoryFitTests
+{
+    [Fact]
+    public void A_workload_that_needs_more_memory_than_the_machine_has_is_refused_naming_memory()
+    {
+        var spec = TestMachines.Spec(FaultPolicy.Merged) with { MemoryPerNodeBytes = 64L << 20 };
+        var e = Assert.Throws<KernelConfigException>(() => SimRun.Run(new SimRunOptions { Machine = spec, Workload = "page-fault1" }));
+        Assert.Equal("memory", e.Field);
+        Assert.Contains("page-fault1", e.Reason);
+        // The same machine runs it with small enough mappings.
+        var ok = SimRun.Run(new SimRunOptions { Machine = spec, Workload = "page-fault1", Params = new Dictionary<string, string> { ["size_mb"] = "4" }, OpsPerTask = 10 });
+        Assert.Equal(0, ok.Machine.Sanitizer.Total);
+    }
+}

@@ -80,6 +80,7 @@ public static class SimRun
         if (o.KeepEventLog) h.Machine.Events.Full = new List<EmuEvent>();
         h.Machine.Observer = o.Observer;
         var ctx = new WorkloadContext(o.Machine, tasks, o.Seed);
+        if (o.Script is null) workload.CheckFits(ctx);
         var files = workload.Files(ctx).Select(f => h.Machine.CreateFile(f.Name, f.DiskBacked)).ToList();
         var mm = h.Machine.CreateMm();
         var barrier = new TaskBarrier(tasks);

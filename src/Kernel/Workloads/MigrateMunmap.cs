@@ -20,6 +20,8 @@ public sealed class MigrateMunmap : Workload
     private static long RegionA => SharedArea;
     private static long RegionB => SharedArea + (1L << 36);
 
+    public override long PeakBytes(WorkloadContext ctx) => 2 * Long("size_mb") * MiB;
+
     public override IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu)
     {
         long page = ctx.Machine.PageSize;

@@ -18,6 +18,8 @@ public sealed class MmapChurn : Workload
         ["writer_every"] = ("4", "every n-th task is a writer"),
     };
 
+    public override long PeakBytes(WorkloadContext ctx) => ctx.Tasks * Math.Max(Long("size_mb") * MiB, Long("chunk_kb") * 1024);
+
     public override IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu)
     {
         long page = ctx.Machine.PageSize;

@@ -16,6 +16,8 @@ public sealed class NumaMigrate : Workload
         ["scan_every"] = ("256", "touches between NUMA scans"),
     };
 
+    public override long PeakBytes(WorkloadContext ctx) => ctx.Tasks * Long("size_mb") * MiB;
+
     public override IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu)
     {
         long page = ctx.Machine.PageSize;

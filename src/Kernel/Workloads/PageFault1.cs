@@ -13,6 +13,8 @@ public sealed class PageFault1 : Workload
         ["size_mb"] = ("128", "size of each mapping in MiB"),
     };
 
+    public override long PeakBytes(WorkloadContext ctx) => ctx.Tasks * Long("size_mb", 1, 1 << 20) * MiB;
+
     public override IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu)
     {
         long size = Long("size_mb", 1, 1 << 20) * MiB;

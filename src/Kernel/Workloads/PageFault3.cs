@@ -16,6 +16,8 @@ public sealed class PageFault3 : Workload
     public override IReadOnlyList<(string Name, bool DiskBacked)> Files(WorkloadContext ctx) =>
         Enumerable.Range(0, ctx.Tasks).Select(i => ($"/tmp/willitscale.{i}", false)).ToList();
 
+    public override long PeakBytes(WorkloadContext ctx) => ctx.Tasks * Long("size_mb", 1, 1 << 20) * MiB;
+
     public override IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu)
     {
         long size = Long("size_mb", 1, 1 << 20) * MiB;

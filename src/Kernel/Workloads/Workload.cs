@@ -20,6 +20,21 @@ public abstract class Workload
     public IReadOnlyDictionary<string, string> Params => _params;
     /// <summary>Files the workload maps, by id: (name, disk-backed).</summary>
     public virtual IReadOnlyList<(string Name, bool DiskBacked)> Files(WorkloadContext ctx) => [];
+    /// <summary>
+    /// The memory the workload touches at its peak (bytes), so that an impossible machine is refused before anything
+    /// is built; 0 if it depends on the run.
+    /// </summary>
+    public virtual long PeakBytes(WorkloadContext ctx) => 0;
+
+    /// <summary>A <see cref="KernelConfigException"/> if the machine cannot hold what the workload touches.</summary>
+    public void CheckFits(WorkloadContext ctx)
+    {
+        long need = PeakBytes(ctx);
+        if (need > ctx.Machine.MemoryBytes)
+            throw new KernelConfigException("memory", ctx.Machine.MemoryBytes,
+                $"workload {Name} with {ctx.Tasks} tasks touches up to {need >> 20} MiB, more than the machine's {ctx.Machine.MemoryBytes >> 20} MiB");
+    }
+
     /// <summary>The op stream of task <paramref name="task"/> (0-based), which runs on CPU <paramref name="cpu"/>.</summary>
     public abstract IEnumerable<Op> OpsFor(WorkloadContext ctx, int task, int cpu);
 
