@@ -10,9 +10,7 @@ namespace DistEmu.Telemetry;
 /// </summary>
 public sealed class JaegerJsonFile : ITraceSink, IDisposable
 {
-    private readonly string _path;
-    private readonly string _tmp;
-    private readonly FileStream _stream;
+    private readonly AtomicFile _file;
     private readonly Utf8JsonWriter _w;
     private readonly DateTimeOffset _epoch;
     private bool _done;
@@ -20,10 +18,8 @@ public sealed class JaegerJsonFile : ITraceSink, IDisposable
     /// <summary>Opens the temporary file at once, so an unwritable path fails before the run starts.</summary>
     public JaegerJsonFile(string path, DateTimeOffset epoch)
     {
-        _path = Path.GetFullPath(path);
-        _tmp = _path + ".tmp-" + Environment.ProcessId;
-        _stream = new FileStream(_tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-        _w = new Utf8JsonWriter(_stream);
+        _file = new AtomicFile(path);
+        _w = new Utf8JsonWriter(_file.Stream);
         _epoch = epoch;
         _w.WriteStartObject();
         _w.WriteStartArray("data");
@@ -119,9 +115,7 @@ public sealed class JaegerJsonFile : ITraceSink, IDisposable
         _w.WriteEndArray();
         _w.WriteEndObject();
         _w.Flush();
-        _stream.Flush(true);
-        _stream.Dispose();
-        File.Move(_tmp, _path, overwrite: true);
+        _file.Commit();
     }
 
     /// <summary>Without <see cref="Complete"/> (an aborted run's caller chose not to keep it): remove the partial file.</summary>
@@ -130,7 +124,6 @@ public sealed class JaegerJsonFile : ITraceSink, IDisposable
         if (_done) return;
         _done = true;
         _w.Dispose();
-        _stream.Dispose();
-        File.Delete(_tmp);
+        _file.Dispose();
     }
 }

@@ -10,23 +10,18 @@ namespace DistEmu.Telemetry;
 /// </summary>
 public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
 {
-    private readonly string _path;
-    private readonly string _tmp;
-    private readonly FileStream _stream;
+    private readonly AtomicFile _file;
     private readonly long _epochNs;
-    private bool _done;
 
     public OtlpJsonLinesFile(string path, DateTimeOffset epoch)
     {
-        _path = Path.GetFullPath(path);
-        _tmp = _path + ".tmp-" + Environment.ProcessId;
-        _stream = new FileStream(_tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+        _file = new AtomicFile(path);
         _epochNs = epoch.ToUnixTimeMilliseconds() * 1_000_000;
     }
 
     public void Write(IReadOnlyList<EmuSpan> trace)
     {
-        using (var w = new Utf8JsonWriter(_stream))
+        using (var w = new Utf8JsonWriter(_file.Stream))
         {
             w.WriteStartObject();
             w.WriteStartArray("resourceSpans");
@@ -77,7 +72,7 @@ public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
             w.WriteEndArray();
             w.WriteEndObject();
         }
-        _stream.WriteByte((byte)'\n');
+        _file.Stream.WriteByte((byte)'\n');
     }
 
     private static void Attr(Utf8JsonWriter w, string key, object value)
@@ -95,20 +90,7 @@ public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
         w.WriteEndObject();
     }
 
-    public void Complete()
-    {
-        if (_done) return;
-        _done = true;
-        _stream.Flush(true);
-        _stream.Dispose();
-        File.Move(_tmp, _path, overwrite: true);
-    }
+    public void Complete() => _file.Commit();
 
-    public void Dispose()
-    {
-        if (_done) return;
-        _done = true;
-        _stream.Dispose();
-        File.Delete(_tmp);
-    }
+    public void Dispose() => _file.Dispose();
 }

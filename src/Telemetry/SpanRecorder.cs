@@ -136,9 +136,11 @@ public sealed class SpanRecorder : IKernelObserver
     {
         var s = State(task);
         s.Retried |= retried;
-        var span = CloseRoot(task, task.Clock);
-        span?.Tag("emu.fault.result", lastResult == VmFault.Done ? "0" : lastResult.ToString().Replace(", ", "|", StringComparison.Ordinal))
+        if (s.Open.Count == 0) return;
+        // Tag before closing: closing the root hands the trace to the sink.
+        s.Open[^1].Tag("emu.fault.result", lastResult == VmFault.Done ? "0" : lastResult.ToString().Replace(", ", "|", StringComparison.Ordinal))
             .Tag("emu.outcome", outcome.ToString()).Tag("emu.retry", retried);
+        CloseRoot(task, task.Clock);
     }
 
     public void OnLockAcquired(EmuTask task, IWaitTarget lockObject, LockMode mode, long waitedNs) =>
@@ -216,8 +218,11 @@ public sealed class SpanRecorder : IKernelObserver
 
     public void OnWriter(EmuTask task, string syscall, long fromNs, long toNs, long waitedNs)
     {
-        State(task).MaxWaitOrHold = Math.Max(State(task).MaxWaitOrHold, waitedNs);
-        CloseRoot(task, toNs)?.Tag("emu.wait_ns", waitedNs);
+        var s = State(task);
+        s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, waitedNs);
+        if (s.Open.Count == 0) return;
+        s.Open[^1].Tag("emu.wait_ns", waitedNs); // before closing: closing the root hands the trace to the sink
+        CloseRoot(task, toNs);
     }
 
     public void OnTlbShootdown(EmuTask task, long start, long end, int targets, long fromNs, long toNs) =>

@@ -15,36 +15,12 @@ namespace DistEmu.Grains.Tests;
 [Collection("two silos")]
 public sealed class LkmlThroughGrainsTests(TwoSilos cluster)
 {
-    private const long P = 4096;
-    private const long A = 0x7f00_0000_0000, B = 0x7f00_4000_0000;
     private const long Quantum = 1_000;
-
-    // Tasks spread over small's nodes: task 0 → cpu0, 1 → cpu4, 2 → cpu1, 3 → cpu5.
-    private const int FaulterCpu = 4, MigratorCpu = 5;
-
-    private static SimRunOptions Scenario(FaultPolicy policy, bool sameVma, long faulterDelayAfterUnlock = 0)
-    {
-        var setup = new List<Op> { Op.MapAnon(A, 512 * P), Op.MapAnon(B, 512 * P) };
-        for (int i = 0; i < 16; i++) setup.Add(Op.Write(A + i * P));
-        setup.Add(Op.Write(B));
-        var script = new Dictionary<int, IReadOnlyList<Op>>
-        {
-            [0] = setup,
-            [1] = [Op.Compute(40_000), Op.Write(A + 7 * P)],
-            [2] = [Op.Compute(50_000), Op.Unmap(sameVma ? A : B, 512 * P)],
-            [3] = [Op.Compute(30_000), Op.MigrateTo(A + 7 * P, P, 1)],
-        };
-        var delays = new Dictionary<(int, PreemptSite), long> { [(MigratorCpu, PreemptSite.MigrateBeforeCopy)] = 150_000 };
-        if (faulterDelayAfterUnlock > 0) delays[(FaulterCpu, PreemptSite.UnlockToPteMapLock)] = faulterDelayAfterUnlock;
-        return new SimRunOptions
-        {
-            Machine = EngineRuns.Small(policy), Workload = "migrate-munmap", Tasks = 4, OpsPerTask = 100, Script = script, Delays = delays,
-        };
-    }
+    private const int FaulterCpu = LkmlCase.FaulterCpu;
 
     private async Task<(RunResult Orleans, RunResult Sim)> Both(FaultPolicy policy, bool sameVma, long faulterDelay = 0)
     {
-        var o = Scenario(policy, sameVma, faulterDelay);
+        var o = LkmlCase.Options(policy, sameVma, faulterDelay);
         var orleans = await OrleansRun.Run(cluster.Grains, o, stallTimeout: TimeSpan.FromSeconds(30), quantumNs: Quantum);
         return (orleans, SimRun.Run(o));
     }

@@ -51,6 +51,8 @@ public sealed partial class JaegerFileTests : IDisposable
                 long start = s.GetProperty("startTime").GetInt64(), duration = s.GetProperty("duration").GetInt64();
                 Assert.InRange(start, 1_800_000_000_000_000L, 1_800_000_100_000_000L); // µs since the epoch: within 100 s of it
                 Assert.True(duration >= 0);
+                if (s.GetProperty("operationName").GetString() == "page_fault")
+                    Assert.Contains(s.GetProperty("tags").EnumerateArray(), t => t.GetProperty("key").GetString() == "emu.fault.result");
                 foreach (var r in s.GetProperty("references").EnumerateArray())
                 {
                     string type = r.GetProperty("refType").GetString()!;

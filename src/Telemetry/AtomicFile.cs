@@ -1,0 +1,40 @@
+namespace DistEmu.Telemetry;
+
+/// <summary>
+/// A file written as PATH.tmp-PID and renamed to PATH when complete, so a file that exists is whole. Opening it
+/// at once makes an unwritable path fail before a run starts.
+/// </summary>
+public sealed class AtomicFile : IDisposable
+{
+    private readonly string _path;
+    private readonly string _tmp;
+    private bool _done;
+
+    public AtomicFile(string path)
+    {
+        _path = Path.GetFullPath(path);
+        _tmp = _path + ".tmp-" + Environment.ProcessId;
+        Stream = new FileStream(_tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+    }
+
+    public FileStream Stream { get; }
+
+    /// <summary>Flush and move into place.</summary>
+    public void Commit()
+    {
+        if (_done) return;
+        _done = true;
+        Stream.Flush(true);
+        Stream.Dispose();
+        File.Move(_tmp, _path, overwrite: true);
+    }
+
+    /// <summary>Without <see cref="Commit"/>: remove the partial file.</summary>
+    public void Dispose()
+    {
+        if (_done) return;
+        _done = true;
+        Stream.Dispose();
+        File.Delete(_tmp);
+    }
+}
