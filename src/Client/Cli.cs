@@ -3,6 +3,7 @@ using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
 using DistEmu.Replay;
+using DistEmu.Silo;
 using DistEmu.Telemetry;
 
 namespace DistEmu.Client;
@@ -21,6 +22,8 @@ public static class Cli
           run       run a workload (or, with --trace, a perf trace) on an emulated machine and write a results folder
           replay    replay a perf trace: distemu replay FILE [run options] (the same as run --trace FILE)
           presets   list the machine presets with their sizes
+          cluster   cluster status: the silos of a cluster and the grains each hosts
+          silo      run one silo of a cluster until SIGTERM (the same as dotnet run --project src/Silo)
 
         Run 'distemu <command> --help' for the options of a command.
         """;
@@ -34,6 +37,11 @@ public static class Cli
           --param k=v           workload parameter, repeatable (e.g. --param size_mb=4)
           --policy NAME         {string.Join(" | ", FaultPolicies.All.Select(p => p.Name()))} (default: the machine's)
           --engine orleans|sim  orleans (default): grains on a silo started in this process; sim: the deterministic engine
+          --cluster redis://HOST:PORT
+                                orleans: run on an existing cluster (redis membership) instead of a silo in this process;
+                                a lost silo aborts the run (partial results, exit 1)
+          --cluster-id ID       with --cluster: the cluster's id (default: distemu)
+          --service-id ID       with --cluster: the cluster's service id (default: distemu)
           --seed N              random seed (default: 1)
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
           --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
@@ -65,6 +73,13 @@ public static class Cli
         Lists the machine presets in presets/*.yaml: name, nodes, CPUs, memory.
         """;
 
+    private const string ClusterHelp = """
+        usage: distemu cluster status [--cluster redis://HOST:PORT] [--cluster-id ID] [--service-id ID]
+
+        Lists the silos of a cluster (address, status) and, per silo, the DistEmu grains it hosts by emulated node
+        and kind. --cluster defaults to $DISTEMU_CLUSTER, else redis://127.0.0.1:6379; the ids default to distemu.
+        """;
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         try
@@ -89,8 +104,13 @@ public static class Cli
                     if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(PresetsHelp); return 0; }
                     if (rest.Length > 0) throw new UsageException($"presets: unexpected argument '{rest[0]}'");
                     return Presets(stdout);
+                case "cluster":
+                    if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(ClusterHelp); return 0; }
+                    return ClusterCommand(rest, stdout);
+                case "silo":
+                    return SiloProgram.RunAsync(rest, stdout, stderr).GetAwaiter().GetResult();
                 default:
-                    throw new UsageException($"unknown command '{args[0]}'; expected run or presets (see distemu --help)");
+                    throw new UsageException($"unknown command '{args[0]}'; expected run, replay, presets, cluster or silo (see distemu --help)");
             }
         }
         catch (UsageException e)
@@ -116,6 +136,28 @@ public static class Cli
         }
     }
 
+    private static int ClusterCommand(string[] args, TextWriter stdout)
+    {
+        if (args.Length == 0 || args[0] != "status")
+            throw new UsageException("cluster: expected 'status' (distemu cluster status [--cluster redis://HOST:PORT])");
+        string? connection = null, clusterId = null, serviceId = null;
+        for (int i = 1; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Value() => i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)
+                ? args[++i] : throw new UsageException($"{a}: missing value");
+            switch (a)
+            {
+                case "--cluster": connection = Value(); break;
+                case "--cluster-id": clusterId = Value(); break;
+                case "--service-id": serviceId = Value(); break;
+                default: throw new UsageException($"cluster status: unknown option '{a}' (see distemu cluster --help)");
+            }
+        }
+        connection ??= Environment.GetEnvironmentVariable("DISTEMU_CLUSTER") is { Length: > 0 } env ? env : "redis://127.0.0.1:6379";
+        return ClusterStatus.Run(ClusterTarget.Parse(connection, clusterId, serviceId), stdout);
+    }
+
     private static int Presets(TextWriter stdout)
     {
         var rows = MachineLoader.PresetNames().Select(n =>
@@ -138,6 +180,19 @@ public static class Cli
             throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
         var machine = o.MachineFile != null ? MachineLoader.LoadFile(o.MachineFile) : MachineLoader.LoadPreset(o.Preset);
         if (o.Policy != null) machine = machine with { Policy = FaultPolicies.Parse(o.Policy) };
+        ClusterTarget? cluster = null;
+        if (o.Cluster != null)
+        {
+            if (o.Engine != "orleans")
+                throw new UsageException($"--cluster: runs on the orleans engine (not --engine {o.Engine})");
+            if (o.Trace != null)
+                throw new UsageException("--cluster: trace replay runs on the sim engine, not on a cluster");
+            if (o.TraceFile != null)
+                throw new UsageException("--trace-file: tracing runs on the sim engine for now, not on a cluster");
+            cluster = ClusterTarget.Parse(o.Cluster, o.ClusterId, o.ServiceId);
+        }
+        else if (o.ClusterId != null || o.ServiceId != null)
+            throw new UsageException($"{(o.ClusterId != null ? "--cluster-id" : "--service-id")}: only with --cluster");
         if (o.Trace != null && o.EngineGiven && o.Engine != "sim")
             throw new UsageException("--trace: trace replay runs on the sim engine (use --engine sim or leave --engine out)");
         if (o.Trace != null && !File.Exists(o.Trace))
@@ -166,7 +221,7 @@ public static class Cli
         }
         else
         {
-            result = RunWorkload(o, machine, tasks, label, stdout);
+            result = RunWorkload(o, machine, tasks, label, stdout, cluster);
             described = (workload!.Name, workload.Params);
         }
         var report = new Report(result, machine, described, o, label);
@@ -204,7 +259,7 @@ public static class Cli
         return 0;
     }
 
-    private static RunResult RunWorkload(RunOptions o, MachineSpec machine, int tasks, string label, TextWriter stdout)
+    private static RunResult RunWorkload(RunOptions o, MachineSpec machine, int tasks, string label, TextWriter stdout, ClusterTarget? cluster)
     {
         var runOptions = new SimRunOptions
         {
@@ -243,7 +298,7 @@ public static class Cli
             interrupted = true;
         };
         Console.CancelKeyPress += onCancel;
-        stdout.WriteLine($"running {o.Workload} on {label} under {machine.Policy.Name()} ({o.Engine} engine); Ctrl-C stops it and keeps the partial results");
+        stdout.WriteLine($"running {o.Workload} on {label} under {machine.Policy.Name()} ({o.Engine} engine{(cluster is null ? "" : ", " + cluster)}); Ctrl-C stops it and keeps the partial results");
         stdout.Flush();
         try
         {
@@ -252,7 +307,9 @@ public static class Cli
                 Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)")
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
-            var result = o.Engine == "sim" ? SimRun.Run(runOptions) : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
+            var result = o.Engine == "sim" ? SimRun.Run(runOptions)
+                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout)
+                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
             if (sink != null)
             {
                 sink.Complete();
@@ -331,6 +388,10 @@ public sealed class RunOptions
     public bool Lenient { get; private set; }
     public bool EngineGiven { get; private set; }
     public string? DurationText { get; private set; }
+    /// <summary>An existing cluster to run on (redis://HOST:PORT) instead of a silo in this process.</summary>
+    public string? Cluster { get; private set; }
+    public string? ClusterId { get; private set; }
+    public string? ServiceId { get; private set; }
 
     /// <summary>"10s", "500ms", "2m", "1h" or plain seconds.</summary>
     public static TimeSpan ParseDuration(string v)
@@ -412,6 +473,9 @@ public sealed class RunOptions
                     };
                     break;
                 case "--out": o.Out = Value(); break;
+                case "--cluster": o.Cluster = Value(); break;
+                case "--cluster-id": o.ClusterId = Value(); break;
+                case "--service-id": o.ServiceId = Value(); break;
                 case "--trace-file": o.TraceFile = Value(); break;
                 case "--trace-sample":
                     var sr = Value();

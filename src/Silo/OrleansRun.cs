@@ -14,6 +14,12 @@ namespace DistEmu.Silo;
 /// </summary>
 public static class OrleansRun
 {
+    /// <summary>
+    /// Progress callback: (tasks done, tasks, faults so far, max emulated ns). A run that cannot go on — the machine
+    /// grain stops answering (a silo was lost: SiloUnavailableException, a response timeout), loses its state, a task
+    /// fails, or nothing moves for <paramref name="stallTimeout"/> — ends as "aborted" with the reason and the counters
+    /// the grains still give (best effort), instead of throwing.
+    /// </summary>
     /// <summary>Progress callback: (tasks done, tasks, faults so far, max emulated ns).</summary>
     /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
@@ -42,18 +48,39 @@ public static class OrleansRun
         var lastChange = Stopwatch.StartNew();
         long lastFaults = -1;
         int lastDone = -1;
-        RunStatus status;
+        RunStatus? status = null;
         RunStop? stopped = null;
+        string? failure = null; // the run cannot go on (a silo or the machine grain was lost, no progress, a task failed)
         while (true)
         {
             await Task.Delay(50, CancellationToken.None);
-            if (stopped is null && (stopped = o.Stop?.Invoke()) != null)
+            try
             {
-                await machine.Stop();
-                lastChange.Restart();
+                if (stopped is null && (stopped = o.Stop?.Invoke()) != null)
+                {
+                    await machine.Stop().WaitAsync(stall);
+                    lastChange.Restart();
+                }
+                status = await machine.Status().WaitAsync(stall);
             }
-            status = await machine.Status();
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // SiloUnavailableException, a response timeout, a lost connection: the cluster lost part of the run.
+                failure = $"the cluster stopped answering: {e.GetType().Name}: {FirstLine(e.Message)}";
+                break;
+            }
             progress?.Invoke(status);
+            if (status.Tasks != tasks)
+            {
+                // The machine grain answered without the run's configuration: it was activated anew (its silo was lost).
+                failure = $"the machine grain lost its state (its silo failed?): it reports {status.Tasks} tasks, the run has {tasks}";
+                break;
+            }
+            if (status.Error != null)
+            {
+                failure = "a task failed: " + status.Error;
+                break;
+            }
             if (status.Done >= status.Tasks) break;
             if (status.Faults != lastFaults || status.Done != lastDone)
             {
@@ -63,13 +90,23 @@ public static class OrleansRun
             }
             else if (lastChange.Elapsed > stall)
             {
-                throw new TimeoutException($"no progress for {stall.TotalSeconds:F0} s: {status.Done} of {status.Tasks} tasks done, {status.Faults} faults");
+                failure = $"no progress for {stall.TotalSeconds:F0} s: {status.Done} of {status.Tasks} tasks done, {status.Faults} faults";
+                break;
             }
         }
-        if (status.Error != null)
-            throw new InvalidOperationException("a task failed: " + status.Error);
-        var stats = await machine.Collect();
-        sw.Stop();
+        StatsMessage stats;
+        if (failure is null)
+        {
+            stats = await machine.Collect();
+        }
+        else
+        {
+            // Best effort: stop what still runs, and take whatever counters the grains still give, within a few seconds.
+            var bound = TimeSpan.FromSeconds(5);
+            try { await machine.Stop().WaitAsync(bound); } catch (Exception e) when (e is not OutOfMemoryException) { }
+            try { stats = await machine.Collect().WaitAsync(bound); }
+            catch (Exception e) when (e is not OutOfMemoryException) { stats = new StatsMessage(); }
+        }
         var m = StatsCodec.ToMachine(o.Machine, o.Sanitizer, stats);
         return new RunResult
         {
@@ -81,8 +118,14 @@ public static class OrleansRun
             EmulatedNs = stats.MaxClock,
             HostSeconds = sw.Elapsed.TotalSeconds,
             Stalled = stats.Stalled,
-            Status = stopped is { Aborted: true } ? "aborted" : "completed",
-            Reason = stopped?.Reason,
+            Status = failure != null || stopped is { Aborted: true } ? "aborted" : "completed",
+            Reason = failure ?? stopped?.Reason,
         };
+    }
+
+    private static string FirstLine(string s)
+    {
+        int nl = s.IndexOf('\n', StringComparison.Ordinal);
+        return (nl < 0 ? s : s[..nl]).Trim();
     }
 }

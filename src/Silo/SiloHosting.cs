@@ -4,7 +4,9 @@ using DistEmu.Grains.Placement;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
 using Orleans.Runtime.Placement;
+using StackExchange.Redis;
 
 namespace DistEmu.Silo;
 
@@ -30,6 +32,48 @@ public static class SiloHosting
         return host;
     }
 
+    /// <summary>How long a grain call may go unanswered (silo and client): short, so a lost silo stops a run within seconds.</summary>
+    public static readonly TimeSpan ResponseTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// A silo of its own (the silo program, <c>distemu silo</c>): localhost clustering (a one-silo development cluster)
+    /// or redis clustering (the membership table in redis at <see cref="SiloSettings.Redis"/>), listening on the
+    /// advertised address only (loopback by default).
+    /// </summary>
+    public static IHost BuildSilo(SiloSettings s)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(c => c.SingleLine = true);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // SIGTERM: leave the cluster cleanly, but do not hang on a cluster (or redis) that is already gone.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        builder.UseOrleans(silo =>
+        {
+            if (s.Clustering == "redis")
+            {
+                var redis = ConfigurationOptions.Parse(s.Redis!);
+                redis.AbortOnConnectFail = false;
+                silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
+                silo.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = s.ClusterId;
+                    o.ServiceId = s.ServiceId;
+                });
+                silo.ConfigureEndpoints(s.Advertise, s.SiloPort, s.GatewayPort, listenOnAnyHostAddress: false);
+            }
+            else
+            {
+                silo.UseLocalhostClustering(s.SiloPort, s.GatewayPort, serviceId: s.ServiceId, clusterId: s.ClusterId);
+                if (!IPAddress.IsLoopback(s.Advertise))
+                    silo.ConfigureEndpoints(s.Advertise, s.SiloPort, s.GatewayPort, listenOnAnyHostAddress: false);
+            }
+            silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);
+            AddDistEmu(silo);
+        });
+        return builder.Build();
+    }
+
     /// <summary>
     /// What every DistEmu silo has: the grain-call counter (calls received, and of those sent from another silo) and
     /// the NUMA placement (DESIGN principle 6). With <paramref name="numaPlacement"/> false, grains marked for NUMA
@@ -40,6 +84,7 @@ public static class SiloHosting
         silo.Services.AddSingleton<GrainCallCounter>();
         silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
         silo.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
+        silo.AddPlacementDirector<SiloKeyPlacement, SiloKeyPlacementDirector>();
         if (numaPlacement)
             silo.AddPlacementDirector<NumaPlacement, NumaPlacementDirector>();
         else

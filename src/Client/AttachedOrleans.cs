@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using DistEmu.Abstractions;
+using DistEmu.Kernel.Sim;
+using DistEmu.Silo;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using StackExchange.Redis;
+
+namespace DistEmu.Client;
+
+/// <summary>
+/// An existing cluster to attach to (<c>--cluster redis://HOST:PORT</c>, with <c>--cluster-id</c>/<c>--service-id</c>
+/// naming the cluster in the membership table).
+/// </summary>
+public sealed record ClusterTarget(string Redis, string ClusterId, string ServiceId)
+{
+    public const string DefaultId = "distemu";
+
+    public static ClusterTarget Parse(string connection, string? clusterId, string? serviceId)
+    {
+        const string scheme = "redis://";
+        if (connection.StartsWith("adonet", StringComparison.OrdinalIgnoreCase) || connection.StartsWith("postgres", StringComparison.OrdinalIgnoreCase))
+            throw new UsageException($"--cluster {connection}: adonet/PostgreSQL clustering is not supported yet; expected redis://HOST:PORT");
+        if (!connection.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
+            throw new UsageException($"--cluster '{connection}': expected redis://HOST:PORT");
+        var hostPort = connection[scheme.Length..].TrimEnd('/');
+        int colon = hostPort.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(hostPort[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
+            throw new UsageException($"--cluster '{connection}': expected redis://HOST:PORT");
+        return new ClusterTarget(hostPort, clusterId ?? DefaultId, serviceId ?? DefaultId);
+    }
+
+    public override string ToString() => $"cluster {ClusterId} (service {ServiceId}) at redis {Redis}";
+}
+
+/// <summary>A cluster client on an existing cluster (redis membership): runs a machine there, or inspects the cluster.</summary>
+public static class AttachedOrleans
+{
+    /// <summary>How long an attached run may go without progress before it is aborted (below the 30 s "notice a lost silo" contract).</summary>
+    public static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(12);
+
+    public static async Task<IHost> ConnectAsync(ClusterTarget target, TimeSpan? timeout = null)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(LogLevel.Error);
+        builder.UseOrleansClient(c =>
+        {
+            var redis = ConfigurationOptions.Parse(target.Redis);
+            redis.AbortOnConnectFail = false;
+            c.UseRedisClustering(o => o.ConfigurationOptions = redis);
+            c.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = target.ClusterId;
+                o.ServiceId = target.ServiceId;
+            });
+            c.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = SiloHosting.ResponseTimeout);
+        });
+        var host = builder.Build();
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
+        try
+        {
+            await host.StartAsync(cts.Token);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            host.Dispose();
+            throw new InvalidOperationException($"cannot connect to {target}: {e.GetType().Name}: {e.Message}", e);
+        }
+        return host;
+    }
+
+    /// <summary>Stops the client without waiting long for a cluster that may be half gone.</summary>
+    public static async Task StopQuietly(IHost host)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        try { await host.StopAsync(cts.Token); } catch (Exception e) when (e is not OutOfMemoryException) { }
+        host.Dispose();
+    }
+
+    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout) =>
+        RunAsync(target, options, quantumNs, stdout).GetAwaiter().GetResult();
+
+    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout)
+    {
+        var host = await ConnectAsync(target);
+        try
+        {
+            var client = host.Services.GetRequiredService<IClusterClient>();
+            var before = await ReadCounters(client);
+            var every = Stopwatch.StartNew();
+            var started = Stopwatch.StartNew();
+            var result = await OrleansRun.Run(client, options, status =>
+            {
+                if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
+                every.Restart();
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
+            }, stallTimeout: StallTimeout, quantumNs: quantumNs);
+            // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
+            // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).
+            (long, long)? calls = null;
+            if (before != null && result.Status == "completed" && await ReadCounters(client) is { } after)
+            {
+                long total = 0, cross = 0;
+                foreach (var (silo, c) in after)
+                {
+                    var b = before.GetValueOrDefault(silo);
+                    total += c.Calls - (b?.Calls ?? 0);
+                    cross += c.CrossSilo - (b?.CrossSilo ?? 0);
+                }
+                calls = (total, cross);
+            }
+            return new RunResult
+            {
+                Machine = result.Machine, Options = result.Options, PerTask = result.PerTask, Engine = result.Engine, Tasks = result.Tasks,
+                EmulatedNs = result.EmulatedNs, HostSeconds = result.HostSeconds, Stalled = result.Stalled, Status = result.Status, Reason = result.Reason,
+                GrainCalls = calls,
+            };
+        }
+        finally
+        {
+            await StopQuietly(host);
+        }
+    }
+
+    /// <summary>The grain-call counters of every active silo, or null if one cannot be read.</summary>
+    public static async Task<Dictionary<string, SiloCallCounts>?> ReadCounters(IClusterClient client)
+    {
+        try
+        {
+            var hosts = await client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(TimeSpan.FromSeconds(10));
+            var reads = hosts.Keys.Select(s => client.GetGrain<ISiloCounterGrain>(s.ToParsableString()).Read().WaitAsync(TimeSpan.FromSeconds(10)));
+            var counts = await Task.WhenAll(reads);
+            return counts.ToDictionary(c => c.Silo, StringComparer.Ordinal);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>One silo of a cluster as <c>distemu cluster status</c> shows it.</summary>
+public sealed record SiloReport(string Address, string Status, IReadOnlyDictionary<(string Kind, int Node), int> Grains);
+
+/// <summary><c>distemu cluster status</c>: the silos (address, status) and the DistEmu grains each hosts, by kind and emulated node.</summary>
+public static class ClusterStatus
+{
+    public static async Task<List<SiloReport>> QueryAsync(IClusterClient client)
+    {
+        var mgmt = client.GetGrain<IManagementGrain>(0);
+        var hosts = await mgmt.GetHosts(onlyActive: false);
+        var active = hosts.Where(h => h.Value == SiloStatus.Active).Select(h => h.Key).ToArray();
+        var stats = active.Length == 0 ? [] : await mgmt.GetDetailedGrainStatistics(null, active);
+        var bySilo = new Dictionary<SiloAddress, Dictionary<(string, int), int>>();
+        foreach (var g in stats)
+        {
+            string type = g.GrainType ?? "";
+            if (!type.Contains("DistEmu.Grains", StringComparison.Ordinal)) continue;
+            string kind = KindOf(type);
+            int node = GrainKeys.NodeOf(g.GrainId.Key.ToString() ?? "");
+            var counts = bySilo.TryGetValue(g.SiloAddress, out var d) ? d : bySilo[g.SiloAddress] = new();
+            counts[(kind, node)] = counts.GetValueOrDefault((kind, node)) + 1;
+        }
+        return hosts.OrderBy(h => h.Key).Select(h => new SiloReport(h.Key.ToParsableString(), h.Value.ToString(),
+            bySilo.TryGetValue(h.Key, out var c) ? c : new Dictionary<(string, int), int>())).ToList();
+    }
+
+    /// <summary>"DistEmu.Grains.CpuGrain,DistEmu.Grains" → "cpu".</summary>
+    public static string KindOf(string grainType)
+    {
+        string t = grainType.Split(',')[0];
+        t = t[(t.LastIndexOf('.') + 1)..];
+        if (t.EndsWith("Grain", StringComparison.Ordinal)) t = t[..^"Grain".Length];
+        return t.ToLowerInvariant();
+    }
+
+    public static string Format(ClusterTarget target, IReadOnlyList<SiloReport> silos)
+    {
+        var w = new StringWriter();
+        w.WriteLine($"{target}: {silos.Count(s => s.Status == "Active")} active of {silos.Count} silos");
+        var rows = silos.Select(s => new[]
+        {
+            s.Address, s.Status, s.Grains.Values.Sum().ToString(CultureInfo.InvariantCulture),
+            string.Join(", ", s.Grains.GroupBy(g => g.Key.Node).OrderBy(g => g.Key).Select(g =>
+                (g.Key < 0 ? "no node" : $"node{g.Key}") + ": " + string.Join(" ", g.OrderBy(x => x.Key.Kind, StringComparer.Ordinal).Select(x => $"{x.Key.Kind}={x.Value}")))),
+        }).ToList();
+        w.Write(Report.Table(["silo", "status", "grains", "by emulated node"], rows));
+        return w.ToString();
+    }
+
+    public static int Run(ClusterTarget target, TextWriter stdout) => RunAsync(target, stdout).GetAwaiter().GetResult();
+
+    private static async Task<int> RunAsync(ClusterTarget target, TextWriter stdout)
+    {
+        var host = await AttachedOrleans.ConnectAsync(target);
+        try
+        {
+            var silos = await QueryAsync(host.Services.GetRequiredService<IClusterClient>());
+            stdout.Write(Format(target, silos));
+            return 0;
+        }
+        finally
+        {
+            await AttachedOrleans.StopQuietly(host);
+        }
+    }
+}
