@@ -47,6 +47,8 @@ public static class Cli
           --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
           --trace-file PATH     write spans on the emulated timeline: PATH.json (Jaeger JSON, opens in Jaeger UI's
                                 upload) or PATH.jsonl (OTLP JSON lines); sim engine
+          --otlp URL            export spans and metrics over OTLP (gRPC, e.g. http://localhost:4317; Jaeger's
+                                native intake); the OTEL_EXPORTER_OTLP_* variables work too; sim engine
           --trace-sample R      keep this fraction of traces (default 1); retried faults and violations always kept
           --trace-contended NS  keep only traces with a wait or hold of at least NS emulated ns
           --quantum NS          orleans: keep every CPU within NS emulated ns of the slowest running one
@@ -202,6 +204,7 @@ public static class Cli
         if (tasks < 1 || tasks > machine.Cpus)
             throw new UsageException($"--tasks {tasks}: must be in 1..{machine.Cpus} (one task per CPU)");
         if (o.Ops < 1) throw new UsageException($"--ops {o.Ops}: must be at least 1");
+        workload?.CheckFits(new WorkloadContext(machine, tasks, o.Seed)); // before anything is launched
 
         var label = o.MachineFile != null ? machine.Name : o.Preset;
         string what = o.Trace is null ? o.Workload : "replay-" + Path.GetFileName(o.Trace).Split('.')[0];
@@ -272,23 +275,10 @@ public static class Cli
             Sanitizer = o.Sanitizer,
         };
         // Tracing: the file is opened now, so an unwritable path fails before the run starts.
-        ITraceSink? sink = null;
-        SpanRecorder? recorder = null;
-        if (o.TraceFile != null)
-        {
-            if (o.Engine != "sim")
-                throw new UsageException("--trace-file: tracing runs on the sim engine for now (add --engine sim)");
-            try
-            {
-                sink = TraceFiles.Open(o.TraceFile, DateTimeOffset.UtcNow);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-            {
-                throw new UsageException($"--trace-file {o.TraceFile}: cannot write it: {e.Message}");
-            }
-            recorder = new SpanRecorder(sink, new TraceOptions { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended, Seed = o.Seed, Policy = machine.Policy.Name() });
-            runOptions = runOptions with { Observer = recorder };
-        }
+        // Telemetry is opened now, so an unwritable trace file fails before the run starts.
+        using var telemetry = new RunTelemetry(o, machine);
+        if (telemetry.Recorder != null)
+            runOptions = runOptions with { Observer = telemetry.Recorder };
         // Ctrl-C stops every task after its current op; the partial results are written with status "aborted".
         bool interrupted = false;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -310,17 +300,12 @@ public static class Cli
             var result = o.Engine == "sim" ? SimRun.Run(runOptions)
                 : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout)
                 : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
-            if (sink != null)
-            {
-                sink.Complete();
-                result.Trace = (recorder!.Spans, 0, recorder.SampledOut);
-            }
+            telemetry.Finish(result);
             return result;
         }
         finally
         {
             Console.CancelKeyPress -= onCancel;
-            (sink as IDisposable)?.Dispose();
         }
     }
 
@@ -376,6 +361,7 @@ public sealed class RunOptions
     public TimeSpan? Duration { get; private set; }
     public long Quantum { get; private set; }
     public string? TraceFile { get; private set; }
+    public string? Otlp { get; private set; }
     public double TraceSample { get; private set; } = 1.0;
     public long? TraceContended { get; private set; }
     /// <summary>A perf script trace to replay instead of a synthetic workload.</summary>
@@ -477,6 +463,7 @@ public sealed class RunOptions
                 case "--cluster-id": o.ClusterId = Value(); break;
                 case "--service-id": o.ServiceId = Value(); break;
                 case "--trace-file": o.TraceFile = Value(); break;
+                case "--otlp": o.Otlp = Value(); break;
                 case "--trace-sample":
                     var sr = Value();
                     o.TraceSample = double.TryParse(sr, NumberStyles.Float, CultureInfo.InvariantCulture, out var srv) && srv is >= 0 and <= 1

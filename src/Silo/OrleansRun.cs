@@ -25,12 +25,14 @@ public static class OrleansRun
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
         TimeSpan? stallTimeout = null, long quantumNs = 0)
     {
-        Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
+        var workload = Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
         int tasks = o.Tasks ?? o.Machine.Cpus;
         if (tasks < 1 || tasks > o.Machine.Cpus)
             throw new KernelConfigException("tasks", tasks, $"must be in 1..{o.Machine.Cpus} (one task per CPU)");
         if (o.OpsPerTask < 1)
             throw new KernelConfigException("ops", o.OpsPerTask, "must be at least 1");
+        if (o.Script is null)
+            workload.CheckFits(new WorkloadContext(o.Machine, tasks, o.Seed));
         var sw = Stopwatch.StartNew();
         string run = $"run-{Guid.NewGuid():N}";
         var config = new RunConfig

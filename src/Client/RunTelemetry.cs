@@ -1,0 +1,85 @@
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using DistEmu.Telemetry;
+
+namespace DistEmu.Client;
+
+/// <summary>
+/// A run's telemetry, wired in one place: spans to a trace file and/or live over OTLP (--trace-file, --otlp or the
+/// OTEL_EXPORTER_OTLP_* variables), and the kernel's counters and histograms on the DistEmu meter over OTLP at the end.
+/// Everything is opened before the run, so an unwritable file fails first; an unreachable endpoint never fails a run.
+/// </summary>
+public sealed class RunTelemetry : IDisposable
+{
+    private readonly List<ITraceSink> _sinks = new();
+    private readonly OtlpTraceSink? _otlp;
+    private readonly KernelMetrics? _metrics;
+    private readonly string _policy;
+
+    public SpanRecorder? Recorder { get; }
+
+    public RunTelemetry(RunOptions o, MachineSpec machine)
+    {
+        _policy = machine.Policy.Name();
+        var epoch = DateTimeOffset.UtcNow;
+        Uri? endpoint = o.Otlp is null ? null : ParseEndpoint(o.Otlp);
+        bool otlp = endpoint != null || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
+        if ((o.TraceFile != null || otlp) && o.Engine != "sim")
+            throw new UsageException("--trace-file / --otlp: tracing runs on the sim engine for now (add --engine sim)");
+        if (o.TraceFile != null)
+        {
+            try
+            {
+                _sinks.Add(TraceFiles.Open(o.TraceFile, epoch));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            {
+                throw new UsageException($"--trace-file {o.TraceFile}: cannot write it: {e.Message}");
+            }
+        }
+        if (otlp)
+        {
+            _otlp = new OtlpTraceSink(new OtlpSinkOptions { Endpoint = endpoint, Epoch = epoch });
+            _sinks.Add(_otlp);
+            _metrics = new KernelMetrics(new KernelMetricsOptions { Endpoint = endpoint, UseEnvironment = endpoint is null });
+        }
+        if (_sinks.Count > 0)
+            Recorder = new SpanRecorder(new FanOut(_sinks), new TraceOptions { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended, Seed = o.Seed, Policy = _policy, Epoch = epoch });
+    }
+
+    private static Uri ParseEndpoint(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            ? uri : throw new UsageException($"--otlp '{text}': expected an http:// or https:// endpoint, e.g. http://localhost:4317");
+
+    /// <summary>Complete the files, flush the exporters (bounded in time), publish the metrics, and note the counts in the result.</summary>
+    public void Finish(RunResult result)
+    {
+        foreach (var s in _sinks) s.Complete();
+        if (Recorder != null)
+            result.Trace = (Recorder.Spans, _otlp?.Dropped ?? 0, Recorder.SampledOut);
+        if (_metrics != null)
+        {
+            _metrics.Publish(result.Machine, new Dictionary<string, string> { ["emu.policy"] = _policy, ["emu.engine"] = result.Engine });
+            _metrics.Flush();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in _sinks) (s as IDisposable)?.Dispose();
+        _metrics?.Dispose();
+    }
+
+    /// <summary>Every kept trace to every sink; the sinks are completed one by one in <see cref="Finish"/>.</summary>
+    private sealed class FanOut(List<ITraceSink> sinks) : ITraceSink
+    {
+        public void Write(IReadOnlyList<EmuSpan> trace)
+        {
+            foreach (var s in sinks) s.Write(trace);
+        }
+
+        public void Complete()
+        {
+        }
+    }
+}

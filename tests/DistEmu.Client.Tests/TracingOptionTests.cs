@@ -1,0 +1,74 @@
+using System.Text.Json;
+
+namespace DistEmu.Client.Tests;
+
+/// <summary>The tracing options of distemu run: files, live OTLP to an unreachable endpoint, bad paths.</summary>
+public sealed class TracingOptionTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("distemu-tracing-").FullName;
+    public void Dispose() => Directory.Delete(_tmp, true);
+
+    private static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        return (DistEmu.Client.Cli.Run(args, o, e), o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void An_unreachable_otlp_endpoint_never_fails_the_run_and_its_drops_are_reported()
+    {
+        var outDir = Path.Combine(_tmp, "otlp");
+        var trace = Path.Combine(_tmp, "t.json");
+        var (code, _, stderr) = Cli("run", "--engine", "sim", "--workload", "migrate-munmap", "--ops", "200", "--otlp", "http://127.0.0.1:1", "--trace-file", trace, "--out", outDir);
+        Assert.True(code == 0, stderr);
+        using var stats = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        var t = stats.RootElement.GetProperty("trace");
+        long spans = t.GetProperty("spans").GetInt64();
+        Assert.True(spans > 0);
+        Assert.Equal(spans, t.GetProperty("dropped").GetInt64());
+        // The file got every span all the same.
+        using var jaeger = JsonDocument.Parse(File.ReadAllText(trace));
+        Assert.Equal(spans, jaeger.RootElement.GetProperty("data").EnumerateArray().Sum(x => x.GetProperty("spans").GetArrayLength()));
+    }
+
+    [Fact]
+    public void An_unwritable_trace_path_fails_before_the_run_with_exit_2()
+    {
+        var outDir = Path.Combine(_tmp, "nope");
+        var (code, _, stderr) = Cli("run", "--engine", "sim", "--trace-file", Path.Combine(_tmp, "no", "such", "dir", "t.json"), "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains("--trace-file", Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void Contended_only_tracing_keeps_fewer_traces_than_full_tracing()
+    {
+        long Spans(params string[] extra)
+        {
+            var outDir = Path.Combine(_tmp, Guid.NewGuid().ToString("N"));
+            var (code, _, stderr) = Cli(["run", "--engine", "sim", "--workload", "mmap-churn", "--ops", "300", "--trace-file", Path.Combine(_tmp, Guid.NewGuid() + ".jsonl"), "--out", outDir, .. extra]);
+            Assert.True(code == 0, stderr);
+            using var stats = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+            return stats.RootElement.GetProperty("trace").GetProperty("spans").GetInt64();
+        }
+        long all = Spans(), contended = Spans("--trace-contended", "1000");
+        Assert.True(contended < all, $"{contended} spans contended-only vs {all} in all");
+        Assert.True(contended > 0, "mmap-churn has writers waiting for mmap_lock");
+    }
+
+    [Theory]
+    [InlineData("orleans")]
+    [InlineData("sim")]
+    public void A_machine_too_small_for_the_workload_is_exit_2_before_anything_is_launched(string engine)
+    {
+        var outDir = Path.Combine(_tmp, "small-machine");
+        var (code, stdout, stderr) = Cli("run", "--engine", engine, "--preset", "small", "--workload", "page-fault1", "--param", "size_mb=4096", "--out", outDir);
+        Assert.Equal(2, code);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("distemu: error: memory", line);
+        Assert.DoesNotContain("running", stdout);
+        Assert.False(Directory.Exists(outDir));
+    }
+}
