@@ -76,7 +76,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
     private async Task<FaultReply> Leave(EmuTask t, FaultReply reply, long addr)
     {
         reply.Clock = t.Clock;
-        reply.UnusedFrame = t.Pcp.Count > 0 ? t.Pcp.Take(_host.Machine, 1)[0] : -1;
+        reply.UnusedFrame = t.Pcp.TakeOne(_host.Machine);
         if (reply.Attempted && reply.Lock == (byte)VmaLockResult.Locked)
             reply.Pte = _mm.PageTable.Read(addr);
         await _host.Frames.Flush();

@@ -60,6 +60,7 @@ public sealed class NumaPlacementTests(TwoNumaSilos cluster, ITestOutputHelper o
             string? where = null;
             if (key.Contains("/cpu", StringComparison.Ordinal)) { where = await cluster.Grains.GetGrain<ICpuGrain>(key).Where(); cpus++; }
             else if (key.Contains("/vma", StringComparison.Ordinal)) { where = await cluster.Grains.GetGrain<IVmaGrain>(key).Where(); vmas++; }
+            else if (key.EndsWith("/migrator", StringComparison.Ordinal)) { }
             else if (node >= 0) { where = await cluster.Grains.GetGrain<INumaNodeGrain>(key).Where(); nodes++; }
             if (where != null) Assert.True(expected == where, $"{key} says it is on {where}, expected {expected}");
         }
@@ -67,6 +68,24 @@ public sealed class NumaPlacementTests(TwoNumaSilos cluster, ITestOutputHelper o
         Assert.True(nodes >= 2, $"{nodes} node grains");
         Assert.True(vmas >= 8, $"{vmas} VMA grains");
         output.WriteLine($"checked {cpus} CPU, {nodes} node and {vmas} VMA grains on silos {string.Join(", ", silos)}");
+    }
+
+    [Fact]
+    public async Task Page_migrators_live_on_their_node_s_silo()
+    {
+        await EngineRuns.Orleans(cluster.Grains, EngineRuns.Options("migrate-munmap", FaultPolicy.Merged, ops: 300));
+        var silos = cluster.SortedSilos();
+        var activations = await cluster.Grains.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics();
+        int migrators = 0;
+        foreach (var a in activations)
+        {
+            string key = a.GrainId.Key.ToString() ?? "";
+            if (!key.StartsWith("run-", StringComparison.Ordinal) || !key.EndsWith("/migrator", StringComparison.Ordinal)) continue;
+            migrators++;
+            string expected = silos[NumaPlacementDirector.SiloIndex(GrainKeys.NodeOf(key), EngineRuns.Small(FaultPolicy.Merged).Nodes, silos.Length)];
+            Assert.True(expected == a.SiloAddress.ToParsableString(), $"{key} is on {a.SiloAddress}, expected {expected}");
+        }
+        Assert.True(migrators >= 1, "the migrate workload queued pages at a node's migrator");
     }
 
     [Fact]

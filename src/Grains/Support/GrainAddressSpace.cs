@@ -72,7 +72,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         await t.Pcp.Reserve(t.Machine, t, 1);
         return new FaultRequest
         {
-            Caller = KernelHost.CallerOf(t), Addr = addr, Flags = (int)flags, Frame = t.Pcp.Take(t.Machine, 1)[0], SpeculateFault = speculate,
+            Caller = KernelHost.CallerOf(t), Addr = addr, Flags = (int)flags, Frame = t.Pcp.TakeOne(t.Machine), SpeculateFault = speculate,
         };
     }
 

@@ -115,6 +115,8 @@ public sealed class GrainVmaOps : IVmaOps
         return r.Addrs.Zip(r.Frames).ToList();
     }
 
+    /// <summary>Queued at the destination node's migrator, which runs migrate_pages on the VMA's grain.</summary>
     public async ValueTask<int> Migrate(EmuTask t, Vma vma, IReadOnlyList<(long Addr, long Frame)> pages, int node) =>
-        (int)Settle(t, await G(vma).Migrate(KernelHost.CallerOf(t), pages.Select(p => p.Addr).ToArray(), pages.Select(p => p.Frame).ToArray(), node));
+        (int)Settle(t, await _grains.GetGrain<IPageMigratorGrain>(GrainKeys.Migrator(_run, node))
+            .Migrate(KernelHost.CallerOf(t), vma.Mm.Id, NodeOf(vma.Id), vma.Id, pages.Select(p => p.Addr).ToArray(), pages.Select(p => p.Frame).ToArray()));
 }

@@ -38,6 +38,14 @@ public sealed class PerCpuPages
         m.Frames.Pcp += frames.Length;
     }
 
+    /// <summary>Take one frame off the list to hand to someone else, or -1 if it is empty.</summary>
+    public long TakeOne(EmuMachine m)
+    {
+        if (_count == 0) return -1;
+        m.Frames.Pcp--;
+        return _frames[--_count];
+    }
+
     /// <summary>Take back up to <paramref name="max"/> frames (what a request did not use).</summary>
     public long[] Take(EmuMachine m, int max)
     {
