@@ -22,6 +22,7 @@ public static class Cli
           run       run a workload (or, with --trace, a perf trace) on an emulated machine and write a results folder
           replay    replay a perf trace: distemu replay FILE [run options] (the same as run --trace FILE)
           presets   list the machine presets with their sizes
+          experiment run a policy × preset × workload × cpus matrix; writes results.csv, report.md and plots
           cluster   cluster status: the silos of a cluster and the grains each hosts
           silo      run one silo of a cluster until SIGTERM (the same as dotnet run --project src/Silo)
 
@@ -102,6 +103,8 @@ public static class Cli
                     if (rest.Length == 0 || rest[0].StartsWith("--", StringComparison.Ordinal))
                         throw new UsageException("replay: expected a trace file: distemu replay FILE [run options]");
                     return RunCommand(RunOptions.Parse(rest[1..], trace: rest[0]), stdout, stderr);
+                case "experiment":
+                    return ExperimentCommand.Run(rest, stdout, stderr);
                 case "presets":
                     if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(PresetsHelp); return 0; }
                     if (rest.Length > 0) throw new UsageException($"presets: unexpected argument '{rest[0]}'");
@@ -112,7 +115,7 @@ public static class Cli
                 case "silo":
                     return SiloProgram.RunAsync(rest, stdout, stderr).GetAwaiter().GetResult();
                 default:
-                    throw new UsageException($"unknown command '{args[0]}'; expected run, replay, presets, cluster or silo (see distemu --help)");
+                    throw new UsageException($"unknown command '{args[0]}'; expected run, replay, presets, experiment, cluster or silo (see distemu --help)");
             }
         }
         catch (UsageException e)

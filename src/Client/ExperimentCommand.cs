@@ -1,0 +1,172 @@
+using System.Globalization;
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Stats;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Client;
+
+/// <summary>One run of an experiment matrix, reduced to the numbers results.csv and report.md need.</summary>
+public sealed record ExperimentRow
+{
+    public required string Policy { get; init; }
+    public required string Preset { get; init; }
+    public required string Workload { get; init; }
+    public required int Cpus { get; init; }
+    public required int Repeat { get; init; }
+    public required long Seed { get; init; }
+    public required long Faults { get; init; }
+    public required double HostSeconds { get; init; }
+    public required long EmulatedNs { get; init; }
+    public double FaultsPerHostSecond => HostSeconds > 0 ? Faults / HostSeconds : 0;
+    public double FaultsPerEmulatedSecond => EmulatedNs > 0 ? Faults / (EmulatedNs / 1e9) : 0;
+    /// <summary>Filled in once the whole matrix ran (needs the cpus=1 point).</summary>
+    public double? ScalingEfficiency { get; set; }
+    public double? CrossSiloFraction { get; init; }
+    public required long FaultLatencyP99 { get; init; }
+    public required long MmapLockWaitP99 { get; init; }
+    public required long VmaLockWaitP99 { get; init; }
+    public required long WriterWaitP99 { get; init; }
+    public required long MigrationWaitP99 { get; init; }
+    public required long VmaLockRetry { get; init; }
+    public required long PgmigrateSuccess { get; init; }
+    public required long SanitizerViolations { get; init; }
+    public required IReadOnlyDictionary<string, long> SanitizerCounts { get; init; }
+
+    public long Violations(string invariant) => SanitizerCounts.GetValueOrDefault(invariant);
+
+    public static ExperimentRow From(RunResult r, string policy, string preset, string workload, int repeat)
+    {
+        var m = r.Machine;
+        long WaitP99(LockClass c)
+        {
+            var h = new NsHistogram();
+            foreach (var e in m.LockStats.Entries)
+                if (e.Class == c) h.Add(e.Wait);
+            return h.P99;
+        }
+        return new ExperimentRow
+        {
+            Policy = policy, Preset = preset, Workload = workload, Cpus = r.Tasks, Repeat = repeat, Seed = r.Options.Seed,
+            Faults = m.VmStat.Faults, HostSeconds = r.HostSeconds, EmulatedNs = r.EmulatedNs,
+            CrossSiloFraction = r.GrainCalls is { } gc ? (gc.Total > 0 ? (double)gc.CrossSilo / gc.Total : 0) : null,
+            FaultLatencyP99 = m.FaultLatency.P99, MmapLockWaitP99 = WaitP99(LockClass.MmapLock), VmaLockWaitP99 = WaitP99(LockClass.VmaLock),
+            WriterWaitP99 = m.WriterWait.P99, MigrationWaitP99 = m.MigrationWait.P99,
+            VmaLockRetry = m.VmStat.vma_lock_retry, PgmigrateSuccess = m.VmStat.pgmigrate_success,
+            SanitizerViolations = m.Sanitizer.Total,
+            SanitizerCounts = new SortedDictionary<string, long>(m.Sanitizer.Counts.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal),
+        };
+    }
+}
+
+/// <summary><c>distemu experiment</c>: runs the matrix, then writes results.csv, report.md and the plots atomically.</summary>
+public static class ExperimentCommand
+{
+    private sealed record Point(FaultPolicy Policy, string Preset, MachineSpec Machine, string Workload, IReadOnlyDictionary<string, string> Params, int Cpus, int Repeat);
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Any(a => a is "-h" or "--help")) { stdout.WriteLine(ExperimentOptions.Help); return 0; }
+        var o = ExperimentOptions.Parse(args);
+
+        // Everything is validated before the results folder is created.
+        var machines = new Dictionary<string, MachineSpec>(StringComparer.Ordinal);
+        foreach (var p in o.Presets)
+        {
+            try { machines[p] = MachineLoader.LoadPreset(p); }
+            catch (UsageException e) { throw new UsageException($"--presets: {e.Message}"); }
+        }
+        var paramsByWorkload = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.Ordinal);
+        foreach (var w in o.Workloads)
+        {
+            var known = Workloads.Create(w).Parameters.Keys.ToHashSet(StringComparer.Ordinal);
+            paramsByWorkload[w] = o.Params.Where(kv => known.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        }
+        foreach (var k in o.Params.Keys)
+            if (!paramsByWorkload.Values.Any(d => d.ContainsKey(k)))
+                throw new UsageException($"--param {k}: no workload in --workloads takes it ({string.Join(", ", o.Workloads)})");
+        var points = new List<Point>();
+        foreach (var preset in o.Presets)
+        {
+            var machine = machines[preset];
+            var cpusList = o.Cpus ?? [machine.Cpus];
+            foreach (var c in cpusList)
+                if (c > machine.Cpus) throw new UsageException($"--cpus {c}: preset {preset} has {machine.Cpus} CPUs");
+            foreach (var w in o.Workloads)
+            {
+                Workload workload;
+                try { workload = Workloads.Create(w, paramsByWorkload[w]); }
+                catch (KernelConfigException e) { throw new UsageException($"--param: {w}: {e.Message}"); }
+                foreach (var c in cpusList)
+                {
+                    try { workload.CheckFits(new WorkloadContext(machine, c, o.Seed)); }
+                    catch (KernelConfigException e) { throw new UsageException($"{w} on {preset} with {c} cpus: {e.Message}"); }
+                    foreach (var policy in o.Policies)
+                        for (int r = 0; r < o.Repeat; r++)
+                            points.Add(new Point(policy, preset, machine with { Policy = policy }, w, paramsByWorkload[w], c, r + 1));
+                }
+            }
+        }
+
+        var outDir = Path.GetFullPath(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-experiment"));
+        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
+            throw new UsageException($"--out {outDir}: the folder exists and is not empty");
+        if (File.Exists(outDir))
+            throw new UsageException($"--out {outDir}: a file with that name exists");
+
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"experiment: {points.Count} runs on the {o.Engine} engine{(o.Engine == "sim" ? " (schedule exploration on)" : $" (--quantum {o.Quantum})")}, {o.Ops} ops per task"));
+        var rows = new List<ExperimentRow>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < points.Count; i++)
+        {
+            var p = points[i];
+            long seed = o.Seed + p.Repeat - 1;
+            stdout.Write(string.Create(CultureInfo.InvariantCulture,
+                $"run {i + 1}/{points.Count}: {p.Policy.Name()} {p.Preset} {p.Workload} cpus={p.Cpus} repeat={p.Repeat} seed={seed} … "));
+            if (o.Engine == "orleans") stdout.WriteLine(); // the silo's progress lines follow
+            stdout.Flush();
+            var options = new SimRunOptions
+            {
+                Machine = p.Machine, Workload = p.Workload, Params = p.Params, Seed = seed, OpsPerTask = o.Ops, Tasks = p.Cpus,
+                Sanitizer = true, Exploration = o.Engine == "sim" ? Exploration.Default : null,
+            };
+            var result = o.Engine == "sim" ? SimRun.Run(options) : EmbeddedOrleans.Run(options, o.Quantum, stdout);
+            if (result.Status != "completed")
+            {
+                stderr.WriteLine($"distemu: error: run {i + 1}/{points.Count} ({p.Policy.Name()} {p.Preset} {p.Workload} cpus={p.Cpus}) {result.Status}: {result.Reason}; no results written");
+                return 1;
+            }
+            var row = ExperimentRow.From(result, p.Policy.Name(), p.Preset, p.Workload, p.Repeat);
+            rows.Add(row);
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{row.Faults:N0} faults, {row.FaultsPerEmulatedSecond:N0} emulated faults/s, writer wait p99 {row.WriterWaitP99:N0} ns, {row.SanitizerViolations} violation(s), {row.HostSeconds:F2} s"));
+        }
+        ExperimentReport.FillScaling(rows);
+        var report = new ExperimentReport(rows, o);
+
+        var tmp = outDir.TrimEnd(Path.DirectorySeparatorChar) + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            File.WriteAllText(Path.Combine(tmp, "results.csv"), report.Csv());
+            var plots = ExperimentPlots.Write(rows, tmp);
+            File.WriteAllText(Path.Combine(tmp, "report.md"), report.Markdown(plots));
+            if (Directory.Exists(outDir)) Directory.Delete(outDir); // empty, checked above
+            var parent = Path.GetDirectoryName(outDir);
+            if (!string.IsNullOrEmpty(parent)) Directory.CreateDirectory(parent);
+            Directory.Move(tmp, outDir);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            throw;
+        }
+        foreach (var v in report.Verdicts())
+            stdout.WriteLine(v);
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{rows.Count} runs in {clock.Elapsed.TotalSeconds:F1} s; results: {outDir}"));
+        return 0;
+    }
+}

@@ -1,0 +1,153 @@
+using System.Globalization;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Client;
+
+/// <summary>The options of <c>distemu experiment</c>, parsed by hand; every error is a <see cref="UsageException"/> naming the option.</summary>
+public sealed class ExperimentOptions
+{
+    /// <summary>Ops per task by default: enough for migrate-munmap to show the policies' effects, small enough that the
+    /// six-policy comparison on <c>small</c> takes seconds on the sim engine.</summary>
+    public const long DefaultOps = 3000;
+
+    /// <summary>Orleans: keep every CPU within this many emulated ns of the slowest, so emulated contention is modelled.</summary>
+    public const long DefaultQuantum = 1000;
+
+    public const string Help = """
+        usage: distemu experiment [options]
+
+        Runs a matrix — every policy × preset × workload × CPU count × repeat — and writes a results folder:
+        results.csv (one row per run), report.md (the table and the policy-comparison verdicts of PROTOCOL.md §5)
+        and PNG plots (emulated faults/s per policy for each workload, writer-wait p99 and migration-wait p99 per policy).
+
+          --policies all|a,b    fault policies (default: all): mmap-only, vma-bailout, vma-unlocked, lock-dropped, merged, ptl-drop
+          --presets a,b         machine presets (default: small)
+          --workloads a,b       workloads (default: migrate-munmap)
+          --cpus 1,8,...        tasks, one per CPU (default: every CPU of the preset); a cpus=1 point gives scaling efficiency
+          --engine sim|orleans  sim (default): the deterministic engine, with schedule exploration (seeded preemption
+                                delays) so the unsafe policies' races can show, and runs comparable across policies;
+                                orleans: a silo in this process per run, --quantum 1000 by default
+          --quantum NS          orleans: emulated-time bound between CPUs (default: 1000)
+          --silos N             only 1 for now (multi-silo experiments come later)
+          --ops N               ops per task (default: 3000)
+          --repeat N            runs of each point, with seeds seed, seed+1, ... (default: 1)
+          --param k=v           workload parameter, repeatable; applies to each listed workload that takes it
+          --seed N              first seed (default: 1)
+          --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-experiment); written as DIR.tmp-PID, renamed at the end
+          -h, --help            show this help
+        """;
+
+    public List<FaultPolicy> Policies { get; } = [.. FaultPolicies.All];
+    public List<string> Presets { get; } = ["small"];
+    public List<string> Workloads { get; } = ["migrate-munmap"];
+    public List<int>? Cpus { get; private set; }
+    public string Engine { get; private set; } = "sim";
+    public long Quantum { get; private set; } = DefaultQuantum;
+    public long Ops { get; private set; } = DefaultOps;
+    public int Repeat { get; private set; } = 1;
+    public Dictionary<string, string> Params { get; } = new(StringComparer.Ordinal);
+    public long Seed { get; private set; } = 1;
+    public string? Out { get; private set; }
+
+    private static List<string> List(string option, string v)
+    {
+        var items = v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
+        if (items.Count == 0) throw new UsageException($"{option} '{v}': expected a comma-separated list");
+        if (items.Distinct(StringComparer.Ordinal).Count() != items.Count)
+            throw new UsageException($"{option} '{v}': an item is listed twice");
+        return items;
+    }
+
+    public static ExperimentOptions Parse(string[] args)
+    {
+        var o = new ExperimentOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            var a = args[i];
+            string? inline = null;
+            int eq = a.IndexOf('=');
+            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                inline = a[(eq + 1)..];
+                a = a[..eq];
+            }
+            string Value()
+            {
+                if (inline != null) return inline;
+                if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                    throw new UsageException($"{a}: missing value");
+                return args[++i];
+            }
+            long Long(string v) =>
+                long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
+                    ? n : throw new UsageException($"{a} '{v}': not an integer");
+            switch (a)
+            {
+                case "--policies":
+                    var pv = Value();
+                    o.Policies.Clear();
+                    if (pv == "all") o.Policies.AddRange(FaultPolicies.All);
+                    else
+                        foreach (var name in List(a, pv))
+                        {
+                            var match = FaultPolicies.All.Where(p => p.Name() == name).ToList();
+                            if (match.Count == 0)
+                                throw new UsageException($"--policies '{name}': unknown policy; expected all or some of {string.Join(", ", FaultPolicies.All.Select(p => p.Name()))}");
+                            o.Policies.Add(match[0]);
+                        }
+                    break;
+                case "--presets":
+                    o.Presets.Clear();
+                    o.Presets.AddRange(List(a, Value()));
+                    break;
+                case "--workloads":
+                    var wl = List(a, Value());
+                    foreach (var w in wl)
+                        if (!DistEmu.Kernel.Workloads.Workloads.Names.Contains(w))
+                            throw new UsageException($"--workloads '{w}': unknown workload; expected some of {string.Join(", ", DistEmu.Kernel.Workloads.Workloads.Names)}");
+                    o.Workloads.Clear();
+                    o.Workloads.AddRange(wl);
+                    break;
+                case "--cpus":
+                    var cv = Value();
+                    o.Cpus = List(a, cv).Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 1
+                        ? n : throw new UsageException($"--cpus '{s}': expected a positive integer")).ToList();
+                    break;
+                case "--engine":
+                    o.Engine = Value();
+                    if (o.Engine is not ("sim" or "orleans"))
+                        throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
+                    break;
+                case "--quantum":
+                    o.Quantum = Long(Value());
+                    if (o.Quantum < 0) throw new UsageException($"--quantum {o.Quantum}: must be >= 0");
+                    break;
+                case "--silos":
+                    var sv = Value();
+                    if (sv != "1")
+                        throw new UsageException($"--silos '{sv}': multi-silo experiments are not supported yet; only --silos 1 (one silo in this process)");
+                    break;
+                case "--ops":
+                    o.Ops = Long(Value());
+                    if (o.Ops < 1) throw new UsageException($"--ops {o.Ops}: must be at least 1");
+                    break;
+                case "--repeat":
+                    var r = Long(Value());
+                    o.Repeat = r is >= 1 and <= 1000 ? (int)r : throw new UsageException($"--repeat {r}: must be in 1..1000");
+                    break;
+                case "--param":
+                    var kv = Value();
+                    int k = kv.IndexOf('=');
+                    if (k <= 0) throw new UsageException($"--param '{kv}': expected k=v");
+                    o.Params[kv[..k]] = kv[(k + 1)..];
+                    break;
+                case "--seed": o.Seed = Long(Value()); break;
+                case "--out": o.Out = Value(); break;
+                default: throw new UsageException($"experiment: unknown option '{args[i]}' (see distemu experiment --help)");
+            }
+        }
+        if (o.Policies.Count == 0) throw new UsageException("--policies: no policy given");
+        return o;
+    }
+}

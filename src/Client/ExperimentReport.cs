@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Text;
+
+namespace DistEmu.Client;
+
+/// <summary>results.csv and report.md of an experiment, and the policy-comparison verdicts (PROTOCOL.md §5).</summary>
+public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, ExperimentOptions options)
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static readonly IReadOnlyList<string> Columns =
+    [
+        "policy", "preset", "workload", "cpus", "repeat", "faults", "host_seconds", "faults_per_host_second",
+        "faults_per_emulated_second", "scaling_efficiency", "cross_silo_fraction", "fault_latency_p99_ns",
+        "mmap_lock_wait_p99_ns", "vma_lock_wait_p99_ns", "writer_wait_p99_ns", "migration_wait_p99_ns",
+        "vma_lock_retry", "sanitizer_violations", "sanitizer_by_invariant",
+    ];
+
+    /// <summary>The workload whose runs the policy comparison reads.</summary>
+    public const string ComparisonWorkload = "migrate-munmap";
+
+    /// <summary>"Like" in the ptl-drop check: writer wait p99 within this fraction of vma-unlocked's.</summary>
+    public const double LikeTolerance = 0.25;
+
+    /// <summary>Scaling efficiency: emulated faults/s ÷ (cpus × the cpus=1 emulated faults/s of the same policy/preset/workload, averaged over repeats).</summary>
+    public static void FillScaling(IReadOnlyList<ExperimentRow> rows)
+    {
+        foreach (var g in rows.GroupBy(r => (r.Policy, r.Preset, r.Workload)))
+        {
+            var single = g.Where(r => r.Cpus == 1).ToList();
+            if (single.Count == 0) continue;
+            double baseRate = single.Average(r => r.FaultsPerEmulatedSecond);
+            if (baseRate <= 0) continue;
+            foreach (var r in g) r.ScalingEfficiency = r.FaultsPerEmulatedSecond / (r.Cpus * baseRate);
+        }
+    }
+
+    private static string F(double v) => v.ToString("0.###", Inv);
+    private static string Counts(ExperimentRow r) => string.Join(";", r.SanitizerCounts.Select(kv => $"{kv.Key}:{kv.Value}"));
+
+    private static string[] Cells(ExperimentRow r) =>
+    [
+        r.Policy, r.Preset, r.Workload, r.Cpus.ToString(Inv), r.Repeat.ToString(Inv), r.Faults.ToString(Inv),
+        r.HostSeconds.ToString("0.####", Inv), r.FaultsPerHostSecond.ToString("0", Inv), r.FaultsPerEmulatedSecond.ToString("0", Inv),
+        r.ScalingEfficiency is { } s ? F(s) : "", r.CrossSiloFraction is { } c ? c.ToString("0.####", Inv) : "",
+        r.FaultLatencyP99.ToString(Inv), r.MmapLockWaitP99.ToString(Inv), r.VmaLockWaitP99.ToString(Inv),
+        r.WriterWaitP99.ToString(Inv), r.MigrationWaitP99.ToString(Inv), r.VmaLockRetry.ToString(Inv),
+        r.SanitizerViolations.ToString(Inv), Counts(r),
+    ];
+
+    public string Csv()
+    {
+        var sb = new StringBuilder();
+        sb.Append(string.Join(",", Columns)).Append('\n');
+        foreach (var r in rows)
+            sb.Append(string.Join(",", Cells(r).Select(CsvCell))).Append('\n');
+        return sb.ToString();
+    }
+
+    private static string CsvCell(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+
+    private static string N(double v) => v.ToString("N0", Inv);
+
+    /// <summary>One line per §5 effect, per (preset, cpus) of the comparison workload; based on the measured numbers only.</summary>
+    public IReadOnlyList<string> Verdicts()
+    {
+        var lines = new List<string>();
+        var groups = rows.Where(r => r.Workload == ComparisonWorkload).GroupBy(r => (r.Preset, r.Cpus)).ToList();
+        if (groups.Count == 0)
+        {
+            lines.Add($"policy comparison: not run ({ComparisonWorkload} is not among the workloads)");
+            return lines;
+        }
+        foreach (var g in groups)
+        {
+            var by = g.GroupBy(r => r.Policy).ToDictionary(x => x.Key, x => x.ToList(), StringComparer.Ordinal);
+            string where = $"{g.Key.Preset}, cpus={g.Key.Cpus}, {by.Values.Max(l => l.Count)} run(s) per policy";
+            if (g.Key.Cpus < 4)
+            {
+                lines.Add($"policy comparison on {ComparisonWorkload} ({where}): skipped — its roles (fault, fault, migrate, write) need at least 4 CPUs");
+                continue;
+            }
+            lines.Add($"policy comparison on {ComparisonWorkload} ({where}):");
+            double Mean(string p, Func<ExperimentRow, double> f) => by[p].Average(f);
+            bool Has(params string[] ps) => ps.All(by.ContainsKey);
+            string Missing(params string[] ps) => "not measured (needs " + string.Join(" and ", ps.Where(p => !by.ContainsKey(p))) + " in --policies)";
+            static string Held(bool b) => b ? "held" : "not held";
+
+            // mmap-only: the migration wait holds mmap_lock read; a queued writer waits for it and faults queue behind it.
+            if (Has("mmap-only", "merged"))
+            {
+                double mw = Mean("mmap-only", r => r.WriterWaitP99), gw = Mean("merged", r => r.WriterWaitP99);
+                double mf = Mean("mmap-only", r => r.FaultLatencyP99), gf = Mean("merged", r => r.FaultLatencyP99);
+                double mm = Mean("mmap-only", r => r.MmapLockWaitP99);
+                lines.Add($"- mmap-only: writer wait p99 {N(mw)} ns vs merged {N(gw)} ns; fault latency p99 {N(mf)} ns vs merged {N(gf)} ns; mmap_lock wait p99 {N(mm)} ns " +
+                          $"— a queued writer behind a migration wait stalls faults: {Held(mw > gw && mf > gf)}");
+            }
+            else lines.Add("- mmap-only: " + Missing("mmap-only", "merged"));
+
+            if (Has("vma-bailout"))
+            {
+                var b = by["vma-bailout"];
+                long retry = b.Sum(r => r.VmaLockRetry), migrated = b.Sum(r => r.PgmigrateSuccess);
+                int withRetry = b.Count(r => r.VmaLockRetry > 0);
+                var others = by.Where(kv => kv.Key != "vma-bailout").Select(kv => $"{kv.Key} {kv.Value.Sum(r => r.VmaLockRetry)}");
+                lines.Add($"- vma-bailout: vma_lock_retry = {retry} > 0 in {withRetry}/{b.Count} run(s), with {migrated} pages migrated " +
+                          $"(other policies: {string.Join(", ", others)}) — retries track migrations: {Held(retry > 0 && withRetry == b.Count && migrated > 0)}");
+            }
+            else lines.Add("- vma-bailout: " + Missing("vma-bailout"));
+
+            if (Has("merged", "mmap-only"))
+            {
+                double gw = Mean("merged", r => r.WriterWaitP99), mw = Mean("mmap-only", r => r.WriterWaitP99);
+                lines.Add($"- merged: writer wait p99 {N(gw)} ns vs mmap-only {N(mw)} ns — below mmap-only's: {Held(gw < mw)}");
+            }
+            else lines.Add("- merged: " + Missing("merged", "mmap-only"));
+
+            if (Has("vma-unlocked"))
+            {
+                var u = by["vma-unlocked"];
+                int k = u.Count(r => r.Violations("S8") > 0);
+                lines.Add($"- vma-unlocked: sanitizer reported S8 (page-table use-after-free) {u.Sum(r => r.Violations("S8"))} time(s) in {k}/{u.Count} run(s): {(k > 0 ? "held" : "not seen")}");
+            }
+            else lines.Add("- vma-unlocked: " + Missing("vma-unlocked"));
+
+            if (Has("lock-dropped"))
+            {
+                var d = by["lock-dropped"];
+                int k = d.Count(r => r.Violations("S6") > 0);
+                lines.Add($"- lock-dropped: sanitizer reported S6 (double unlock) {d.Sum(r => r.Violations("S6"))} time(s) in {k}/{d.Count} run(s): {(k > 0 ? "held" : "not seen")}");
+            }
+            else lines.Add("- lock-dropped: " + Missing("lock-dropped"));
+
+            if (Has("ptl-drop", "vma-unlocked"))
+            {
+                long v = by["ptl-drop"].Sum(r => r.SanitizerViolations);
+                double pw = Mean("ptl-drop", r => r.WriterWaitP99), uw = Mean("vma-unlocked", r => r.WriterWaitP99);
+                bool like = Math.Abs(pw - uw) <= LikeTolerance * Math.Max(Math.Max(pw, uw), 1);
+                lines.Add($"- ptl-drop: {v} violation(s); writer wait p99 {N(pw)} ns vs vma-unlocked {N(uw)} ns (like = within {LikeTolerance:P0}) " +
+                          $"— the contention of vma-unlocked without its use-after-free: {Held(v == 0 && like)}");
+            }
+            else lines.Add("- ptl-drop: " + Missing("ptl-drop", "vma-unlocked"));
+
+            var safe = new[] { "mmap-only", "vma-bailout", "merged", "ptl-drop" }.Where(by.ContainsKey).ToList();
+            if (safe.Count > 0)
+            {
+                long v = safe.Sum(p => by[p].Sum(r => r.SanitizerViolations));
+                lines.Add($"- safe policies ({string.Join(", ", safe)}): {v} violation(s) — {(v == 0 ? "held" : "not held")}");
+            }
+        }
+        return lines;
+    }
+
+    public string Markdown(IReadOnlyList<string> plots)
+    {
+        var sb = new StringBuilder();
+        sb.Append("# distemu experiment\n\n");
+        sb.Append(Inv, $"- engine: {options.Engine}");
+        sb.Append(options.Engine == "sim"
+            ? " — the deterministic engine, with schedule exploration on (`Exploration.Default`: seeded preemption delays, leaning on the window right after a lock is dropped) so the unsafe policies' races can appear; same seed ⇒ same run, so policies are compared on equal terms\n"
+            : $" — one silo in this process per run, --quantum {options.Quantum} (host order follows emulated time, so emulated contention is modelled); no schedule exploration\n");
+        sb.Append(Inv, $"- policies: {string.Join(", ", rows.Select(r => r.Policy).Distinct())}; presets: {string.Join(", ", options.Presets)}; workloads: {string.Join(", ", options.Workloads)}\n");
+        sb.Append(Inv, $"- ops per task: {options.Ops}; repeats: {options.Repeat} (seeds {options.Seed}..{options.Seed + options.Repeat - 1}); params: {(options.Params.Count == 0 ? "defaults" : string.Join(" ", options.Params.Select(kv => kv.Key + "=" + kv.Value)))}\n");
+        sb.Append(Inv, $"- runs: {rows.Count}, host time {rows.Sum(r => r.HostSeconds):F1} s\n\n");
+
+        sb.Append("## Policy comparison (PROTOCOL.md §5)\n\n");
+        foreach (var v in Verdicts()) sb.Append(v).Append('\n');
+        sb.Append("\nVerdicts come from the measured numbers in the table below (p99s averaged over repeats, violation counts summed, by invariant). ");
+        sb.Append("\"not seen\" means the effect did not show in these runs with these parameters; more ops or repeats may show it.\n\n");
+
+        sb.Append("## Runs\n\n");
+        sb.Append("| ").Append(string.Join(" | ", Columns)).Append(" |\n");
+        sb.Append('|').Append(string.Concat(Columns.Select(_ => "---|"))).Append('\n');
+        foreach (var r in rows)
+            sb.Append("| ").Append(string.Join(" | ", Cells(r))).Append(" |\n");
+        if (plots.Count > 0)
+        {
+            sb.Append("\n## Plots\n\n");
+            foreach (var p in plots) sb.Append(Inv, $"![{p}]({p})\n\n");
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,136 @@
+using System.Diagnostics;
+
+namespace DistEmu.Client.Tests;
+
+public sealed class ExperimentTests : IDisposable
+{
+    private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+    private readonly string _tmp = Path.Combine(Path.GetTempPath(), "distemu-experiment-" + Guid.NewGuid().ToString("N"));
+
+    public ExperimentTests() => Directory.CreateDirectory(_tmp);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_tmp)) Directory.Delete(_tmp, true);
+    }
+
+    private static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = DistEmu.Client.Cli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    [Fact]
+    public void Experiment_small_matrix_writes_csv_report_and_pngs()
+    {
+        var outDir = Path.Combine(_tmp, "exp");
+        var (code, stdout, stderr) = Cli("experiment", "--policies", "merged,mmap-only", "--presets", "small",
+            "--workloads", "page-fault1", "--param", "size_mb=4", "--ops", "300", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("run 1/2: merged small page-fault1 cpus=8", stdout);
+        Assert.Contains("run 2/2: mmap-only small page-fault1 cpus=8", stdout);
+        Assert.Empty(Directory.GetDirectories(_tmp, "*.tmp-*"));
+
+        var csv = Lines(File.ReadAllText(Path.Combine(outDir, "results.csv")));
+        Assert.Equal(3, csv.Length);
+        Assert.Equal(string.Join(",", ExperimentReport.Columns), csv[0]);
+        Assert.StartsWith("policy,preset,workload,cpus,repeat,faults,host_seconds,faults_per_host_second,faults_per_emulated_second,scaling_efficiency,cross_silo_fraction,fault_latency_p99_ns,mmap_lock_wait_p99_ns,vma_lock_wait_p99_ns,writer_wait_p99_ns,migration_wait_p99_ns,vma_lock_retry,sanitizer_violations", csv[0]);
+        Assert.StartsWith("merged,small,page-fault1,8,1,", csv[1]);
+        Assert.StartsWith("mmap-only,small,page-fault1,8,1,", csv[2]);
+        var cells = csv[1].Split(',');
+        Assert.True(long.Parse(cells[5], System.Globalization.CultureInfo.InvariantCulture) > 0, "faults");
+        Assert.Equal("", cells[9]);  // no cpus=1 point: no scaling efficiency
+        Assert.Equal("", cells[10]); // sim engine: no cross-silo fraction
+
+        var report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        Assert.Contains("| merged | small | page-fault1 | 8 |", report);
+        Assert.Contains("Exploration.Default", report);
+        foreach (var png in new[] { "faults-per-emulated-second-page-fault1.png", "writer-wait-p99.png", "migration-wait-p99.png" })
+        {
+            var bytes = File.ReadAllBytes(Path.Combine(outDir, png));
+            Assert.True(bytes.Length > 1000, png);
+            Assert.Equal(PngSignature, bytes[..8]);
+            Assert.Contains($"]({png})", report);
+        }
+    }
+
+    [Fact]
+    public void Experiment_on_orleans_fills_the_cross_silo_fraction()
+    {
+        var outDir = Path.Combine(_tmp, "orleans");
+        var (code, stdout, stderr) = Cli("experiment", "--engine", "orleans", "--silos", "1", "--policies", "merged", "--workloads", "page-fault1",
+            "--param", "size_mb=4", "--ops", "300", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("orleans engine (--quantum 1000)", stdout);
+        var csv = Lines(File.ReadAllText(Path.Combine(outDir, "results.csv")));
+        Assert.Equal(2, csv.Length);
+        Assert.Equal("0", csv[1].Split(',')[10]); // one silo: no call crosses silos
+    }
+
+    [Fact]
+    public void Experiment_scaling_efficiency_is_filled_when_a_cpus_1_point_exists()
+    {
+        var outDir = Path.Combine(_tmp, "scaling");
+        var (code, _, stderr) = Cli("experiment", "--policies", "merged", "--workloads", "page-fault1", "--param", "size_mb=4",
+            "--cpus", "1,8", "--ops", "300", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        var csv = Lines(File.ReadAllText(Path.Combine(outDir, "results.csv")));
+        Assert.Equal(3, csv.Length);
+        Assert.Equal("1", csv[1].Split(',')[9]);
+        Assert.True(double.Parse(csv[2].Split(',')[9], System.Globalization.CultureInfo.InvariantCulture) > 0);
+    }
+
+    [Fact]
+    public void Experiment_policy_comparison_on_migrate_munmap_reports_the_robust_effects_as_held()
+    {
+        var outDir = Path.Combine(_tmp, "compare");
+        var sw = Stopwatch.StartNew();
+        var (code, stdout, stderr) = Cli("experiment", "--policies", "all", "--workloads", "migrate-munmap", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"took {sw.Elapsed}");
+        Assert.Contains("run 6/6:", stdout);
+        Assert.Equal(7, Lines(File.ReadAllText(Path.Combine(outDir, "results.csv"))).Length);
+        var report = Lines(File.ReadAllText(Path.Combine(outDir, "report.md")));
+        string Verdict(string policy) => Assert.Single(report, l => l.StartsWith($"- {policy}:", StringComparison.Ordinal));
+        Assert.Matches(@"vma_lock_retry = [1-9]\d* > 0 .* retries track migrations: held$", Verdict("vma-bailout"));
+        Assert.Matches(@"S6 \(double unlock\) [1-9]\d* time\(s\) in [1-9]\d*/1 run\(s\): held$", Verdict("lock-dropped"));
+        // The others are stated either way, with the numbers.
+        Assert.Matches(@"writer wait p99 [\d,]+ ns vs merged [\d,]+ ns.*: (held|not held)$", Verdict("mmap-only"));
+        Assert.Matches(@"S8 .*: (held|not seen)$", Verdict("vma-unlocked"));
+        Assert.Matches(@": (held|not held)$", Verdict("ptl-drop"));
+        Assert.Matches(@": (held|not held)$", Verdict("merged"));
+    }
+
+    [Theory]
+    [InlineData("--policies", "merged,bogus", "--policies 'bogus'")]
+    [InlineData("--silos", "2", "--silos '2'")]
+    [InlineData("--presets", "nope", "--presets")]
+    [InlineData("--workloads", "nope", "--workloads 'nope'")]
+    [InlineData("--cpus", "64", "--cpus 64")]
+    public void Experiment_bad_input_exits_2_with_one_line_and_no_folder(string option, string value, string named)
+    {
+        var outDir = Path.Combine(_tmp, "bad");
+        var (code, stdout, stderr) = Cli("experiment", option, value, "--ops", "100", "--out", outDir);
+        Assert.Equal(2, code);
+        var line = Assert.Single(Lines(stderr));
+        Assert.StartsWith("distemu: error: ", line);
+        Assert.Contains(named, line);
+        Assert.DoesNotContain("run 1/", stdout);
+        Assert.False(Directory.Exists(outDir));
+        Assert.Empty(Directory.GetDirectories(_tmp));
+    }
+
+    [Fact]
+    public void Experiment_help_lists_the_options()
+    {
+        var (code, stdout, _) = Cli("experiment", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--policies", stdout);
+        Assert.Contains("--silos", stdout);
+        Assert.Contains("experiment", Cli("--help").Out);
+    }
+}
