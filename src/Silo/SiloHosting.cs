@@ -25,7 +25,7 @@ public static class SiloHosting
         builder.UseOrleans(silo =>
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "distemu", clusterId: $"distemu-{Environment.ProcessId}-{siloPort}");
-            AddDistEmu(silo);
+            AddDistEmu(silo, countCrossSilo: false); // one silo: nothing crosses
         });
         var host = builder.Build();
         await host.StartAsync(cancellationToken);
@@ -79,11 +79,16 @@ public static class SiloHosting
     /// the NUMA placement (DESIGN principle 6). With <paramref name="numaPlacement"/> false, grains marked for NUMA
     /// placement go to a random compatible silo instead (topology-blind placement, to compare against).
     /// </summary>
-    public static ISiloBuilder AddDistEmu(ISiloBuilder silo, bool numaPlacement = true)
+    /// <param name="countCrossSilo">
+    /// Stamp every call with its sending silo so the receiver can count cross-silo calls. It costs a request context per
+    /// message, so a lone silo (where no call can cross) leaves it off.
+    /// </param>
+    public static ISiloBuilder AddDistEmu(ISiloBuilder silo, bool numaPlacement = true, bool countCrossSilo = true)
     {
         silo.Services.AddSingleton<GrainCallCounter>();
         silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
-        silo.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
+        if (countCrossSilo)
+            silo.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
         silo.AddPlacementDirector<SiloKeyPlacement, SiloKeyPlacementDirector>();
         if (numaPlacement)
             silo.AddPlacementDirector<NumaPlacement, NumaPlacementDirector>();
