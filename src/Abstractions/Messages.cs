@@ -212,4 +212,6 @@ public sealed class RunStatus
     [Id(2)] public long Faults;
     [Id(3)] public long MaxClock;
     [Id(4)] public string? Error;
+    /// <summary>An emulated deadlock the wait-for graph found across grains (its cycle), else null.</summary>
+    [Id(5)] public string? Deadlock;
 }

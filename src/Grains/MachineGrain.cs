@@ -82,10 +82,11 @@ public sealed class MachineGrain : Grain, IMachineGrain
         return Task.CompletedTask;
     }
 
-    public Task<RunStatus> Status() => Task.FromResult(new RunStatus
+    public async Task<RunStatus> Status() => new RunStatus
     {
         Tasks = _config?.Tasks ?? 0, Done = _done, Faults = _faults.Values.Sum(), MaxClock = _maxClock, Error = _error,
-    });
+        Deadlock = _config is null ? null : await GrainFactory.GetGrain<IWaitGraphGrain>(_config.RunId).Deadlock(),
+    };
 
     public async Task Stop()
     {

@@ -52,6 +52,7 @@ public static class OrleansRun
         int lastDone = -1;
         RunStatus? status = null;
         RunStop? stopped = null;
+        string? deadlock = null;
         string? failure = null; // the run cannot go on (a silo or the machine grain was lost, no progress, a task failed)
         while (true)
         {
@@ -83,6 +84,12 @@ public static class OrleansRun
                 failure = "a task failed: " + status.Error;
                 break;
             }
+            if (status.Deadlock != null)
+            {
+                deadlock = status.Deadlock;
+                failure = "emulated deadlock: " + status.Deadlock;
+                break;
+            }
             if (status.Done >= status.Tasks) break;
             if (status.Faults != lastFaults || status.Done != lastDone)
             {
@@ -110,6 +117,9 @@ public static class OrleansRun
             catch (Exception e) when (e is not OutOfMemoryException) { stats = new StatsMessage(); }
         }
         var m = StatsCodec.ToMachine(o.Machine, o.Sanitizer, stats);
+        if (deadlock != null)
+            m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],
+                new Dictionary<string, long> { ["DEADLOCK"] = 1 });
         return new RunResult
         {
             Machine = m,

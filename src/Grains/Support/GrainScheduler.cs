@@ -18,13 +18,15 @@ public sealed class GrainScheduler : IEmuScheduler
     private long _nextToken;
     private readonly Dictionary<EmuTask, long> _sleeping = new();
     private readonly IReadOnlyDictionary<string, long>? _delays;
+    private readonly IWaitGraphGrain? _waitGraph;
 
     /// <summary>Call during activation: captures the activation's task scheduler.</summary>
-    public GrainScheduler(ITimeKeeperGrain? timeKeeper, IReadOnlyDictionary<string, long>? delays = null)
+    public GrainScheduler(ITimeKeeperGrain? timeKeeper, IReadOnlyDictionary<string, long>? delays = null, IWaitGraphGrain? waitGraph = null)
     {
         _activation = TaskScheduler.Current;
         _timeKeeper = timeKeeper;
         _delays = delays;
+        _waitGraph = waitGraph;
     }
 
     public static string DelayKey(int cpu, PreemptSite site) => $"{cpu}/{site}";
@@ -51,18 +53,32 @@ public sealed class GrainScheduler : IEmuScheduler
         continuation();
     }
 
+    /// <summary>
+    /// A sleep starts: the time keeper leaves the CPU out of the skew bound, and the machine's wait-for graph gets an
+    /// edge to the CPUs holding what it sleeps on (a cycle across grains is an emulated deadlock).
+    /// </summary>
     public void Sleeping(EmuTask task)
     {
-        if (_timeKeeper is null) return;
+        if (_timeKeeper is null && _waitGraph is null) return;
         long token = _salt | ++_nextToken;
         _sleeping[task] = token;
-        _ = _timeKeeper.Block(task.Cpu, token);
+        if (_timeKeeper != null)
+            _ = _timeKeeper.Block(task.Cpu, token);
+        if (_waitGraph != null && task.WaitingOn is Kernel.Locking.IWaitTarget target)
+        {
+            var holders = new List<EmuTask>();
+            target.AddHolders(holders);
+            _ = _waitGraph.Wait(task.Cpu, token, target.Describe(), holders.Select(h => h.Cpu).Where(c => c >= 0).Distinct().ToArray());
+        }
     }
 
     public void Woken(EmuTask task, long at, Action? continuation)
     {
-        if (_timeKeeper != null && _sleeping.Remove(task, out long token))
-            _ = _timeKeeper.Unblock(task.Cpu, token, at);
+        if (_sleeping.Remove(task, out long token))
+        {
+            if (_timeKeeper != null) _ = _timeKeeper.Unblock(task.Cpu, token, at);
+            if (_waitGraph != null) _ = _waitGraph.Woke(task.Cpu, token);
+        }
         if (continuation != null) Post(continuation);
     }
 
