@@ -295,8 +295,18 @@ public static class Cli
         stdout.Flush();
         try
         {
+            var every = System.Diagnostics.Stopwatch.StartNew();
             runOptions = runOptions with
             {
+                // The sim engine's progress, in the same plain lines the orleans engine prints.
+                Progress = (m, emulatedNs) =>
+                {
+                    if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
+                    every.Restart();
+                    double emuS = emulatedNs / 1e9;
+                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"progress: {m.VmStat.Faults:N0} faults, {(emuS > 0 ? m.VmStat.Faults / emuS : 0):N0} emulated faults/s, {m.VmStat.Faults / clock.Elapsed.TotalSeconds:N0} host faults/s"));
+                },
                 Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)")
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };

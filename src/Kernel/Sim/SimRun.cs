@@ -29,6 +29,8 @@ public sealed record SimRunOptions
     public IReadOnlyDictionary<int, IReadOnlyList<Op>>? Script { get; init; }
     /// <summary>Scripted preemption delays: (CPU, site) → emulated ns (a long copy, a preempted waiter).</summary>
     public IReadOnlyDictionary<(int Cpu, PreemptSite Site), long>? Delays { get; init; }
+    /// <summary>Called every few thousand ops with the machine and the latest emulated time (progress displays).</summary>
+    public Action<EmuMachine, long>? Progress { get; init; }
     /// <summary>Asked before each op: non-null stops every task after its current op (Ctrl-C, --duration).</summary>
     public Func<RunStop?>? Stop { get; init; }
 }
@@ -87,6 +89,7 @@ public static class SimRun
         var counters = new List<TaskCounters>();
         long limit = o.EmulatedNs ?? long.MaxValue;
         RunStop? stopped = null;
+        long opsSinceProgress = 0;
         for (int i = 0; i < tasks; i++)
         {
             int cpu = Spread(i, o.Machine);
@@ -105,6 +108,7 @@ public static class SimRun
                     while (c.Ops < o.OpsPerTask && task.Clock < limit && ops.MoveNext())
                     {
                         if ((stopped ??= o.Stop?.Invoke()) != null) break;
+                        if (o.Progress != null && (++opsSinceProgress & 4095) == 0) o.Progress(task.Machine, task.Clock);
                         await OpExecutor.Execute(task, ops.Current, files, barrier, c);
                     }
                 }
