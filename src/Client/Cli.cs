@@ -146,17 +146,15 @@ public static class Cli
         if (args.Length == 0 || args[0] != "status")
             throw new UsageException("cluster: expected 'status' (distemu cluster status [--cluster redis://HOST:PORT])");
         string? connection = null, clusterId = null, serviceId = null;
-        for (int i = 1; i < args.Length; i++)
+        var r = new OptionReader(args[1..], m => new UsageException(m));
+        while (r.Next())
         {
-            string a = args[i];
-            string Value() => i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)
-                ? args[++i] : throw new UsageException($"{a}: missing value");
-            switch (a)
+            switch (r.Current)
             {
-                case "--cluster": connection = Value(); break;
-                case "--cluster-id": clusterId = Value(); break;
-                case "--service-id": serviceId = Value(); break;
-                default: throw new UsageException($"cluster status: unknown option '{a}' (see distemu cluster --help)");
+                case "--cluster": connection = r.Value(); break;
+                case "--cluster-id": clusterId = r.Value(); break;
+                case "--service-id": serviceId = r.Value(); break;
+                default: throw new UsageException($"cluster status: unknown option '{r.Raw}' (see distemu cluster --help)");
             }
         }
         connection ??= Environment.GetEnvironmentVariable("DISTEMU_CLUSTER") is { Length: > 0 } env ? env : "redis://127.0.0.1:6379";
@@ -410,26 +408,11 @@ public sealed class RunOptions
     {
         var o = new RunOptions { Trace = trace };
         bool presetGiven = false;
-        for (int i = 0; i < args.Length; i++)
+        var r = new OptionReader(args, m => new UsageException(m));
+        while (r.Next())
         {
-            var a = args[i];
-            string? inline = null;
-            int eq = a.IndexOf('=');
-            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                inline = a[(eq + 1)..];
-                a = a[..eq];
-            }
-            string Value()
-            {
-                if (inline != null) return inline;
-                if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
-                    throw new UsageException($"{a}: missing value");
-                return args[++i];
-            }
-            long Long(string name, string v) =>
-                long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
-                    ? n : throw new UsageException($"{name} '{v}': not an integer");
+            var a = r.Current;
+            string Value() => r.Value();
             switch (a)
             {
                 case "--preset": o.Preset = Value(); presetGiven = true; break;
@@ -451,16 +434,16 @@ public sealed class RunOptions
                     break;
                 case "--as-fast-as-possible": o.AsFastAsPossible = true; break;
                 case "--replicate":
-                    var rp = Long(a, Value());
+                    var rp = r.Long();
                     o.Replicate = rp is >= 1 and <= 65536 ? (int)rp : throw new UsageException($"--replicate {rp}: must be in 1..65536");
                     break;
                 case "--shared-mm": o.SharedMm = true; break;
                 case "--cpu-map": o.CpuMap = Value(); break;
                 case "--lenient": o.Lenient = true; break;
-                case "--seed": o.Seed = Long(a, Value()); break;
-                case "--ops": o.Ops = Long(a, Value()); break;
+                case "--seed": o.Seed = r.Long(); break;
+                case "--ops": o.Ops = r.Long(); break;
                 case "--tasks":
-                    var t = Long(a, Value());
+                    var t = r.Long();
                     o.Tasks = t is >= int.MinValue and <= int.MaxValue ? (int)t : throw new UsageException($"--tasks {t}: out of range");
                     break;
                 case "--sanitizer":
@@ -483,18 +466,18 @@ public sealed class RunOptions
                         ? srv : throw new UsageException($"--trace-sample '{sr}': expected a ratio in 0..1");
                     break;
                 case "--trace-contended":
-                    var tc = Long(a, Value());
+                    var tc = r.Long();
                     o.TraceContended = tc >= 0 ? tc : throw new UsageException($"--trace-contended {tc}: must be >= 0");
                     break;
                 case "--quantum":
-                    o.Quantum = Long(a, Value());
+                    o.Quantum = r.Long();
                     if (o.Quantum < 0) throw new UsageException($"--quantum {o.Quantum}: must be >= 0");
                     break;
                 case "--duration":
                     o.DurationText = Value();
                     o.Duration = ParseDuration(o.DurationText);
                     break;
-                default: throw new UsageException($"run: unknown option '{args[i]}' (see distemu run --help)");
+                default: throw new UsageException($"run: unknown option '{r.Raw}' (see distemu run --help)");
             }
         }
         if (presetGiven && o.MachineFile != null)

@@ -62,26 +62,11 @@ public sealed class ExperimentOptions
     public static ExperimentOptions Parse(string[] args)
     {
         var o = new ExperimentOptions();
-        for (int i = 0; i < args.Length; i++)
+        var reader = new DistEmu.Silo.OptionReader(args, m => new UsageException(m));
+        while (reader.Next())
         {
-            var a = args[i];
-            string? inline = null;
-            int eq = a.IndexOf('=');
-            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                inline = a[(eq + 1)..];
-                a = a[..eq];
-            }
-            string Value()
-            {
-                if (inline != null) return inline;
-                if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
-                    throw new UsageException($"{a}: missing value");
-                return args[++i];
-            }
-            long Long(string v) =>
-                long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
-                    ? n : throw new UsageException($"{a} '{v}': not an integer");
+            var a = reader.Current;
+            string Value() => reader.Value();
             switch (a)
             {
                 case "--policies":
@@ -120,7 +105,7 @@ public sealed class ExperimentOptions
                         throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
                     break;
                 case "--quantum":
-                    o.Quantum = Long(Value());
+                    o.Quantum = reader.Long();
                     if (o.Quantum < 0) throw new UsageException($"--quantum {o.Quantum}: must be >= 0");
                     break;
                 case "--silos":
@@ -129,11 +114,11 @@ public sealed class ExperimentOptions
                         throw new UsageException($"--silos '{sv}': multi-silo experiments are not supported yet; only --silos 1 (one silo in this process)");
                     break;
                 case "--ops":
-                    o.Ops = Long(Value());
+                    o.Ops = reader.Long();
                     if (o.Ops < 1) throw new UsageException($"--ops {o.Ops}: must be at least 1");
                     break;
                 case "--repeat":
-                    var r = Long(Value());
+                    var r = reader.Long();
                     o.Repeat = r is >= 1 and <= 1000 ? (int)r : throw new UsageException($"--repeat {r}: must be in 1..1000");
                     break;
                 case "--param":
@@ -142,9 +127,9 @@ public sealed class ExperimentOptions
                     if (k <= 0) throw new UsageException($"--param '{kv}': expected k=v");
                     o.Params[kv[..k]] = kv[(k + 1)..];
                     break;
-                case "--seed": o.Seed = Long(Value()); break;
+                case "--seed": o.Seed = reader.Long(); break;
                 case "--out": o.Out = Value(); break;
-                default: throw new UsageException($"experiment: unknown option '{args[i]}' (see distemu experiment --help)");
+                default: throw new UsageException($"experiment: unknown option '{reader.Raw}' (see distemu experiment --help)");
             }
         }
         if (o.Policies.Count == 0) throw new UsageException("--policies: no policy given");

@@ -35,23 +35,11 @@ public sealed record SiloSettings
     public static SiloSettings Parse(string[] args)
     {
         var s = new SiloSettings();
-        for (int i = 0; i < args.Length; i++)
+        var reader = new OptionReader(args, m => new SiloArgsException(m));
+        while (reader.Next())
         {
-            string a = args[i];
-            string? inline = null;
-            int eq = a.IndexOf('=');
-            if (a.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                inline = a[(eq + 1)..];
-                a = a[..eq];
-            }
-            string Value()
-            {
-                if (inline != null) return inline;
-                if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
-                    throw new SiloArgsException($"{a}: missing value");
-                return args[++i];
-            }
+            string a = reader.Current;
+            string Value() => reader.Value();
             int Port(string v) => int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int p) && p is > 0 and < 65536
                 ? p : throw new SiloArgsException($"{a} '{v}': expected a port in 1..65535");
             switch (a)
@@ -83,7 +71,7 @@ public sealed record SiloSettings
                     break;
                 case "--cluster-id": s = s with { ClusterId = NonEmpty(a, Value()) }; break;
                 case "--service-id": s = s with { ServiceId = NonEmpty(a, Value()) }; break;
-                default: throw new SiloArgsException($"silo: unknown option '{args[i]}' (see --help)");
+                default: throw new SiloArgsException($"silo: unknown option '{reader.Raw}' (see --help)");
             }
         }
         if (s.Clustering == "redis" && s.Redis is null)
