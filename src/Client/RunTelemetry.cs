@@ -44,7 +44,7 @@ public sealed class RunTelemetry : IDisposable
             _metrics = new KernelMetrics(new KernelMetricsOptions { Endpoint = endpoint, UseEnvironment = endpoint is null });
         }
         if (_sinks.Count > 0)
-            Recorder = new SpanRecorder(new FanOut(_sinks), new TraceOptions { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended, Seed = o.Seed, Policy = _policy, Epoch = epoch });
+            Recorder = new SpanRecorder(new FanOut(_sinks), new TracingOptions { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended, Seed = o.Seed, Policy = _policy, Epoch = epoch });
     }
 
     private static Uri ParseEndpoint(string text) =>

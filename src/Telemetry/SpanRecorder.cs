@@ -25,15 +25,17 @@ public sealed class SpanRecorder : IKernelObserver
         public long ViolationsAtStart;
         public bool Retried;
         public long MaxWaitOrHold;
+        /// <summary>Head sampling said no: only the root is kept (for a retry or a violation), no child is recorded.</summary>
+        public bool Suppressed;
     }
 
     private readonly ITraceSink _sink;
-    private readonly TraceOptions _o;
+    private readonly TracingOptions _o;
     private readonly Dictionary<EmuTask, TaskState> _tasks = new();
     private readonly Dictionary<long, SpanRef> _lastMigration = new();
     private ulong _next;
 
-    public SpanRecorder(ITraceSink sink, TraceOptions options)
+    public SpanRecorder(ITraceSink sink, TracingOptions options)
     {
         _sink = sink;
         _o = options;
@@ -45,8 +47,10 @@ public sealed class SpanRecorder : IKernelObserver
 
     private TaskState State(EmuTask t)
     {
+        if (t.ObserverState is TaskState cached) return cached;
         if (!_tasks.TryGetValue(t, out var s))
             _tasks[t] = s = new TaskState();
+        t.ObserverState = s;
         return s;
     }
 
@@ -62,14 +66,17 @@ public sealed class SpanRecorder : IKernelObserver
 
     private static string ProcessOf(EmuTask t) => t.Cpu >= 0 ? $"cpu-{t.Cpu}" : t.Name;
 
-    private EmuSpan NewSpan(EmuTask t, TaskState s, string name, long start)
+    private EmuSpan NewSpan(EmuTask t, TaskState s, string name, long start, bool tags = true)
     {
         var parent = s.Open.Count > 0 ? s.Open[^1] : null;
         var trace = parent?.Trace ?? new TraceId(NewId(), NewId());
         var span = new EmuSpan { Trace = trace, SpanId = NewId(), ParentId = parent?.SpanId ?? 0, Name = name, StartNs = start, Process = ProcessOf(t), Node = t.Node };
-        span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", start);
+        if (tags) BaseTags(t, span);
         return span;
     }
+
+    private static EmuSpan BaseTags(EmuTask t, EmuSpan span) =>
+        span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", span.StartNs);
 
     private void OpenRoot(EmuTask t, string name, long start)
     {
@@ -81,8 +88,21 @@ public sealed class SpanRecorder : IKernelObserver
             s.MaxWaitOrHold = 0;
             s.ViolationsAtStart = t.Machine.Sanitizer.Total;
         }
-        var span = NewSpan(t, s, name, start).Tag("emu.policy", _o.Policy);
-        s.Open.Add(span);
+        if (s.Open.Count == 0)
+        {
+            // Head sampling: a trace left out keeps only its root, untagged until a retry or violation keeps it.
+            var root = NewSpan(t, s, name, start, tags: false);
+            s.Suppressed = _o.ContendedNs is null && !Sampled(root.Trace);
+            if (!s.Suppressed) BaseTags(t, root).Tag("emu.policy", _o.Policy);
+            s.Open.Add(root);
+            return;
+        }
+        if (s.Suppressed)
+        {
+            s.Open.Add(NewSpan(t, s, name, start, tags: false));
+            return;
+        }
+        s.Open.Add(NewSpan(t, s, name, start).Tag("emu.policy", _o.Policy));
     }
 
     private EmuSpan? CloseRoot(EmuTask t, long end)
@@ -100,7 +120,13 @@ public sealed class SpanRecorder : IKernelObserver
     private void Finish(EmuTask t, TaskState s)
     {
         bool violated = t.Machine.Sanitizer.Total > s.ViolationsAtStart;
-        bool keep = s.Retried || violated || (_o.ContendedNs is long c ? s.MaxWaitOrHold >= c : Sampled(s.Trace[^1].Trace));
+        bool keep = s.Retried || violated || (_o.ContendedNs is long c ? s.MaxWaitOrHold >= c : !s.Suppressed);
+        if (keep && s.Suppressed)
+        {
+            // Kept for its retry or violation; its children were not recorded.
+            s.Trace.RemoveAll(x => x.ParentId != 0);
+            BaseTags(t, s.Trace[0]).Tag("emu.policy", _o.Policy).Tag("emu.children_sampled_out", true);
+        }
         if (keep)
         {
             Spans += s.Trace.Count;
@@ -115,11 +141,14 @@ public sealed class SpanRecorder : IKernelObserver
 
     private bool Sampled(TraceId id) => _o.SampleRatio >= 1 || (_o.SampleRatio > 0 && id.Lo < (ulong)(_o.SampleRatio * ulong.MaxValue));
 
-    /// <summary>A finished child of the task's open span (dropped if nothing is open: not part of any trace).</summary>
+    /// <summary>
+    /// A finished child of the task's open span: none if nothing is open (not part of any trace), if head sampling
+    /// left the trace out, or, when only contended spans are kept, if it lasted less than the threshold.
+    /// </summary>
     private EmuSpan? Child(EmuTask t, string name, long start, long end)
     {
         var s = State(t);
-        if (s.Open.Count == 0) return null;
+        if (s.Open.Count == 0 || s.Suppressed || (_o.ContendedNs is long c && end - start < c)) return null;
         var span = NewSpan(t, s, name, start);
         span.EndNs = end;
         s.Trace.Add(span);
@@ -129,7 +158,9 @@ public sealed class SpanRecorder : IKernelObserver
     public void OnFaultBegin(EmuTask task, long addr, bool write)
     {
         OpenRoot(task, "page_fault", task.Clock);
-        State(task).Open[^1].Tag("emu.address", $"0x{addr:x}").Tag("emu.fault.flags", write ? "WRITE|USER|ALLOW_RETRY|KILLABLE" : "USER|ALLOW_RETRY|KILLABLE");
+        var s = State(task);
+        if (!s.Suppressed)
+            s.Open[^1].Tag("emu.address", $"0x{addr:x}").Tag("emu.fault.flags", write ? "WRITE|USER|ALLOW_RETRY|KILLABLE" : "USER|ALLOW_RETRY|KILLABLE");
     }
 
     public void OnFaultEnd(EmuTask task, long addr, FaultOutcome outcome, VmFault lastResult, bool retried)
@@ -143,11 +174,15 @@ public sealed class SpanRecorder : IKernelObserver
         CloseRoot(task, task.Clock);
     }
 
-    public void OnLockAcquired(EmuTask task, IWaitTarget lockObject, LockMode mode, long waitedNs) =>
-        State(task).Waited[(lockObject, mode)] = waitedNs;
+    public void OnLockAcquired(EmuTask task, IWaitTarget lockObject, LockMode mode, long waitedNs)
+    {
+        var s = State(task);
+        if (!s.Suppressed) s.Waited[(lockObject, mode)] = waitedNs;
+    }
 
     public void OnLockContended(EmuTask task, IWaitTarget lockObject, LockMode mode, IReadOnlyList<EmuTask> holders)
     {
+        if (State(task).Suppressed) return;
         var refs = new List<SpanRef>();
         foreach (var h in holders)
             if (_tasks.TryGetValue(h, out var hs) && hs.Open.Count > 0)
@@ -158,6 +193,7 @@ public sealed class SpanRecorder : IKernelObserver
     public void OnLockReleased(EmuTask task, IWaitTarget lockObject, LockMode mode, long heldSince)
     {
         var s = State(task);
+        if (s.Suppressed) return;
         s.Waited.Remove((lockObject, mode), out long waited);
         s.BlockedBy.Remove((lockObject, mode), out var blockedBy);
         long hold = task.Clock - heldSince;
@@ -194,8 +230,9 @@ public sealed class SpanRecorder : IKernelObserver
         var span = s.Open[^1];
         span.Tag("emu.vma", (long)vma).Tag("emu.address", $"0x{addr:x}").Tag("emu.frame", frame).Tag("emu.dst_node", (long)dstNode).Tag("emu.success", success);
         string[] names = ["lock", "unmap", "copy", "remap", "unlock"];
-        for (int i = 0; i < names.Length; i++)
-            Child(task, names[i], phases[i], phases[i + 1]);
+        if (_o.ContendedNs is null || phases[5] - phases[0] >= _o.ContendedNs)
+            for (int i = 0; i < names.Length; i++)
+                Child(task, names[i], phases[i], phases[i + 1]);
         _lastMigration[frame] = new SpanRef(SpanRefType.FollowsFrom, span.Trace, span.SpanId);
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, phases[5] - phases[0]);
         if (root)
@@ -213,7 +250,9 @@ public sealed class SpanRecorder : IKernelObserver
     public void OnWriterBegin(EmuTask task, string syscall, long addr, long length)
     {
         OpenRoot(task, syscall, task.Clock);
-        State(task).Open[^1].Tag("emu.address", $"0x{addr:x}").Tag("emu.length", length);
+        var s = State(task);
+        if (!s.Suppressed)
+            s.Open[^1].Tag("emu.address", $"0x{addr:x}").Tag("emu.length", length);
     }
 
     public void OnWriter(EmuTask task, string syscall, long fromNs, long toNs, long waitedNs)

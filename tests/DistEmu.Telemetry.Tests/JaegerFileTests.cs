@@ -18,7 +18,7 @@ public sealed partial class JaegerFileTests : IDisposable
     {
         var path = Path.Combine(_dir, "trace.json");
         var sink = new JaegerJsonFile(path, DateTimeOffset.FromUnixTimeSeconds(1_800_000_000));
-        var recorder = new SpanRecorder(sink, new TraceOptions { Policy = policy.Name() });
+        var recorder = new SpanRecorder(sink, new TracingOptions { Policy = policy.Name() });
         SimRun.Run(new SimRunOptions { Machine = Scenarios.Small(policy), Workload = workload, OpsPerTask = 300, Observer = recorder });
         sink.Complete();
         Assert.False(File.Exists(path + ".tmp-" + Environment.ProcessId), "the temporary file is renamed");

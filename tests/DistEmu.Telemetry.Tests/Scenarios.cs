@@ -23,7 +23,7 @@ internal static class Scenarios
 
     public static RunResult Lkml(FaultPolicy policy, bool sameVma, ITraceSink sink, double ratio = 1.0)
     {
-        var recorder = new SpanRecorder(sink, new TraceOptions { Policy = policy.Name(), SampleRatio = ratio, Epoch = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000) });
+        var recorder = new SpanRecorder(sink, new TracingOptions { Policy = policy.Name(), SampleRatio = ratio, Epoch = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000) });
         return SimRun.Run(LkmlCase.Options(policy, sameVma, observer: recorder));
     }
 }

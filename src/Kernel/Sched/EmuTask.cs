@@ -17,6 +17,8 @@ public sealed class EmuTask
     public int Node { get; }
     /// <summary>Emulated time in nanoseconds. Only ever grows.</summary>
     public long Clock;
+    /// <summary>A slot for an observer's per-task state (saves it a lookup per event).</summary>
+    public object? ObserverState { get; set; }
     /// <summary>How far this task may run before it must synchronise with the others (an engine's skew bound).</summary>
     public long Horizon = long.MaxValue;
     public IEmuScheduler Scheduler { get; set; }

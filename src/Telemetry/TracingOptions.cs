@@ -1,7 +1,7 @@
 namespace DistEmu.Telemetry;
 
 /// <summary>What to record and how to place it in time.</summary>
-public sealed record TraceOptions
+public sealed record TracingOptions
 {
     /// <summary>Fraction of traces kept (decided per trace from its id, so the same seed keeps the same ones).</summary>
     public double SampleRatio { get; init; } = 1.0;
