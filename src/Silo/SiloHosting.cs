@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
+using Orleans.Hosting.Kubernetes;
 using Orleans.Runtime.Placement;
 using StackExchange.Redis;
 
@@ -60,7 +61,23 @@ public static class SiloHosting
                     o.ClusterId = s.ClusterId;
                     o.ServiceId = s.ServiceId;
                 });
-                silo.ConfigureEndpoints(s.Advertise, s.SiloPort, s.GatewayPort, listenOnAnyHostAddress: false);
+                if (s.Kubernetes)
+                {
+                    // The pod's name, address and (when set) cluster/service ids come from the downward API and override
+                    // the ones above; Orleans watches the pods. Only the ports are ours.
+                    silo.Configure<EndpointOptions>(o =>
+                    {
+                        o.SiloPort = s.SiloPort;
+                        o.GatewayPort = s.GatewayPort;
+                        // Orleans already fills in the host's first address, so Kubernetes hosting's own POD_IP step
+                        // (which only fills an empty one) never runs: take the pod's address here.
+                        if (Environment.GetEnvironmentVariable(KubernetesHostingOptions.PodIPEnvironmentVariable) is { Length: > 0 } podIp)
+                            o.AdvertisedIPAddress = IPAddress.Parse(podIp);
+                    });
+                    silo.UseKubernetesHosting();
+                }
+                else
+                    silo.ConfigureEndpoints(s.Advertise, s.SiloPort, s.GatewayPort, listenOnAnyHostAddress: false);
             }
             else
             {

@@ -19,6 +19,9 @@ public sealed record SiloSettings
           --silo-port N                 silo-to-silo port (default: 11111)
           --gateway-port N              client gateway port (default: 30000)
           --advertise IP                the address to listen on and advertise (default: 127.0.0.1)
+          --kubernetes                  running in a Kubernetes pod: take the silo's address, name and cluster/service ids
+                                from the pod (POD_NAME, POD_NAMESPACE, POD_IP, ORLEANS_CLUSTER_ID, ORLEANS_SERVICE_ID)
+                                and let Orleans watch the pods (use with --clustering redis)
           --cluster-id ID               cluster id (default: distemu)
           --service-id ID               service id (default: distemu)
           -h, --help                    show this help
@@ -31,6 +34,8 @@ public sealed record SiloSettings
     public IPAddress Advertise { get; init; } = IPAddress.Loopback;
     public string ClusterId { get; init; } = "distemu";
     public string ServiceId { get; init; } = "distemu";
+    /// <summary>Microsoft.Orleans.Hosting.Kubernetes: identity and endpoints from the pod, pod watching.</summary>
+    public bool Kubernetes { get; init; }
 
     public static SiloSettings Parse(string[] args)
     {
@@ -69,6 +74,7 @@ public sealed record SiloSettings
                     var ip = Value();
                     s = s with { Advertise = IPAddress.TryParse(ip, out var addr) ? addr : throw new SiloArgsException($"--advertise '{ip}': expected an IP address") };
                     break;
+                case "--kubernetes": s = s with { Kubernetes = true }; break;
                 case "--cluster-id": s = s with { ClusterId = NonEmpty(a, Value()) }; break;
                 case "--service-id": s = s with { ServiceId = NonEmpty(a, Value()) }; break;
                 default: throw new SiloArgsException($"silo: unknown option '{reader.Raw}' (see --help)");
@@ -80,6 +86,8 @@ public sealed record SiloSettings
             throw new SiloArgsException("--redis: only with --clustering redis");
         if (s.SiloPort == s.GatewayPort)
             throw new SiloArgsException($"--silo-port and --gateway-port: both {s.SiloPort}; they must differ");
+        if (s.Kubernetes && s.Clustering != "redis")
+            throw new SiloArgsException("--kubernetes: the pods' membership needs a table: add --clustering redis --redis HOST:PORT");
         return s;
     }
 
