@@ -209,11 +209,7 @@ public static class Cli
 
         var label = o.MachineFile != null ? machine.Name : o.Preset;
         string what = o.Trace is null ? o.Workload : "replay-" + Path.GetFileName(o.Trace).Split('.')[0];
-        var outDir = Path.GetFullPath(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-{label}-{what}"));
-        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            throw new UsageException($"--out {outDir}: the folder exists and is not empty");
-        if (File.Exists(outDir))
-            throw new UsageException($"--out {outDir}: a file with that name exists");
+        var outDir = ResultsFolder.Claim(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-{label}-{what}"));
 
         RunResult result;
         (string, IReadOnlyDictionary<string, string>) described;
@@ -232,28 +228,16 @@ public static class Cli
         var summary = report.Summary();
         stdout.Write(summary);
 
-        var tmp = outDir.TrimEnd(Path.DirectorySeparatorChar) + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        Directory.CreateDirectory(tmp);
-        try
+        ResultsFolder.Write(outDir, dir =>
         {
-            File.WriteAllText(Path.Combine(tmp, "config.yaml"), report.ConfigYaml());
-            File.WriteAllText(Path.Combine(tmp, "stats.json"), report.StatsJson());
-            File.WriteAllText(Path.Combine(tmp, "vmstat"), report.VmStat());
-            File.WriteAllText(Path.Combine(tmp, "lock_stat"), report.LockStat());
-            File.WriteAllText(Path.Combine(tmp, "summary.md"), "```\n" + summary + "```\n");
+            File.WriteAllText(Path.Combine(dir, "config.yaml"), report.ConfigYaml());
+            File.WriteAllText(Path.Combine(dir, "stats.json"), report.StatsJson());
+            File.WriteAllText(Path.Combine(dir, "vmstat"), report.VmStat());
+            File.WriteAllText(Path.Combine(dir, "lock_stat"), report.LockStat());
+            File.WriteAllText(Path.Combine(dir, "summary.md"), "```\n" + summary + "```\n");
             foreach (var (name, text) in extraFiles)
-                File.WriteAllText(Path.Combine(tmp, name), text);
-            if (Directory.Exists(outDir)) Directory.Delete(outDir); // empty, checked above
-            var parent = Path.GetDirectoryName(outDir);
-            if (!string.IsNullOrEmpty(parent)) Directory.CreateDirectory(parent);
-            Directory.Move(tmp, outDir);
-        }
-        catch
-        {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-            throw;
-        }
+                File.WriteAllText(Path.Combine(dir, name), text);
+        });
         stdout.WriteLine($"results: {outDir}");
         if (result.Status != "completed")
         {
@@ -419,10 +403,8 @@ public sealed class RunOptions
                 case "--machine": o.MachineFile = Value(); break;
                 case "--workload": o.Workload = Value(); break;
                 case "--param":
-                    var kv = Value();
-                    int k = kv.IndexOf('=');
-                    if (k <= 0) throw new UsageException($"--param '{kv}': expected k=v");
-                    o.Params[kv[..k]] = kv[(k + 1)..];
+                    var (key, value) = r.KeyValue();
+                    o.Params[key] = value;
                     break;
                 case "--policy": o.Policy = Value(); break;
                 case "--engine": o.Engine = Value(); o.EngineGiven = true; break;

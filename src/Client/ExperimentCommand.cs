@@ -109,11 +109,7 @@ public static class ExperimentCommand
             }
         }
 
-        var outDir = Path.GetFullPath(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-experiment"));
-        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            throw new UsageException($"--out {outDir}: the folder exists and is not empty");
-        if (File.Exists(outDir))
-            throw new UsageException($"--out {outDir}: a file with that name exists");
+        var outDir = ResultsFolder.Claim(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-experiment"));
 
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"experiment: {points.Count} runs on the {o.Engine} engine{(o.Engine == "sim" ? " (schedule exploration on)" : $" (--quantum {o.Quantum})")}, {o.Ops} ops per task"));
@@ -146,24 +142,12 @@ public static class ExperimentCommand
         ExperimentReport.FillScaling(rows);
         var report = new ExperimentReport(rows, o);
 
-        var tmp = outDir.TrimEnd(Path.DirectorySeparatorChar) + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        Directory.CreateDirectory(tmp);
-        try
+        ResultsFolder.Write(outDir, dir =>
         {
-            File.WriteAllText(Path.Combine(tmp, "results.csv"), report.Csv());
-            var plots = ExperimentPlots.Write(rows, tmp);
-            File.WriteAllText(Path.Combine(tmp, "report.md"), report.Markdown(plots));
-            if (Directory.Exists(outDir)) Directory.Delete(outDir); // empty, checked above
-            var parent = Path.GetDirectoryName(outDir);
-            if (!string.IsNullOrEmpty(parent)) Directory.CreateDirectory(parent);
-            Directory.Move(tmp, outDir);
-        }
-        catch
-        {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-            throw;
-        }
+            File.WriteAllText(Path.Combine(dir, "results.csv"), report.Csv());
+            var plots = ExperimentPlots.Write(rows, dir);
+            File.WriteAllText(Path.Combine(dir, "report.md"), report.Markdown(plots));
+        });
         foreach (var v in report.Verdicts())
             stdout.WriteLine(v);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{rows.Count} runs in {clock.Elapsed.TotalSeconds:F1} s; results: {outDir}"));

@@ -122,10 +122,8 @@ public sealed class ExperimentOptions
                     o.Repeat = r is >= 1 and <= 1000 ? (int)r : throw new UsageException($"--repeat {r}: must be in 1..1000");
                     break;
                 case "--param":
-                    var kv = Value();
-                    int k = kv.IndexOf('=');
-                    if (k <= 0) throw new UsageException($"--param '{kv}': expected k=v");
-                    o.Params[kv[..k]] = kv[(k + 1)..];
+                    var (key, value) = reader.KeyValue();
+                    o.Params[key] = value;
                     break;
                 case "--seed": o.Seed = reader.Long(); break;
                 case "--out": o.Out = Value(); break;

@@ -1,4 +1,5 @@
 using DistEmu.Abstractions;
+using DistEmu.Grains.Placement;
 using DistEmu.Grains.Support;
 using DistEmu.Kernel.Cpu;
 using DistEmu.Kernel.Fault;
@@ -6,8 +7,6 @@ using DistEmu.Kernel.Sched;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
 using Orleans.Concurrency;
-
-using DistEmu.Grains.Placement;
 
 namespace DistEmu.Grains;
 

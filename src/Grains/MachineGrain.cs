@@ -1,10 +1,9 @@
 using DistEmu.Abstractions;
+using DistEmu.Grains.Placement;
 using DistEmu.Grains.Support;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using Orleans.Concurrency;
-
-using DistEmu.Grains.Placement;
 
 namespace DistEmu.Grains;
 

@@ -1,4 +1,5 @@
 using DistEmu.Abstractions;
+using DistEmu.Grains.Placement;
 using DistEmu.Grains.Support;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Locking;
@@ -6,8 +7,6 @@ using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Workloads;
 using Orleans.Concurrency;
-
-using DistEmu.Grains.Placement;
 
 namespace DistEmu.Grains;
 

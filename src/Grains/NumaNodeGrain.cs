@@ -1,9 +1,8 @@
 using DistEmu.Abstractions;
+using DistEmu.Grains.Placement;
 using DistEmu.Grains.Support;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Memory;
-
-using DistEmu.Grains.Placement;
 
 namespace DistEmu.Grains;
 

@@ -1,7 +1,6 @@
 using DistEmu.Abstractions;
-using Orleans.Concurrency;
-
 using DistEmu.Grains.Placement;
+using Orleans.Concurrency;
 
 namespace DistEmu.Grains;
 

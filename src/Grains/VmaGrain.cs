@@ -1,4 +1,5 @@
 using DistEmu.Abstractions;
+using DistEmu.Grains.Placement;
 using DistEmu.Grains.Support;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Locking;
@@ -8,8 +9,6 @@ using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Ports;
 using DistEmu.Kernel.Sched;
 using Orleans.Concurrency;
-
-using DistEmu.Grains.Placement;
 
 namespace DistEmu.Grains;
 

@@ -46,4 +46,12 @@ public sealed class OptionReader(string[] args, Func<string, Exception> error)
         string v = Value();
         return long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out long n) ? n : throw error($"{Current} '{v}': not an integer");
     }
+
+    /// <summary>A "k=v" value (as --param takes): the key must not be empty.</summary>
+    public (string Key, string Value) KeyValue()
+    {
+        string kv = Value();
+        int k = kv.IndexOf('=', StringComparison.Ordinal);
+        return k > 0 ? (kv[..k], kv[(k + 1)..]) : throw error($"{Current} '{kv}': expected k=v");
+    }
 }

@@ -3,27 +3,8 @@ using DistEmu.Client;
 
 namespace DistEmu.Client.Tests;
 
-public sealed class CliTests : IDisposable
+public sealed class CliTests : InProcessCliTests
 {
-    private readonly string _tmp = Path.Combine(Path.GetTempPath(), "distemu-cli-" + Guid.NewGuid().ToString("N"));
-
-    public CliTests() => Directory.CreateDirectory(_tmp);
-
-    public void Dispose()
-    {
-        if (Directory.Exists(_tmp)) Directory.Delete(_tmp, true);
-    }
-
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = DistEmu.Client.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-
     [Theory]
     [InlineData("orleans")]
     [InlineData("sim")]

@@ -3,20 +3,8 @@ using DistEmu.Silo;
 namespace DistEmu.Client.Tests;
 
 /// <summary>The cluster options of the command line and of the silo program: bad input is exit 2, before anything starts.</summary>
-public sealed class ClusterOptionTests : IDisposable
+public sealed class ClusterOptionTests : InProcessCliTests
 {
-    private readonly string _tmp = Directory.CreateTempSubdirectory("distemu-clopt-").FullName;
-
-    public void Dispose() => Directory.Delete(_tmp, true);
-
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = DistEmu.Client.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Theory]
     [InlineData("--cluster", "localhost:6379", "expected redis://HOST:PORT")]
     [InlineData("--cluster", "redis://nohost", "expected redis://HOST:PORT")]

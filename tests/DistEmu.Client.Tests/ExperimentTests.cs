@@ -2,27 +2,9 @@ using System.Diagnostics;
 
 namespace DistEmu.Client.Tests;
 
-public sealed class ExperimentTests : IDisposable
+public sealed class ExperimentTests : InProcessCliTests
 {
     private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
-    private readonly string _tmp = Path.Combine(Path.GetTempPath(), "distemu-experiment-" + Guid.NewGuid().ToString("N"));
-
-    public ExperimentTests() => Directory.CreateDirectory(_tmp);
-
-    public void Dispose()
-    {
-        if (Directory.Exists(_tmp)) Directory.Delete(_tmp, true);
-    }
-
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = DistEmu.Client.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    private static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
     [Fact]
     public void Experiment_small_matrix_writes_csv_report_and_pngs()

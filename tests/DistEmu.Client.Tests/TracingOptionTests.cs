@@ -3,18 +3,8 @@ using System.Text.Json;
 namespace DistEmu.Client.Tests;
 
 /// <summary>The tracing options of distemu run: files, live OTLP to an unreachable endpoint, bad paths.</summary>
-public sealed class TracingOptionTests : IDisposable
+public sealed class TracingOptionTests : InProcessCliTests
 {
-    private readonly string _tmp = Directory.CreateTempSubdirectory("distemu-tracing-").FullName;
-    public void Dispose() => Directory.Delete(_tmp, true);
-
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        return (DistEmu.Client.Cli.Run(args, o, e), o.ToString(), e.ToString());
-    }
-
     [Fact]
     public void An_unreachable_otlp_endpoint_never_fails_the_run_and_its_drops_are_reported()
     {
