@@ -92,6 +92,8 @@ public sealed class BugSwitches
     public bool MmapUnlockAfterVmaFault { get; set; }
     /// <summary>§8.6 (2024 hugetlb): the fault path keeps using the VMA after a callee dropped its lock.</summary>
     public bool UseVmaAfterRetryUnlock { get; set; }
-    /// <summary>§8.1 (6.4 fork): the writer changes a VMA without vma_start_write.</summary>
+    /// <summary>The class of §8.1 in another writer: mprotect changes a VMA without vma_start_write.</summary>
     public bool SkipVmaStartWriteInMprotect { get; set; }
+    /// <summary>§8.1 (6.4 fork): dup_mmap copies the parent's VMAs and page tables without vma_start_write on them.</summary>
+    public bool ForkWithoutVmaWriteLock { get; set; }
 }

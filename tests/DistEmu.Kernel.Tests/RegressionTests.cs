@@ -29,7 +29,8 @@ public class RegressionTests
     [Fact]
     public void Writer_changing_a_vma_without_vma_start_write_is_caught_as_S4()
     {
-        // §8.1 (6.4 fork): a writer modified VMAs without write-locking them, racing faults.
+        // The class of §8.1 in another writer: mprotect changing VMAs without write-locking them, racing faults
+        // (ForkTests pins §8.1 itself).
         var h = FaultsAndMprotect(m => m.Bugs.SkipVmaStartWriteInMprotect = true);
         Assert.Contains(h.Violations, v => v.Invariant == "S4");
         Assert.Empty(FaultsAndMprotect(_ => { }).Violations);

@@ -7,7 +7,7 @@ namespace DistEmu.Kernel.Sanitizer;
 public enum EventKind : byte
 {
     Lock, Unlock, FaultBegin, FaultEnd, VmaAttempt, MmapAttempt, HandleMmFault, PteSet, MigrationEntryWait,
-    MigrateBegin, MigrateEnd, FolioLock, FolioUnlock, Mmap, Munmap, Mprotect, NumaScan, PageOut, TlbFlush, Detach, Violation,
+    MigrateBegin, MigrateEnd, FolioLock, FolioUnlock, Mmap, Munmap, Mprotect, NumaScan, PageOut, TlbFlush, Detach, Violation, Fork,
 }
 
 /// <summary>One protocol event: emulated time, task, what, and up to three operands (VMA id, address, value).</summary>

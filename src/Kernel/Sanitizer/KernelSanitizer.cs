@@ -158,6 +158,15 @@ public sealed class KernelSanitizer
             Report("S4", t, vma, vma.Start, $"{what} on {vma} which is not write-locked (vm_lock_seq {vma.VmLockSeq} ≠ mm_lock_seq {vma.Mm.MmLockSeq})");
     }
 
+    /// <summary>S4 (§8.1): a VMA's entries are copied for fork only while no fault holds its read lock.</summary>
+    public void CheckNoFaultHolds(EmuTask t, Vma vma, string what)
+    {
+        if (!Enabled || vma.VmLock.ReaderCount == 0) return;
+        var holders = new List<EmuTask>();
+        vma.VmLock.AddHolders(holders);
+        Report("S4", t, vma, vma.Start, $"{what} on {vma} while {string.Join(", ", holders)} hold(s) its read lock: a fault races the copy");
+    }
+
     /// <summary>S1: at vma_start_write's publication, no reader holds the VMA lock and the caller is the only mmap writer.</summary>
     public void CheckWriteLockPublished(EmuTask t, Vma vma)
     {
