@@ -88,8 +88,14 @@ public static class LaunchBench
         string run = $"launch-{Guid.NewGuid():N}";
         var config = new RunConfig
         {
-            RunId = run, MachineJson = MachineJson.Serialize(spec), Sanitizer = true, Workload = "page-fault1",
-            Params = new Dictionary<string, string>(), Seed = 1, OpsPerTask = 1, Tasks = tasks,
+            RunId = run,
+            MachineJson = MachineJson.Serialize(spec),
+            Sanitizer = true,
+            Workload = "page-fault1",
+            Params = new Dictionary<string, string>(),
+            Seed = 1,
+            OpsPerTask = 1,
+            Tasks = tasks,
         };
         var machine = grains.GetGrain<IMachineGrain>(run);
         await machine.Configure(config);

@@ -48,8 +48,13 @@ public static class OrleansBench
             var small = Presets.Get("small");
             SimRunOptions Options(bool sanitizer, long ops) => new()
             {
-                Machine = small, Workload = "page-fault1", Params = new Dictionary<string, string> { ["size_mb"] = SizeMb },
-                OpsPerTask = ops, Tasks = Tasks, Sanitizer = sanitizer, Seed = 1,
+                Machine = small,
+                Workload = "page-fault1",
+                Params = new Dictionary<string, string> { ["size_mb"] = SizeMb },
+                OpsPerTask = ops,
+                Tasks = Tasks,
+                Sanitizer = sanitizer,
+                Seed = 1,
             };
 
             // Warm-up: the first runs are several times slower (tier-0 code, OSR, grain activation paths, heap growth).

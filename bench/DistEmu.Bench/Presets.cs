@@ -21,7 +21,8 @@ public static partial class Presets
         // 64 × 64, 16 GiB per node, 8 groups of 8 nodes, SLIT 10/20/30.
         "huge-4096" => new MachineSpec { Name = name, Nodes = 64, CpusPerNode = 64, MemoryPerNodeBytes = 16L << 30, Distance = Grouped(64, 8, 20, 30) },
         _ => throw new ArgumentException($"unknown preset '{name}'; expected one of {string.Join(", ", Names)}", nameof(name)),
-    } with { PageSize = 4096, Policy = FaultPolicy.Merged }).Validate();
+    } with
+    { PageSize = 4096, Policy = FaultPolicy.Merged }).Validate();
 
     private static int[][] Grouped(int nodes, int group, int near, int far) =>
         Enumerable.Range(0, nodes).Select(i => Enumerable.Range(0, nodes)

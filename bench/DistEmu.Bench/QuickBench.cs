@@ -15,28 +15,30 @@ public static class QuickBench
     {
         Console.WriteLine($"# page-fault1 size_mb={BenchConfigs.SizeMb}, ~{BenchConfigs.TotalFaults:N0} ops in total, 1 warm-up + median of {reps} timed run(s)");
         Console.WriteLine($"# {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} host cores, .NET {Environment.Version}");
-        Console.WriteLine($"{"cpus",4} {"sanitizer",9} {"faults",8} {"host_s",8} {"faults_per_host_s",17}");
+        Console.WriteLine($"{"cpus",4} {"sanitizer",9} {"faults",8} {"host_s",8} {"faults_per_host_s",17} {"events_per_fault",16} {"alloc_B_per_fault",17}");
         foreach (int cpus in BenchConfigs.CpuCounts)
         {
             foreach (bool sanitizer in BenchConfigs.SanitizerModes)
             {
                 var options = BenchConfigs.Options(cpus, sanitizer);
                 SimRun.Run(options); // warm-up
-                var runs = new List<(long Faults, double Seconds)>();
+                var runs = new List<(long Faults, double Seconds, long Events, long Bytes)>();
                 for (int r = 0; r < reps; r++)
                 {
                     GC.Collect();
                     GC.WaitForPendingFinalizers();
                     GC.Collect();
+                    long allocated = GC.GetAllocatedBytesForCurrentThread();
                     var sw = Stopwatch.StartNew();
                     var result = SimRun.Run(options);
                     sw.Stop();
-                    runs.Add((result.Machine.VmStat.Faults, sw.Elapsed.TotalSeconds));
+                    allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+                    runs.Add((result.Machine.VmStat.Faults, sw.Elapsed.TotalSeconds, result.EngineEvents, allocated));
                 }
                 runs.Sort((a, b) => a.Seconds.CompareTo(b.Seconds));
-                var (faults, seconds) = runs[runs.Count / 2];
+                var (faults, seconds, events, bytes) = runs[runs.Count / 2];
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{cpus,4} {(sanitizer ? "on" : "off"),9} {faults,8} {seconds,8:F3} {faults / seconds,17:F0}"));
+                    $"{cpus,4} {(sanitizer ? "on" : "off"),9} {faults,8} {seconds,8:F3} {faults / seconds,17:F0} {(double)events / faults,16:F2} {(double)bytes / faults,17:F0}"));
             }
         }
         return 0;

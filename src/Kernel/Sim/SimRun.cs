@@ -52,6 +52,8 @@ public sealed class RunResult
     public double HostSeconds { get; init; }
     public ulong EventHash { get; init; }
     public long EventCount { get; init; }
+    /// <summary>Resumptions the sim engine ran (task starts, yields, wake-ups): its cost driver; 0 under orleans.</summary>
+    public long EngineEvents { get; init; }
     public List<EmuEvent>? Events { get; init; }
     public IReadOnlyList<string> Stalled { get; init; } = [];
     /// <summary>"completed", or "aborted" with <see cref="Reason"/>.</summary>
@@ -131,6 +133,7 @@ public static class SimRun
             HostSeconds = sw.Elapsed.TotalSeconds,
             EventHash = h.Machine.Events.Hash,
             EventCount = h.Machine.Events.Count,
+            EngineEvents = h.Engine.EventsRun,
             Events = h.Machine.Events.Full,
             Stalled = h.Stalled,
             Status = stopped is { Aborted: true } ? "aborted" : "completed",

@@ -21,7 +21,12 @@ public static class LkmlCase
 
     public static MachineSpec Machine(FaultPolicy policy) => new()
     {
-        Name = "small", Nodes = 2, CpusPerNode = 4, MemoryPerNodeBytes = 1L << 30, Distance = MachineSpec.UniformDistance(2), Policy = policy,
+        Name = "small",
+        Nodes = 2,
+        CpusPerNode = 4,
+        MemoryPerNodeBytes = 1L << 30,
+        Distance = MachineSpec.UniformDistance(2),
+        Policy = policy,
     };
 
     /// <param name="faulterDelayAfterUnlock">A preemption of the faulter between dropping its lock and taking the PTL (the v2/v3 window).</param>
@@ -41,7 +46,13 @@ public static class LkmlCase
         if (faulterDelayAfterUnlock > 0) delays[(FaulterCpu, PreemptSite.UnlockToPteMapLock)] = faulterDelayAfterUnlock;
         return new SimRunOptions
         {
-            Machine = Machine(policy), Workload = "migrate-munmap", Tasks = 4, OpsPerTask = 100, Script = script, Delays = delays, Observer = observer,
+            Machine = Machine(policy),
+            Workload = "migrate-munmap",
+            Tasks = 4,
+            OpsPerTask = 100,
+            Script = script,
+            Delays = delays,
+            Observer = observer,
         };
     }
 }
