@@ -84,6 +84,9 @@ public sealed class SimEngine : IEmuScheduler
     /// <summary>Run events in emulated-time order until none is left or <paramref name="stop"/> says so.</summary>
     public void Run(Func<bool>? stop = null)
     {
+        // Nothing in the kernel core reads an AsyncLocal, and every continuation runs here on this thread: without an
+        // ExecutionContext to capture, each resumed async frame skips ExecutionContext.RunInternal (~10 % at 8 CPUs).
+        using var noFlow = ExecutionContext.IsFlowSuppressed() ? default : ExecutionContext.SuppressFlow();
         while (_queue.TryDequeue(out var action, out var key))
         {
             if (key.Time > Now) Now = key.Time;
