@@ -87,12 +87,24 @@ public sealed class SimEngine : IEmuScheduler
         // Nothing in the kernel core reads an AsyncLocal, and every continuation runs here on this thread: without an
         // ExecutionContext to capture, each resumed async frame skips ExecutionContext.RunInternal (~10 % at 8 CPUs).
         using var noFlow = ExecutionContext.IsFlowSuppressed() ? default : ExecutionContext.SuppressFlow();
-        while (_queue.TryDequeue(out var action, out var key))
+        // The engine owns this thread while it runs: a caller's SynchronizationContext (a test runner's, a UI's) would
+        // otherwise receive the continuations of ValueTasks backed by an IValueTaskSource (pooled async methods) and
+        // run them outside the event order, or never.
+        var callerContext = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
+        try
         {
-            if (key.Time > Now) Now = key.Time;
-            EventsRun++;
-            action();
-            if (stop != null && stop()) break;
+            while (_queue.TryDequeue(out var action, out var key))
+            {
+                if (key.Time > Now) Now = key.Time;
+                EventsRun++;
+                action();
+                if (stop != null && stop()) break;
+            }
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(callerContext);
         }
     }
 
