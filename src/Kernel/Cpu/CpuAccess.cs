@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Sched;
@@ -13,6 +14,9 @@ public static class CpuAccess
     /// <summary>Re-executions of one access after faults before it is declared stuck (L2).</summary>
     public const int MaxReexecutions = 16;
 
+    // The fault path's async methods suspend at every engine yield (several per fault with many CPUs); pooled builders
+    // reuse their state-machine boxes instead of allocating one per suspended frame.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<FaultOutcome> Access(EmuTask t, long addr, bool write)
     {
         var m = t.Machine;

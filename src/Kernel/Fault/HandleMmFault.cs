@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Memory;
@@ -18,6 +19,7 @@ public static partial class MmFault
     /// Under the merged policy, Retry or Completed ⇒ the lock was released here; anything else ⇒ the caller still
     /// holds it. <see cref="CallerStillHolds"/> gives the contract of every policy (S7).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<VmFault> HandleMmFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;
@@ -50,6 +52,7 @@ public static partial class MmFault
     }
 
     /// <summary>handle_pte_fault: read the entry without the PTL (vmf->orig_pte) and dispatch on its kind.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<VmFault> HandlePteFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;
@@ -99,6 +102,7 @@ public static partial class MmFault
     /// the entry still equals <paramref name="expected"/> (pte_same) replace it by <paramref name="value"/>.
     /// The caller holds the fault lock, which keeps the page table alive (S8).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     internal static async ValueTask<bool> SetPteIfSame(EmuTask t, Vma vma, long addr, long expected, long value)
     {
         var m = t.Machine;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Sched;
 
 namespace DistEmu.Kernel.Memory;
@@ -57,6 +58,7 @@ public sealed class PerCpuPages
     }
 
     /// <summary>alloc_pages on the local node: pop from the list, refilling it from the node when empty. -1 = OOM.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<long> Alloc(EmuMachine m, EmuTask t)
     {
         t.Advance(m.Cost.PageAllocNs); // the list is this CPU's own

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Memory;
@@ -23,6 +24,7 @@ public sealed class LocalAddressSpace : IAddressSpacePort
     }
 
     /// <summary>lock_vma_under_rcu over the current tree version, then the VMA attempt.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<VmaAttemptResult> VmaAttempt(EmuTask t, long addr, FaultFlags flags)
     {
         var m = t.Machine;
@@ -51,6 +53,7 @@ public sealed class LocalAddressSpace : IAddressSpacePort
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<MmapAttemptResult> MmapAttempt(EmuTask t, long addr, FaultFlags flags)
     {
         var vma = await VmaLookup.LockMmAndFindVma(t, _mm, addr);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Cpu;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Memory;
@@ -19,6 +20,7 @@ public sealed class TaskCounters
 /// <summary>Runs one op of a task's stream against the kernel core: the system-call and access layer.</summary>
 public static class OpExecutor
 {
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask Execute(EmuTask t, Op op, IReadOnlyList<FileObject> files, TaskBarrier barrier, TaskCounters c)
     {
         c.Ops++;
