@@ -68,51 +68,25 @@ public class ForkTests
     }
 
     /// <summary>
-    /// A fault on the parent's VMA sleeps in migration_entry_wait holding that VMA's read lock (merged), while another
-    /// thread forks. Returns the fork's writer wait, when the fork and the migration ended, and the harness.
+    /// The LKML case with fork as the writer: a fault on the parent's VMA A sleeps in migration_entry_wait holding that
+    /// VMA's read lock (merged) while another thread forks; the child exits at once.
     /// </summary>
-    private static (long ForkWaited, long ForkEnd, long MigrationEnd, SimHarness H) ForkDuringMigrationWait(bool bug)
-    {
-        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
-        h.Machine.Bugs.ForkWithoutVmaWriteLock = bug;
-        var mm = h.Machine.CreateMm();
-        var setup = h.NewTask(0, mm);
-        var faulter = h.NewTask(1, mm);
-        var forker = h.NewTask(2, mm);
-        var migrator = h.NewTask(3, mm);
-        h.Engine.ScriptedDelays[(migrator.Id, PreemptSite.MigrateBeforeCopy)] = 150_000;
-        long target = Anon + 7 * Page, forkWaited = 0, forkEnd = 0, migrationEnd = 0;
-        h.Spawn(setup, 0, async t =>
-        {
-            await Mmap.DoMmap(t, mm, Anon, 512 * Page, VmFlags.Read | VmFlags.Write);
-            for (int i = 0; i < 16; i++) await Cpu.CpuAccess.Access(t, Anon + i * Page, write: true);
-        });
-        h.Spawn(migrator, 20_000, async t =>
-        {
-            await Migration.MovePages.MigrateRange(t, mm, target, target + Page, node: 1);
-            migrationEnd = t.Clock;
-        });
-        h.Spawn(faulter, 30_000, async t => await Cpu.CpuAccess.Access(t, target, write: true));
-        h.Spawn(forker, 40_000, async t =>
+    private static LkmlScenario ForkDuringMigrationWait(bool bug) =>
+        new(FaultPolicy.Merged, async (t, mm) =>
         {
             var (child, waited) = await Fork.DupMmap(t, mm);
-            forkWaited = waited;
-            forkEnd = t.Clock;
-            await Munmap.DoMunmap(t, child!, Anon, Anon + 512 * Page);
-        });
-        h.Run();
-        h.CloseFrameAccounting();
-        return (forkWaited, forkEnd, migrationEnd, h);
-    }
+            await Munmap.DoMunmap(t, child!, Anon, Cache + 512 * Page);
+            return waited;
+        }, bugs: m => m.Bugs.ForkWithoutVmaWriteLock = bug);
 
     [Fact]
     public void Fork_write_locks_the_parent_vma_so_it_waits_for_a_fault_holding_its_read_lock()
     {
-        var (waited, forkEnd, migrationEnd, h) = ForkDuringMigrationWait(bug: false);
-        TestMachines.AssertClean(h);
+        var s = ForkDuringMigrationWait(bug: false);
+        TestMachines.AssertClean(s.H);
         // vma_start_write waited for the faulter, which slept on the migration holding the VMA read lock (merged).
-        Assert.True(forkEnd > migrationEnd, $"fork returned at {forkEnd} ns, before the migration it had to wait for ended ({migrationEnd} ns)");
-        Assert.True(waited >= 100_000, $"fork's writer wait was {waited} ns; the faulter held the VMA for ~120 µs");
+        Assert.True(s.MunmapWaitedForMigration, "fork did not wait for the migration the faulter slept on: " + s.Timeline);
+        Assert.True(s.MunmapWriterWait >= 100_000, "the faulter held the VMA for ~120 µs: " + s.Timeline);
     }
 
     [Fact]
@@ -120,12 +94,13 @@ public class ForkTests
     {
         // §8.1 (6.4, fixed by "fork: lock VMAs of the parent process when forking"): dup_mmap copied a VMA that a fault
         // held under its per-VMA lock. The copy then meets the migration entry instead, and waits for the folio only.
-        var (waited, _, _, h) = ForkDuringMigrationWait(bug: true);
+        var s = ForkDuringMigrationWait(bug: true);
+        var h = s.H;
         Assert.Contains(h.Violations, v => v.Invariant == "S4" && v.Cpu == 2 && v.Message.Contains("dup_mmap"));
         // The race itself: the page table was copied while the faulter (cpu1) held the VMA read lock.
         Assert.Contains(h.Violations, v => v.Invariant == "S4" && v.Message.Contains("cpu1 hold(s) its read lock"));
-        Assert.True(waited < 1_000, $"without the VMA write lock fork should not wait for the fault's read hold; waited {waited} ns");
-        Assert.Equal(0, h.Machine.Frames.Anon - 16); // the child's copies were all returned
+        Assert.True(s.MunmapWriterWait < 1_000, "without the VMA write lock fork does not wait for the fault's read hold: " + s.Timeline);
+        Assert.Equal(17, h.Machine.Frames.Anon); // the parent's 16 + 1 pages; the child's copies were all returned
     }
 
     [Fact]

@@ -32,8 +32,9 @@ internal static class TestMachines
 
 /// <summary>
 /// The LKML case, scripted: cpu0 maps and populates VMA A (one page-table page) and VMA B; the migrator (cpu3)
-/// moves one page of A to node 1 with a slow copy; cpu1 faults on that page meanwhile; cpu2 munmaps B (another VMA)
-/// or A (the same VMA). Records when the migration ended and when munmap returned, in emulated ns.
+/// moves one page of A to node 1 with a slow copy; cpu1 faults on that page meanwhile; the writer (cpu2) munmaps B
+/// (another VMA) or A (the same VMA) — or runs another writer given to it. Records when the migration ended and
+/// when the writer returned, in emulated ns.
 /// </summary>
 internal sealed class LkmlScenario
 {
@@ -42,12 +43,24 @@ internal sealed class LkmlScenario
     public SimHarness H { get; }
 
     public LkmlScenario(FaultPolicy policy, bool sameVma, long faulterDelayAfterUnlock = 0)
+        : this(policy, (t, mm) =>
+        {
+            long start = sameVma ? TestMachines.AreaA : TestMachines.AreaB;
+            return Munmap.DoMunmap(t, mm, start, start + 512 * TestMachines.Page);
+        }, faulterDelayAfterUnlock)
+    {
+    }
+
+    /// <param name="writer">What cpu2 runs at <see cref="MunmapAt"/>; returns its writer wait.</param>
+    /// <param name="bugs">Historical bugs to switch in before the run.</param>
+    public LkmlScenario(FaultPolicy policy, Func<EmuTask, MmStruct, ValueTask<long>> writer, long faulterDelayAfterUnlock = 0, Action<EmuMachine>? bugs = null)
     {
         H = new SimHarness(TestMachines.Spec(policy));
+        bugs?.Invoke(H.Machine);
         var mm = H.Machine.CreateMm();
         var setup = H.NewTask(0, mm);
         var faulter = H.NewTask(1, mm);
-        var writer = H.NewTask(2, mm);
+        var writerTask = H.NewTask(2, mm);
         var migrator = H.NewTask(3, mm);
         // The migrator is held up for 150 µs between unmapping and copying (a long copy, or preemption), so the folio
         // stays locked while everything else happens.
@@ -73,10 +86,9 @@ internal sealed class LkmlScenario
             await Cpu.CpuAccess.Access(t, target, write: true);
             FaultEnd = t.Clock;
         });
-        H.Spawn(writer, MunmapAt, async t =>
+        H.Spawn(writerTask, MunmapAt, async t =>
         {
-            long start = sameVma ? TestMachines.AreaA : TestMachines.AreaB;
-            MunmapWriterWait = await Munmap.DoMunmap(t, mm, start, start + 512 * TestMachines.Page);
+            MunmapWriterWait = await writer(t, mm);
             MunmapEnd = t.Clock;
         });
         H.Run();
@@ -84,5 +96,5 @@ internal sealed class LkmlScenario
     }
 
     public bool MunmapWaitedForMigration => MunmapEnd > MigrationEnd;
-    public string Timeline => $"migration ended {MigrationEnd} ns, munmap returned {MunmapEnd} ns (writer waited {MunmapWriterWait} ns), fault ended {FaultEnd} ns\n{TestMachines.Describe(H)}";
+    public string Timeline => $"migration ended {MigrationEnd} ns, the writer returned {MunmapEnd} ns (waited {MunmapWriterWait} ns), fault ended {FaultEnd} ns\n{TestMachines.Describe(H)}";
 }
