@@ -189,7 +189,7 @@ public static class Cli
             if (o.Engine != "orleans")
                 throw new UsageException($"--cluster: runs on the orleans engine (not --engine {o.Engine})");
             if (o.Trace != null)
-                throw new UsageException("--cluster: trace replay runs on the sim engine, not on a cluster");
+                throw new UsageException("--cluster: trace replay runs on the sim engine or an embedded silo (--engine orleans), not on a cluster");
             if (o.TraceFile != null)
                 throw new UsageException("--trace-file: tracing runs on the sim engine for now, not on a cluster");
             cluster = ClusterTarget.Parse(o.Cluster, o.ClusterId, o.ServiceId);
