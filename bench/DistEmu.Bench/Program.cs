@@ -5,7 +5,7 @@ using DistEmu.Bench;
 // dotnet run -c Release --project bench/DistEmu.Bench -- memory
 // dotnet run -c Release --project bench/DistEmu.Bench -- quick [reps]
 // dotnet run -c Release --project bench/DistEmu.Bench -- orleans [reps] [--pings N] [--ops N]
-// dotnet run -c Release --project bench/DistEmu.Bench -- replay [--lines N]
+// dotnet run -c Release --project bench/DistEmu.Bench -- replay [--lines N] [--orleans]
 // dotnet run -c Release --project bench/DistEmu.Bench -- tracing [reps]
 // dotnet run -c Release --project bench/DistEmu.Bench -- launch [large-1024|huge-4096|all] [--timeout seconds] [--reps N]
 string mode = args.Length > 0 ? args[0].TrimStart('-') : "";
@@ -34,7 +34,7 @@ switch (mode)
     case "tracing":
         return TracingBench.Run(rest.Length > 0 && int.TryParse(rest[0], out int tr) && tr > 0 ? tr : 3);
     case "replay":
-        return ReplayBench.Run(Option(rest, "--lines") ?? 10_000_000);
+        return ReplayBench.Run(Option(rest, "--lines") ?? 10_000_000, rest.Contains("--orleans"));
     case "launch":
         {
             string which = rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal) ? rest[0] : "all";
@@ -43,7 +43,7 @@ switch (mode)
         }
     default:
         Console.Error.WriteLine("usage: DistEmu.Bench sim [--inproc] [BenchmarkDotNet args] | memory | quick [reps (default 3)]"
-            + " | orleans [reps (default 3)] [--pings N] [--ops N] | replay [--lines N (default 10M)] | tracing [reps (default 3)] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)]");
+            + " | orleans [reps (default 3)] [--pings N] [--ops N] | replay [--lines N (default 10M)] [--orleans] | tracing [reps (default 3)] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)]");
         return 2;
 }
 

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using DistEmu.Kernel.Machine;
 using DistEmu.Replay;
+using DistEmu.Silo;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace DistEmu.Bench;
 
@@ -8,10 +10,11 @@ namespace DistEmu.Bench;
 /// `-- replay [lines]`: generate a synthetic perf trace of N lines (default 10 M, 4 threads), then (1) parse it
 /// alone and (2) replay it on a 2-node × 4-CPU machine as fast as possible, sampling the managed heap (with and without
 /// garbage); prints lines/s and the peak managed heap of the replay (the trace is streamed, never loaded whole).
+/// `--orleans` then replays the same trace on the orleans engine (an embedded silo) and prints the ratio of the rates.
 /// </summary>
 public static class ReplayBench
 {
-    public static int Run(long lines)
+    public static int Run(long lines, bool orleans)
     {
         string path = Path.Combine(Path.GetTempPath(), $"distemu-bench-{Environment.ProcessId}.perf.txt");
         try
@@ -28,27 +31,61 @@ public static class ReplayBench
                 Console.WriteLine($"parse:  {stats.LinesRead:N0} lines in {sw.Elapsed.TotalSeconds:F2} s = {stats.LinesRead / sw.Elapsed.TotalSeconds / 1e6:F2} M lines/s");
             }
 
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            GC.Collect();
-            long baseline = GC.GetTotalMemory(true);
-            long peak = baseline, peakLive = baseline;
-            // Every 50 ms the heap as it stands (garbage included); every 2 s the live heap after a full collection.
-            using var sampler = new Timer(_ => peak = Math.Max(peak, GC.GetTotalMemory(false)), null, 0, 50);
-            using var liveSampler = new Timer(_ => peakLive = Math.Max(peakLive, GC.GetTotalMemory(true)), null, 1000, 2000);
             var spec = new MachineSpec { Name = "small", Nodes = 2, CpusPerNode = 4, MemoryPerNodeBytes = 4L << 30, Distance = MachineSpec.UniformDistance(2) };
-            sw.Restart();
-            var r = TraceReplay.RunSim(path, spec, new ReplayOptions { AsFastAsPossible = true, Sanitizer = false });
-            double s = sw.Elapsed.TotalSeconds;
-            peak = Math.Max(peak, GC.GetTotalMemory(false));
-            Console.WriteLine($"replay: {r.Report.LinesRead:N0} lines, {r.Machine.VmStat.Faults:N0} emulated faults in {s:F2} s = {r.Report.LinesRead / s / 1e6:F2} M lines/s");
-            peakLive = Math.Max(peakLive, GC.GetTotalMemory(true));
-            Console.WriteLine($"replay: managed heap baseline {baseline / (1 << 20):N1} MiB, peak with garbage {peak / (1 << 20):N1} MiB (every 50 ms), peak live {peakLive / (1 << 20):N1} MiB (after a full GC, every 2 s and at the end), max buffered ops {r.Report.MaxBufferedOps:N0}");
+            var options = new ReplayOptions { AsFastAsPossible = true, Sanitizer = false };
+            double simRate = Measure("replay", () =>
+            {
+                var r = TraceReplay.RunSim(path, spec, options);
+                return (r.Report.LinesRead, r.Machine.VmStat.Faults, $"max buffered ops {r.Report.MaxBufferedOps:N0}", r);
+            });
+            if (orleans)
+            {
+                double orleansRate = Measure("orleans replay", () =>
+                {
+                    using var host = BenchHost.StartAsync().GetAwaiter().GetResult();
+                    try
+                    {
+                        var r = OrleansReplay.Run(host.Services.GetRequiredService<IGrainFactory>(), path, spec, options).GetAwaiter().GetResult();
+                        return (r.Report.LinesRead, r.Report.EmulatedFaults, $"largest batch buffered {r.Report.MaxBufferedOps:N0} ops per task, {r.Report.OrderWaits:N0} mmap fences", r);
+                    }
+                    finally
+                    {
+                        host.StopAsync().GetAwaiter().GetResult();
+                    }
+                });
+                Console.WriteLine($"orleans / sim replay rate: {orleansRate / simRate:F2}");
+            }
             return 0;
         }
         finally
         {
             File.Delete(path);
         }
+    }
+
+    /// <summary>
+    /// Runs one replay while sampling the managed heap (with garbage every 50 ms; live, after a full collection, every
+    /// 2 s and at the end); prints lines/s and the peaks; returns lines/s.
+    /// </summary>
+    /// <param name="label">Printed before each line.</param>
+    /// <param name="replay">Runs the replay; returns what to print and the result, kept alive for the final live-heap measurement.</param>
+    private static double Measure(string label, Func<(long Lines, long Faults, string Extra, object Result)> replay)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        long baseline = GC.GetTotalMemory(true);
+        long peak = baseline, peakLive = baseline;
+        using var sampler = new Timer(_ => peak = Math.Max(peak, GC.GetTotalMemory(false)), null, 0, 50);
+        using var liveSampler = new Timer(_ => peakLive = Math.Max(peakLive, GC.GetTotalMemory(true)), null, 1000, 2000);
+        var sw = Stopwatch.StartNew();
+        var (lines, faults, extra, result) = replay();
+        double s = sw.Elapsed.TotalSeconds;
+        peak = Math.Max(peak, GC.GetTotalMemory(false));
+        peakLive = Math.Max(peakLive, GC.GetTotalMemory(true));
+        GC.KeepAlive(result);
+        Console.WriteLine($"{label}: {lines:N0} lines, {faults:N0} emulated faults in {s:F2} s = {lines / s / 1e6:F2} M lines/s");
+        Console.WriteLine($"{label}: managed heap baseline {baseline / (1 << 20):N1} MiB, peak with garbage {peak / (1 << 20):N1} MiB (every 50 ms), peak live {peakLive / (1 << 20):N1} MiB (after a full GC, every 2 s and at the end), {extra}");
+        return lines / s;
     }
 }

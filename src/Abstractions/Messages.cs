@@ -26,6 +26,13 @@ public sealed class RunConfig
     [Id(10)] public Dictionary<int, OpMessage[]>? Script { get; set; }
     /// <summary>Scripted preemption delays: "cpu/Site" → emulated ns.</summary>
     [Id(11)] public Dictionary<string, long>? Delays { get; set; }
+    /// <summary>
+    /// Trace replay: the client feeds each CPU its ops in batches (<see cref="ICpuGrain.RunBatch"/>) instead of the CPU
+    /// running a workload, and the mm's files are these (a trace's file mappings, by file id) instead of the workload's.
+    /// </summary>
+    [Id(12)] public string[]? FedFiles { get; set; }
+    /// <summary>The CPU of each task (null: spread over the nodes).</summary>
+    [Id(13)] public int[]? Cpus { get; set; }
 }
 
 /// <summary>A CPU's view of the VMA tree (its RCU snapshot): ranges and VMA ids, with the version it was taken at.</summary>
@@ -137,6 +144,8 @@ public struct OpMessage
     [Id(4)] public int Node;
     [Id(5)] public int FileId;
     [Id(6)] public long Ns;
+    /// <summary>File offset of an mmap, in pages (vm_pgoff).</summary>
+    [Id(7)] public long PgOff;
 }
 
 [GenerateSerializer]

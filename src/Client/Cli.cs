@@ -59,7 +59,7 @@ public static class Cli
           --sanitizer on|off    check the protocol invariants (default: on)
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
 
-        trace replay (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine):
+        trace replay (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans):
           --trace FILE          replay this trace instead of a workload (distemu replay FILE is the short form)
           --time-scale X        think time between a thread's ops = trace time gap × X (default: 1)
           --as-fast-as-possible ignore the trace's timestamps
@@ -189,15 +189,15 @@ public static class Cli
             if (o.Engine != "orleans")
                 throw new UsageException($"--cluster: runs on the orleans engine (not --engine {o.Engine})");
             if (o.Trace != null)
-                throw new UsageException("--cluster: trace replay runs on the sim engine, not on a cluster");
+                throw new UsageException("--cluster: trace replay runs on the sim engine or an embedded silo (--engine orleans), not on a cluster");
             if (o.TraceFile != null)
                 throw new UsageException("--trace-file: tracing runs on the sim engine for now, not on a cluster");
             cluster = ClusterTarget.Parse(o.Cluster, o.ClusterId, o.ServiceId);
         }
         else if (o.ClusterId != null || o.ServiceId != null)
             throw new UsageException($"{(o.ClusterId != null ? "--cluster-id" : "--service-id")}: only with --cluster");
-        if (o.Trace != null && o.EngineGiven && o.Engine != "sim")
-            throw new UsageException("--trace: trace replay runs on the sim engine (use --engine sim or leave --engine out)");
+        if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1)
+            throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays one copy of the trace for now (use --engine sim)");
         if (o.Trace != null && !File.Exists(o.Trace))
             throw new UsageException($"--trace {o.Trace}: no such file");
         var workload = o.Trace is null ? Workloads.Create(o.Workload, o.Params) : null; // throws KernelConfigException on a bad name or param
@@ -216,7 +216,7 @@ public static class Cli
         var extraFiles = new Dictionary<string, string>();
         if (o.Trace != null)
         {
-            stdout.WriteLine($"replaying {o.Trace} on {label} under {machine.Policy.Name()} (sim engine)");
+            stdout.WriteLine($"replaying {o.Trace} on {label} under {machine.Policy.Name()} ({ReplayEngine(o)} engine)");
             (result, described, extraFiles["replay.json"]) = Replay(o, machine);
         }
         else
@@ -304,7 +304,10 @@ public static class Cli
         }
     }
 
-    /// <summary>A perf trace replayed under the sim engine; its report goes to replay.json.</summary>
+    /// <summary>A trace replays on the sim engine unless --engine orleans is given (the sim engine is the exact reference).</summary>
+    private static string ReplayEngine(RunOptions o) => o.EngineGiven ? o.Engine : "sim";
+
+    /// <summary>A perf trace replayed under the sim engine, or fed to the CPU grains of an embedded silo; its report goes to replay.json.</summary>
     private static (RunResult, (string, IReadOnlyDictionary<string, string>), string) Replay(RunOptions o, MachineSpec machine)
     {
         var options = new ReplayOptions
@@ -313,6 +316,20 @@ public static class Cli
             CpuMap = o.CpuMap is null ? null : ReplayOptions.ParseCpuMap(o.CpuMap), Seed = o.Seed, Sanitizer = o.Sanitizer,
             ParseMode = o.Lenient ? PerfParseMode.Lenient : PerfParseMode.Strict,
         };
+        var parameters = new Dictionary<string, string>
+        {
+            ["file"] = o.Trace!,
+            ["time_scale"] = o.TimeScale.ToString(CultureInfo.InvariantCulture),
+            ["as_fast_as_possible"] = o.AsFastAsPossible ? "true" : "false",
+            ["replicate"] = o.Replicate.ToString(CultureInfo.InvariantCulture),
+            ["shared_mm"] = o.SharedMm ? "true" : "false",
+            ["mode"] = o.Lenient ? "lenient" : "strict",
+        };
+        if (ReplayEngine(o) == "orleans")
+        {
+            var fed = EmbeddedOrleans.Replay(o.Trace!, machine, options);
+            return (fed.Run, ("trace", parameters), fed.Report.ToJson());
+        }
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var r = TraceReplay.RunSim(o.Trace!, machine, options);
         sw.Stop();
@@ -325,15 +342,6 @@ public static class Cli
             EmulatedNs = r.Harness.MaxClock,
             HostSeconds = sw.Elapsed.TotalSeconds,
             Stalled = r.Harness.Stalled,
-        };
-        var parameters = new Dictionary<string, string>
-        {
-            ["file"] = o.Trace!,
-            ["time_scale"] = o.TimeScale.ToString(CultureInfo.InvariantCulture),
-            ["as_fast_as_possible"] = o.AsFastAsPossible ? "true" : "false",
-            ["replicate"] = o.Replicate.ToString(CultureInfo.InvariantCulture),
-            ["shared_mm"] = o.SharedMm ? "true" : "false",
-            ["mode"] = o.Lenient ? "lenient" : "strict",
         };
         return (result, ("trace", parameters), r.Report.ToJson());
     }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
+using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
+using DistEmu.Replay;
 using DistEmu.Silo;
 
 namespace DistEmu.Client;
@@ -9,6 +11,33 @@ namespace DistEmu.Client;
 public static class EmbeddedOrleans
 {
     public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout) => RunAsync(options, quantumNs, stdout).GetAwaiter().GetResult();
+
+    /// <summary>A perf trace replayed on the embedded silo (<see cref="OrleansReplay"/>), with the silo's grain-call counts.</summary>
+    public static OrleansReplayResult Replay(string trace, MachineSpec machine, ReplayOptions options) => ReplayAsync(trace, machine, options).GetAwaiter().GetResult();
+
+    private static async Task<OrleansReplayResult> ReplayAsync(string trace, MachineSpec machine, ReplayOptions options)
+    {
+        using var host = await SiloHosting.StartEmbeddedAsync();
+        try
+        {
+            var r = await OrleansReplay.Run(host.Grains(), trace, machine, options);
+            long calls = host.GrainCalls();
+            var run = r.Run;
+            return r with
+            {
+                Run = new RunResult
+                {
+                    Machine = run.Machine, Options = run.Options, PerTask = run.PerTask, Engine = run.Engine, Tasks = run.Tasks,
+                    EmulatedNs = run.EmulatedNs, HostSeconds = run.HostSeconds, Stalled = run.Stalled, Status = run.Status, Reason = run.Reason,
+                    GrainCalls = (calls, host.CrossSiloGrainCalls()),
+                },
+            };
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
 
     private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout)
     {

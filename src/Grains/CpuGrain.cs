@@ -22,6 +22,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
     private KernelHost _host = null!;
     private EmuTask? _task;
     private GrainAddressSpace? _aspace;
+    private IMmGrain? _mm;
     private readonly TaskCounters _counters = new();
     private int _cpu;
     private bool _stop;
@@ -35,6 +36,13 @@ public sealed class CpuGrain : Grain, ICpuGrain
 
     public Task Start(int taskIndex, int mmId)
     {
+        Attach(taskIndex, mmId);
+        _ = RunLoop(taskIndex);
+        return Task.CompletedTask;
+    }
+
+    public Task Attach(int taskIndex, int mmId)
+    {
         var spec = _host.Spec;
         _aspace = new GrainAddressSpace(GrainFactory, _host.Config.RunId, mmId);
         _task = new EmuTask(_host.Machine, taskIndex, $"cpu{_cpu}", _cpu, spec.NodeOfCpu(_cpu), _host.Scheduler)
@@ -42,16 +50,47 @@ public sealed class CpuGrain : Grain, ICpuGrain
             AddressSpace = _aspace,
             Horizon = _host.Scheduler.Bounded ? 0 : long.MaxValue,
         };
-        _ = RunLoop(taskIndex, mmId);
+        _mm = GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(_host.Config.RunId, mmId));
         return Task.CompletedTask;
     }
 
-    private async Task RunLoop(int taskIndex, int mmId)
+    /// <summary>
+    /// A replay's batch. Before its first access or system call the task waits (its clock jumps) to
+    /// <paramref name="notBeforeNs"/>: the trace order the client keeps between threads, as the sim engine's gate does,
+    /// where think time (Compute) runs before the wait and overlaps it. Not reentrant with itself: the client sends a CPU
+    /// its next batch only after this one returned.
+    /// </summary>
+    public async Task<long> RunBatch(OpMessage[] ops, long notBeforeNs)
+    {
+        var t = _task ?? throw new InvalidOperationException($"cpu{_cpu}: RunBatch before Attach");
+        var machine = GrainFactory.GetGrain<IMachineGrain>(_host.Config.RunId);
+        bool waited = false;
+        foreach (var m in ops)
+        {
+            if (_stop) break;
+            var op = OpMessages.To(m);
+            if (!waited && op.Kind != OpKind.Compute)
+            {
+                t.Clock = Math.Max(t.Clock, notBeforeNs);
+                waited = true;
+            }
+            await Execute(t, op, m.PgOff, machine);
+        }
+        _ = machine.Progress(_cpu, _host.Machine.VmStat.Faults, t.Clock);
+        return t.Clock;
+    }
+
+    public async Task Detach()
+    {
+        var t = _task ?? throw new InvalidOperationException($"cpu{_cpu}: Detach before Attach");
+        await Finish(t, GrainFactory.GetGrain<IMachineGrain>(_host.Config.RunId), null);
+    }
+
+    private async Task RunLoop(int taskIndex)
     {
         var cfg = _host.Config;
         var t = _task!;
         var machine = GrainFactory.GetGrain<IMachineGrain>(cfg.RunId);
-        var mm = GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, mmId));
         string? error = null;
         try
         {
@@ -63,42 +102,53 @@ public sealed class CpuGrain : Grain, ICpuGrain
                 : workload.OpsFor(ctx, taskIndex, _cpu);
             using var ops = stream.GetEnumerator();
             while (!_stop && _counters.Ops < cfg.OpsPerTask && t.Clock < limit && ops.MoveNext())
-            {
-                var op = ops.Current;
-                _counters.Ops++;
-                switch (op.Kind)
-                {
-                    case OpKind.Read:
-                    case OpKind.Write:
-                        _counters.Accesses++;
-                        var outcome = await CpuAccess.Access(t, op.Addr, op.Kind == OpKind.Write);
-                        if (outcome == FaultOutcome.Sigsegv) _counters.Sigsegv++;
-                        else if (outcome == FaultOutcome.Sigbus) _counters.Sigbus++;
-                        break;
-                    case OpKind.Compute:
-                        await t.Delay(op.Ns);
-                        break;
-                    case OpKind.Barrier:
-                        long arrived = t.Clock;
-                        await _host.Scheduler.SleepWhile(t, () => machine.ArriveBarrier(_cpu, arrived));
-                        break;
-                    default:
-                        t.Clock = Math.Max(t.Clock, await mm.Syscall(KernelHost.CallerOf(t), OpMessages.From(op)));
-                        break;
-                }
-                if ((_counters.Ops & 1023) == 0)
-                    _ = machine.Progress(_cpu, _host.Machine.VmStat.Faults, t.Clock);
-            }
+                await Execute(t, ops.Current, 0, machine);
         }
         catch (Exception e)
         {
             error = $"cpu{_cpu}: {e.GetType().Name}: {e.Message}";
         }
+        await Finish(t, machine, error);
+    }
+
+    /// <summary>One op of the task's stream: an access through the fault loop, think time, the barrier, or a system call in the mm grain.</summary>
+    private async Task Execute(EmuTask t, Op op, long pgoff, IMachineGrain machine)
+    {
+        _counters.Ops++;
+        switch (op.Kind)
+        {
+            case OpKind.Read:
+            case OpKind.Write:
+                _counters.Accesses++;
+                var outcome = await CpuAccess.Access(t, op.Addr, op.Kind == OpKind.Write);
+                if (outcome == FaultOutcome.Sigsegv) _counters.Sigsegv++;
+                else if (outcome == FaultOutcome.Sigbus) _counters.Sigbus++;
+                break;
+            case OpKind.Compute:
+                await t.Delay(op.Ns);
+                break;
+            case OpKind.Barrier:
+                long arrived = t.Clock;
+                await _host.Scheduler.SleepWhile(t, () => machine.ArriveBarrier(_cpu, arrived));
+                break;
+            default:
+                var msg = OpMessages.From(op);
+                msg.PgOff = pgoff;
+                t.Clock = Math.Max(t.Clock, await _mm!.Syscall(KernelHost.CallerOf(t), msg));
+                break;
+        }
+        if ((_counters.Ops & 1023) == 0)
+            _ = machine.Progress(_cpu, _host.Machine.VmStat.Faults, t.Clock);
+    }
+
+    /// <summary>The task's end: take back a speculative frame, drain the per-CPU list, and tell the time keeper and the machine.</summary>
+    private async Task Finish(EmuTask t, IMachineGrain machine, string? error)
+    {
         _aspace!.DropPending(t);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
         if (_host.Scheduler.Bounded)
-            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Done(_cpu);
+            await GrainFactory.GetGrain<ITimeKeeperGrain>(_host.Config.RunId).Done(_cpu);
         await machine.TaskDone(_cpu, error);
     }
 

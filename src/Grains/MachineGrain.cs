@@ -40,11 +40,14 @@ public sealed class MachineGrain : Grain, IMachineGrain
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
         _parties = cfg.Tasks;
         for (int i = 0; i < cfg.Tasks; i++)
-            _cpus.Add(SimRun.Spread(i, _spec!));
+            _cpus.Add(cfg.Cpus is { } cpus ? cpus[i] : SimRun.Spread(i, _spec!));
         if (cfg.QuantumNs > 0)
             await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, _cpus.ToArray());
         for (int i = 0; i < cfg.Tasks; i++)
-            await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(_cpus[i]), _cpus[i])).Start(i, 0);
+        {
+            var cpu = GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(_cpus[i]), _cpus[i]));
+            await (cfg.FedFiles is null ? cpu.Start(i, 0) : cpu.Attach(i, 0)); // a replay's client feeds attached CPUs
+        }
     }
 
     public Task<long> ArriveBarrier(int cpu, long clock)

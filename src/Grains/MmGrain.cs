@@ -32,6 +32,12 @@ public sealed class MmGrain : Grain, IMmGrain
         _ops = new GrainVmaOps(GrainFactory, _host.Config.RunId);
         _mm = new MmStruct(_host.Machine, id) { VmaOps = _ops };
         var cfg = _host.Config;
+        if (cfg.FedFiles is { } names)
+        {
+            // A replayed trace's file mappings: page-cache files that are not disk-backed, as under the sim engine.
+            _files = names.Select(n => _host.Machine.CreateFile(n, diskBacked: false)).ToList();
+            return;
+        }
         var workload = Workloads.Create(cfg.Workload, cfg.Params);
         var ctx = new WorkloadContext(_host.Spec, cfg.Tasks, cfg.Seed);
         _files = workload.Files(ctx).Select(f => _host.Machine.CreateFile(f.Name, f.DiskBacked)).ToList();
@@ -69,7 +75,7 @@ public sealed class MmGrain : Grain, IMmGrain
     public async Task<long> Syscall(Caller caller, OpMessage op)
     {
         var t = _host.Task(caller);
-        await OpExecutor.ExecuteSyscall(t, _mm, OpMessages.To(op), _files);
+        await OpExecutor.ExecuteSyscall(t, _mm, OpMessages.To(op), _files, op.PgOff);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
         return t.Clock;

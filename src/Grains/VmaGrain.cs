@@ -208,7 +208,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
             for (long a = Math.Max(ps, newVma.Start); a < Math.Min(pe, newVma.End); a += m.Spec.PageSize)
             {
                 int i = pt.IndexOf(a);
-                long pte = page.Pte[i];
+                long pte = page[i];
                 if (pte == Pte.None) continue;
                 moved.Add(a);
                 moved.Add(pte);
@@ -234,7 +234,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
             var (ps, pe) = pt.RangeOf(page);
             for (long a = Math.Max(ps, start); a < Math.Min(pe, end); a += pageSize)
             {
-                long pte = page.Pte[pt.IndexOf(a)];
+                long pte = page[pt.IndexOf(a)];
                 if (Pte.Kind(pte) == PteKind.Migration) return Pte.Frame(pte);
             }
         }

@@ -56,6 +56,9 @@ public sealed class ReplayReport
 
     public ulong EventHash { get; init; }
 
+    /// <summary>VMAs of the (first) emulated mm at the end: the reconstructed mapping set.</summary>
+    public int Vmas { get; init; }
+
     public string ToJson()
     {
         using var stream = new MemoryStream();
@@ -103,6 +106,7 @@ public sealed class ReplayReport
             w.WriteBoolean("shared_mm", SharedMm);
             w.WriteNumber("tasks", Tasks);
             w.WriteNumber("mms", Mms);
+            w.WriteNumber("vmas", Vmas);
             w.WriteNumber("emulated_faults", EmulatedFaults);
             w.WriteNumber("sigsegv", Sigsegv);
             w.WriteNumber("sigbus", Sigbus);

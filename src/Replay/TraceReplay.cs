@@ -29,6 +29,32 @@ public sealed class ReplayResult
     public required ReplayReport Report { get; init; }
 }
 
+/// <summary>The run's own figures in replay.json (the rest comes from the trace and the planner).</summary>
+public sealed record ReplayRunFigures
+{
+    public long EmulatedFaults { get; init; }
+
+    public long Sigsegv { get; init; }
+
+    public long Sigbus { get; init; }
+
+    public long EmulatedNs { get; init; }
+
+    public long OrderWaits { get; init; }
+
+    public long ReadAheadWaits { get; init; }
+
+    public long MaxBufferedOps { get; init; }
+
+    public ulong EventHash { get; init; }
+
+    /// <summary>VMAs in the (first) mm when the replay ended.</summary>
+    public int Vmas { get; init; }
+
+    /// <summary>Engine-specific notes, appended to the standard ones.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+}
+
 /// <summary>First-pass facts about a trace: its TIDs in order of first appearance and when each first appears.</summary>
 public sealed record TraceThreads(IReadOnlyList<int> Tids, IReadOnlyDictionary<int, long> FirstTimeNs, long StartNs);
 
@@ -161,14 +187,38 @@ public static class TraceReplay
         harness.CloseFrameAccounting();
         feed.ReadToEnd();
 
-        var skipped = new Dictionary<string, long>(feed.Stats.SkippedByReason);
+        var report = Describe(path, feed.Stats, planner, threads.Tids, cpus, options, mms.Count, new ReplayRunFigures
+        {
+            EmulatedFaults = machine.VmStat.Faults,
+            Sigsegv = counters.Sum(x => x.Sigsegv),
+            Sigbus = counters.Sum(x => x.Sigbus),
+            EmulatedNs = harness.MaxClock,
+            OrderWaits = gates.Sum(g => g.Waits),
+            ReadAheadWaits = feed.PullWaits,
+            MaxBufferedOps = feed.MaxBuffered,
+            EventHash = machine.Events.Hash,
+            Vmas = mms[0].Tree.Count,
+        });
+        return new ReplayResult { Harness = harness, Mms = mms, PerTask = counters, Tids = threads.Tids, Report = report };
+    }
+
+    /// <summary>
+    /// replay.json for a finished replay under either engine: what the trace gave (lines, planned ops, skipped lines,
+    /// inferred regions), where each task ran, the notes on how the trace was mapped, and the run's figures.
+    /// </summary>
+    public static ReplayReport Describe(string path, PerfScriptStats stats, TracePlanner planner, IReadOnlyList<int> tids, int[] cpus, ReplayOptions options, int mms, ReplayRunFigures run)
+    {
+        int nTids = tids.Count;
+        int copies = options.Replicate;
+        int tasks = cpus.Length;
+        var skipped = new Dictionary<string, long>(stats.SkippedByReason);
         AddIfNonZero(skipped, "unmapped", planner.Unmapped);
         AddIfNonZero(skipped, "prot-none", planner.ProtNone);
         AddIfNonZero(skipped, "empty-mapping", planner.EmptyMappings);
         var tidCpu = new Dictionary<string, int>();
         for (int i = 0; i < tasks; i++)
         {
-            int tid = threads.Tids[i % nTids];
+            int tid = tids[i % nTids];
             tidCpu[i < nTids ? tid.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{tid}#{i / nTids}"] = cpus[i];
         }
 
@@ -189,10 +239,11 @@ public static class TraceReplay
             notes.Add($"think time between a task's consecutive ops = trace time difference × time_scale {options.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}; each task starts at its first trace time");
         }
 
-        var report = new ReplayReport
+        notes.AddRange(run.Notes);
+        return new ReplayReport
         {
             Trace = path,
-            LinesRead = feed.Stats.LinesRead,
+            LinesRead = stats.LinesRead,
             Ops = new Dictionary<string, long>
             {
                 ["mmap"] = planner.MmapOps + planner.InferredMmapOps,
@@ -207,21 +258,21 @@ public static class TraceReplay
             Replicate = copies,
             SharedMm = options.SharedMm,
             Tasks = tasks,
-            Mms = mms.Count,
-            EmulatedFaults = machine.VmStat.Faults,
-            Sigsegv = counters.Sum(x => x.Sigsegv),
-            Sigbus = counters.Sum(x => x.Sigbus),
-            EmulatedNs = harness.MaxClock,
-            OrderWaits = gates.Sum(g => g.Waits),
-            ReadAheadWaits = feed.PullWaits,
-            MaxBufferedOps = feed.MaxBuffered,
-            EventHash = machine.Events.Hash,
+            Mms = mms,
+            EmulatedFaults = run.EmulatedFaults,
+            Sigsegv = run.Sigsegv,
+            Sigbus = run.Sigbus,
+            EmulatedNs = run.EmulatedNs,
+            OrderWaits = run.OrderWaits,
+            ReadAheadWaits = run.ReadAheadWaits,
+            MaxBufferedOps = run.MaxBufferedOps,
+            EventHash = run.EventHash,
+            Vmas = run.Vmas,
         };
-        return new ReplayResult { Harness = harness, Mms = mms, PerTask = counters, Tids = threads.Tids, Report = report };
     }
 
     /// <summary>CPU of each task: --cpu-map entries for copy 0 first, then the rest spread over the nodes on free CPUs.</summary>
-    private static int[] AssignCpus(IReadOnlyList<int> tids, int copies, MachineSpec spec, IReadOnlyDictionary<int, int>? cpuMap)
+    public static int[] AssignCpus(IReadOnlyList<int> tids, int copies, MachineSpec spec, IReadOnlyDictionary<int, int>? cpuMap)
     {
         int tasks = tids.Count * copies;
         int[] cpus = new int[tasks];

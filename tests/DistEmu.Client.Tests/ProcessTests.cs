@@ -84,14 +84,7 @@ public sealed class ProcessTests : IDisposable
         Assert.False(Directory.Exists(outDir));
     }
 
-    private static string Sample()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "DistEmu.sln"))) dir = dir.Parent;
-        var path = Path.Combine(dir!.FullName, "..", "shared", "samples", "threads4.perf.txt.gz");
-        Assert.True(File.Exists(path), $"the sample trace is missing: {path}");
-        return path;
-    }
+    private static string Sample() => SampleTrace.Path();
 
     [Fact]
     public void Replay_writes_replay_json_beside_the_usual_results()

@@ -60,7 +60,7 @@ public static partial class MmFault
         var pt = vma.PageTable;
         var page = pt.Lookup(addr);
         m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "handle_pte_fault");
-        long pte = page is null ? Pte.None : page.Pte[pt.IndexOf(addr)];
+        long pte = page is null ? Pte.None : page[pt.IndexOf(addr)];
         switch (Pte.Kind(pte))
         {
             case PteKind.None:
@@ -112,7 +112,7 @@ public static partial class MmFault
         m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "pte_offset_map_lock");
         await page.Ptl.AcquireWrite(t);
         int i = pt.IndexOf(addr);
-        bool same = page.Pte[i] == expected;
+        bool same = page[i] == expected;
         if (same)
         {
             pt.Set(page, i, value);

@@ -25,7 +25,7 @@ public static class MigrationWait
         if (page.Freed)
             return; // Reported; the emulator does not follow the dangling pointer. The access re-executes.
         await page.Ptl.AcquireWrite(t);
-        long pte = page.Pte[vma.PageTable.IndexOf(addr)];
+        long pte = page[vma.PageTable.IndexOf(addr)];
         if (Pte.Kind(pte) != PteKind.Migration)
         {
             page.Ptl.Release(t, LockMode.Write);
@@ -47,7 +47,7 @@ public static class MigrationWait
         m.Events.Record(t, EventKind.MigrationEntryWait, vma.Id, addr, 1);
         m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "migration_entry_wait: pte_offset_map_lock", takingPtl: true);
         await page.Ptl.AcquireWrite(t);
-        long pte = page.Pte[vma.PageTable.IndexOf(addr)];
+        long pte = page[vma.PageTable.IndexOf(addr)];
         if (Pte.Kind(pte) != PteKind.Migration)
         {
             page.Ptl.Release(t, LockMode.Write);

@@ -14,7 +14,8 @@ namespace DistEmu.Kernel.Locking;
 public sealed class RwSemaphore : IWaitTarget
 {
     private readonly EmuMachine _m;
-    private readonly List<(EmuTask Task, long Since)> _readers = new(2);
+    /// <summary>Read holders; allocated on the first read grant (a PTL, one per page-table page, is only ever written).</summary>
+    private List<(EmuTask Task, long Since)>? _readers;
     private EmuTask? _writer;
     private long _writerSince;
     private Queue<(EmuTask Task, LockMode Mode, long Since)>? _waiters;
@@ -41,12 +42,13 @@ public sealed class RwSemaphore : IWaitTarget
     public long LastReleasedAt { get; private set; } = -1;
 
     public EmuTask? Writer => _writer;
-    public int ReaderCount => _readers.Count;
+    public int ReaderCount => _readers?.Count ?? 0;
     public bool HasWaiters => _waiters is { Count: > 0 };
-    public bool IsLocked => _writer != null || _readers.Count > 0;
+    public bool IsLocked => _writer != null || ReaderCount > 0;
 
     public bool IsReadHeldBy(EmuTask t)
     {
+        if (_readers is null) return false;
         foreach (var r in _readers)
             if (r.Task == t) return true;
         return false;
@@ -121,20 +123,20 @@ public sealed class RwSemaphore : IWaitTarget
         }
         else
         {
-            int i = _readers.FindIndex(r => r.Task == t);
+            int i = _readers?.FindIndex(r => r.Task == t) ?? -1;
             if (i < 0)
             {
                 _m.Sanitizer.BadRelease(t, this, mode,
-                    _writer != null ? $"write-locked by {_writer}" : _readers.Count == 0 ? "not locked (double unlock?)" : "read-held by others only");
+                    _writer != null ? $"write-locked by {_writer}" : ReaderCount == 0 ? "not locked (double unlock?)" : "read-held by others only");
                 return false;
             }
             if (!Token)
             {
-                _m.LockStats[Class, LockMode.Read].Hold.Record(now - _readers[i].Since);
-                _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _readers[i].Since);
-                _m.Observer?.OnLockReleased(t, this, mode, _readers[i].Since);
+                _m.LockStats[Class, LockMode.Read].Hold.Record(now - _readers![i].Since);
+                _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _readers![i].Since);
+                _m.Observer?.OnLockReleased(t, this, mode, _readers![i].Since);
             }
-            _readers.RemoveAt(i);
+            _readers!.RemoveAt(i);
         }
         RemoveHeld(t, mode);
         LastReleasedAt = now;
@@ -155,7 +157,7 @@ public sealed class RwSemaphore : IWaitTarget
         _m.Observer?.OnLockReleased(t, this, LockMode.Write, _writerSince);
         _writer = null;
         RemoveHeld(t, LockMode.Write);
-        _readers.Add((t, now));
+        (_readers ??= new(2)).Add((t, now));
         _m.Observer?.OnLockAcquired(t, this, LockMode.Read, 0);
         t.Held.Add(new HeldLock(this, LockMode.Read));
         WakeWaiters(now);
@@ -170,7 +172,7 @@ public sealed class RwSemaphore : IWaitTarget
             var (task, mode, since) = _waiters.Peek();
             if (mode == LockMode.Write)
             {
-                if (_readers.Count > 0) return;
+                if (ReaderCount > 0) return;
                 _waiters.Dequeue();
                 GrantWrite(task, grantAt, contended: true, requestedAt: since);
                 task.Waiter.Wake(grantAt);
@@ -184,7 +186,7 @@ public sealed class RwSemaphore : IWaitTarget
 
     private void GrantRead(EmuTask t, long at, bool contended, long requestedAt)
     {
-        _readers.Add((t, at));
+        (_readers ??= new(2)).Add((t, at));
         t.Held.Add(new HeldLock(this, LockMode.Read));
         Account(t, LockMode.Read, contended, at - requestedAt);
     }
@@ -228,6 +230,7 @@ public sealed class RwSemaphore : IWaitTarget
     public void AddHolders(List<EmuTask> into)
     {
         if (_writer != null) into.Add(_writer);
+        if (_readers is null) return;
         foreach (var r in _readers) into.Add(r.Task);
     }
 

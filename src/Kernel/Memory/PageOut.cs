@@ -42,12 +42,12 @@ public static class PageOut
             var page = pt.Lookup(a);
             if (page is null) continue;
             int i = pt.IndexOf(a);
-            long pte = page.Pte[i];
+            long pte = page[i];
             if (Pte.Kind(pte) != PteKind.Present || Pte.IsFile(pte) || Pte.Frame(pte) == Pte.ZeroFrame) continue;
             long frame = Pte.Frame(pte);
             if (!m.Folios.TryLock(t, frame)) continue;
             await page.Ptl.AcquireWrite(t);
-            bool same = page.Pte[i] == pte;
+            bool same = page[i] == pte;
             if (same)
             {
                 pt.Set(page, i, Pte.Swap(m.Swap.AllocSlot()));

@@ -58,7 +58,7 @@ public static class MigratePages
         }
         int i = pt.IndexOf(addr);
         await page.Ptl.AcquireWrite(t);
-        long pte = page.Pte[i];
+        long pte = page[i];
         if (Pte.Kind(pte) is not (PteKind.Present or PteKind.ProtNone) || Pte.Frame(pte) != frame || Pte.IsFile(pte))
         {
             page.Ptl.Release(t, LockMode.Write);
@@ -68,7 +68,7 @@ public static class MigratePages
         m.Sanitizer.CheckMigrationEntryInstall(t, vma, addr, frame);
         pt.Set(page, i, Pte.Migration(frame, Pte.IsWritable(pte)));
         m.Folios.AddMigrationEntry(frame);
-        m.Events.Record(t, EventKind.PteSet, vma.Id, addr, page.Pte[i]);
+        m.Events.Record(t, EventKind.PteSet, vma.Id, addr, page[i]);
         await t.Delay(m.Cost.PteUpdateNs);
         page.Ptl.Release(t, LockMode.Write);
         await TlbFlush.FlushRange(t, mm, addr, addr + m.Spec.PageSize);
@@ -88,12 +88,12 @@ public static class MigratePages
         if (now != null)
         {
             await now.Ptl.AcquireWrite(t);
-            long cur = now.Pte[i];
+            long cur = now[i];
             if (Pte.Kind(cur) == PteKind.Migration && Pte.Frame(cur) == frame)
             {
                 pt.Set(now, i, Pte.Present(copied ? dst : frame, Pte.IsWritable(cur)));
                 m.Folios.RemoveMigrationEntry(frame);
-                m.Events.Record(t, EventKind.PteSet, vma.Id, addr, now.Pte[i]);
+                m.Events.Record(t, EventKind.PteSet, vma.Id, addr, now[i]);
                 await t.Delay(m.Cost.PteUpdateNs);
                 remapped = true;
             }

@@ -49,7 +49,7 @@ public static class NumaScan
             for (long a = Math.Max(ps, from); a < Math.Min(pe, to); a += m.Spec.PageSize)
             {
                 int i = pt.IndexOf(a);
-                long pte = page.Pte[i];
+                long pte = page[i];
                 if (Pte.Kind(pte) != PteKind.Present || Pte.Frame(pte) == Pte.ZeroFrame) continue;
                 pt.Set(page, i, Pte.WithKind(pte, PteKind.ProtNone));
                 n++;

@@ -56,7 +56,7 @@ public static class Mprotect
             for (long a = from; a < to; a += m.Spec.PageSize)
             {
                 int i = pt.IndexOf(a);
-                long pte = page.Pte[i];
+                long pte = page[i];
                 var kind = Pte.Kind(pte);
                 if (kind is not (PteKind.Present or PteKind.ProtNone)) continue;
                 long next = Pte.WithKind(pte, accessible ? PteKind.Present : PteKind.ProtNone);

@@ -6,22 +6,33 @@ namespace DistEmu.Kernel.Mm;
 /// <summary>
 /// One page-table page: 512 entries covering 512 pages (2 MiB with 4 KiB pages) and its split PTE lock (PTL).
 /// munmap frees it; <see cref="Freed"/> stays set so a later dereference is caught as a use-after-free (S8).
+/// Storage is the emulator's, not the kernel's: a page with few entries keeps only those (see <see cref="PteStore"/>),
+/// so sparsely touched memory (a replayed trace) costs a few bytes per entry and densely touched memory the array.
 /// </summary>
 public sealed class PtePage
 {
-    public const int Entries = 512;
+    public const int Entries = PteStore.Entries;
+    private PteStore _store;
+
     public long Index { get; }
-    public long[] Pte { get; } = new long[Entries];
     public RwSemaphore Ptl { get; }
     public bool Freed { get; internal set; }
     /// <summary>Entries that are not pte_none.</summary>
-    public int Used { get; internal set; }
+    public int Used => _store.Used;
+    /// <summary>Whether the entries are held as the full 512-entry array (else as a short sorted list).</summary>
+    public bool IsDense => _store.IsDense;
 
     public PtePage(EmuMachine m, long index, string owner)
     {
         Index = index;
         Ptl = new RwSemaphore(m, LockClass.Ptl, $"{owner} pt{index}");
+        _store = PteStore.Empty;
     }
+
+    /// <summary>The entry at <paramref name="i"/> (0..511); pte_none if never set.</summary>
+    public long this[int i] => _store.Get(i);
+
+    internal void Set(int i, long value) => _store.Set(i, value);
 }
 
 /// <summary>
@@ -61,15 +72,10 @@ public sealed class PageTable
     public int IndexOf(long addr) => (int)((addr >> _m.Spec.PageShift) & (PtePage.Entries - 1));
 
     /// <summary>The entry for <paramref name="addr"/> (pte_none if no page-table page).</summary>
-    public long Read(long addr) => Lookup(addr) is { } p ? p.Pte[IndexOf(addr)] : Pte.None;
+    public long Read(long addr) => Lookup(addr) is { } p ? p[IndexOf(addr)] : Pte.None;
 
-    internal void Set(PtePage p, int i, long value)
-    {
-        bool wasNone = p.Pte[i] == Pte.None;
-        p.Pte[i] = value;
-        if (wasNone && value != Pte.None) p.Used++;
-        else if (!wasNone && value == Pte.None) p.Used--;
-    }
+    /// <summary>set_pte_at / pte_clear: the caller holds the page's PTL (or owns the page table exclusively).</summary>
+    internal void Set(PtePage p, int i, long value) => p.Set(i, value);
 
     /// <summary>Page-table pages overlapping [start, end).</summary>
     public List<PtePage> PagesIn(long start, long end)

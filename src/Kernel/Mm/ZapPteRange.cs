@@ -23,7 +23,7 @@ public static class ZapPteRange
             for (long a = from; a < to; a += m.Spec.PageSize)
             {
                 int i = pt.IndexOf(a);
-                long pte = page.Pte[i];
+                long pte = page[i];
                 if (pte == Pte.None) continue;
                 ZapPte(m, pte);
                 pt.Set(page, i, Pte.None);

@@ -5,28 +5,80 @@ namespace DistEmu.Kernel.Stats;
 /// <summary>
 /// A distribution of emulated nanoseconds (HdrHistogram, 3 significant digits, 1 ns to ~1 hour) that also keeps
 /// the exact count, total, min and max. Percentiles are HdrHistogram's (within 0.1 %).
+/// The HdrHistogram's counts array is ~270 KB, and under the orleans engine every grain has its own statistics
+/// (a replayed trace makes thousands of VMA grains), so values are first kept exactly, as value → count for up to
+/// <see cref="Inline"/> distinct values (emulated costs repeat: most distributions have few), and poured into the
+/// histogram when it is allocated. Every answer is the histogram's, so nothing recorded, merged or exported changes.
 /// </summary>
 public sealed class NsHistogram
 {
     private const long Highest = 3_600_000_000_000L;
+    /// <summary>Distinct values kept before the histogram is allocated.</summary>
+    public const int Inline = 128;
     private LongHistogram? _h;
+    private Dictionary<long, long>? _few;
     public long Count { get; private set; }
     public long Total { get; private set; }
     public long Min { get; private set; }
     public long Max { get; private set; }
 
+    /// <summary>Whether the full histogram has been allocated (more than <see cref="Inline"/> distinct values, or an import).</summary>
+    public bool Allocated => _h != null;
+
     public void Record(long ns)
     {
         if (ns < 0) ns = 0;
-        _h ??= new LongHistogram(Highest, 3);
-        _h.RecordValue(Math.Min(Math.Max(ns, 1), Highest));
+        Put(Math.Min(Math.Max(ns, 1), Highest));
         if (Count == 0 || ns < Min) Min = ns;
         if (ns > Max) Max = ns;
         Count++;
         Total += ns;
     }
 
-    public long Percentile(double p) => _h is null || Count == 0 ? 0 : Math.Min(_h.GetValueAtPercentile(p), Max);
+    /// <summary>Adds <paramref name="count"/> times one (already clamped) value to the distribution only.</summary>
+    private void Put(long value, long count = 1)
+    {
+        if (_h is null)
+        {
+            _few ??= new Dictionary<long, long>();
+            if (_few.TryGetValue(value, out long n))
+            {
+                _few[value] = n + count;
+                return;
+            }
+            if (_few.Count < Inline)
+            {
+                _few.Add(value, count);
+                return;
+            }
+        }
+        Histogram().RecordValueWithCount(value, count);
+    }
+
+    /// <summary>The histogram, allocated (with the values kept so far) if needed.</summary>
+    private LongHistogram Histogram()
+    {
+        if (_h != null) return _h;
+        _h = new LongHistogram(Highest, 3);
+        if (_few != null)
+            foreach (var (v, n) in _few)
+                _h.RecordValueWithCount(v, n);
+        _few = null;
+        return _h;
+    }
+
+    /// <summary>The distribution to read: the histogram, or a throw-away one built from the few values kept (null if empty).</summary>
+    private LongHistogram? View()
+    {
+        if (_h != null) return _h;
+        if (_few is null || _few.Count == 0) return null;
+        var h = new LongHistogram(Highest, 3);
+        foreach (var (v, n) in _few)
+            h.RecordValueWithCount(v, n);
+        return h;
+    }
+
+    public long Percentile(double p) => Count == 0 || View() is not { } h ? 0 : Math.Min(h.GetValueAtPercentile(p), Max);
     public long P50 => Percentile(50);
     public long P99 => Percentile(99);
     public double Avg => Count == 0 ? 0 : (double)Total / Count;
@@ -34,8 +86,11 @@ public sealed class NsHistogram
     public void Add(NsHistogram other)
     {
         if (other.Count == 0) return;
-        _h ??= new LongHistogram(Highest, 3);
-        _h.Add(other._h!);
+        if (other._h != null)
+            Histogram().Add(other._h);
+        else if (other._few != null)
+            foreach (var (v, n) in other._few)
+                Put(v, n);
         Min = Count == 0 ? other.Min : Math.Min(Min, other.Min);
         Max = Math.Max(Max, other.Max);
         Count += other.Count;
@@ -45,10 +100,10 @@ public sealed class NsHistogram
     /// <summary>The recorded distribution as (value, count) pairs plus the exact summary, for merging across grains.</summary>
     public (long[] Values, long[] Counts, long Count, long Total, long Min, long Max) Export()
     {
-        if (_h is null || Count == 0) return ([], [], 0, 0, 0, 0);
+        if (Count == 0 || View() is not { } h) return ([], [], 0, 0, 0, 0);
         var values = new List<long>();
         var counts = new List<long>();
-        foreach (var v in _h.RecordedValues())
+        foreach (var v in h.RecordedValues())
         {
             values.Add(v.ValueIteratedTo);
             counts.Add(v.CountAtValueIteratedTo);
@@ -60,9 +115,8 @@ public sealed class NsHistogram
     public void Import(long[] values, long[] counts, long count, long total, long min, long max)
     {
         if (count == 0) return;
-        _h ??= new LongHistogram(Highest, 3);
         for (int i = 0; i < values.Length; i++)
-            _h.RecordValueWithCount(Math.Min(Math.Max(values[i], 1), Highest), counts[i]);
+            Put(Math.Min(Math.Max(values[i], 1), Highest), counts[i]);
         Min = Count == 0 ? min : Math.Min(Min, min);
         Max = Math.Max(Max, max);
         Count += count;

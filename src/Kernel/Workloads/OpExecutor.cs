@@ -49,7 +49,8 @@ public static class OpExecutor
     /// The system calls of an op stream, run where the mm is (the sim engine's task, or the mm grain on behalf of a CPU):
     /// mmap, munmap, mprotect, move_pages, NUMA scanning and MADV_PAGEOUT.
     /// </summary>
-    public static async ValueTask ExecuteSyscall(EmuTask t, MmStruct mm, Op op, IReadOnlyList<FileObject> files)
+    /// <param name="pgoff">File offset of an mmap, in pages (a replayed trace's MMAP2 offset; workloads map from 0).</param>
+    public static async ValueTask ExecuteSyscall(EmuTask t, MmStruct mm, Op op, IReadOnlyList<FileObject> files, long pgoff = 0)
     {
         var m = t.Machine;
         long page = m.Spec.PageSize;
@@ -59,7 +60,7 @@ public static class OpExecutor
         {
             case OpKind.Mmap:
                 var file = op.FileId >= 0 ? files[op.FileId] : null;
-                await Mmap.DoMmap(t, mm, start, end - start, op.Prot, file, 0);
+                await Mmap.DoMmap(t, mm, start, end - start, op.Prot, file, pgoff);
                 break;
             case OpKind.Munmap:
                 await Munmap.DoMunmap(t, mm, start, end);
