@@ -7,36 +7,24 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
-using StackExchange.Redis;
 
 namespace DistEmu.Client;
 
 /// <summary>
-/// An existing cluster to attach to (<c>--cluster redis://HOST:PORT</c>, with <c>--cluster-id</c>/<c>--service-id</c>
-/// naming the cluster in the membership table).
+/// An existing cluster to attach to (<c>--cluster redis://HOST:PORT</c> or <c>--cluster postgres://USER@HOST:PORT/DB</c>,
+/// with <c>--cluster-id</c>/<c>--service-id</c> naming the cluster in the membership table).
 /// </summary>
-public sealed record ClusterTarget(string Redis, string ClusterId, string ServiceId)
+public sealed record ClusterTarget(Membership Membership, string ClusterId, string ServiceId)
 {
     public const string DefaultId = "distemu";
 
-    public static ClusterTarget Parse(string connection, string? clusterId, string? serviceId)
-    {
-        const string scheme = "redis://";
-        if (connection.StartsWith("adonet", StringComparison.OrdinalIgnoreCase) || connection.StartsWith("postgres", StringComparison.OrdinalIgnoreCase))
-            throw new UsageException($"--cluster {connection}: adonet/PostgreSQL clustering is not supported yet; expected redis://HOST:PORT");
-        if (!connection.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
-            throw new UsageException($"--cluster '{connection}': expected redis://HOST:PORT");
-        var hostPort = connection[scheme.Length..].TrimEnd('/');
-        int colon = hostPort.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(hostPort[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
-            throw new UsageException($"--cluster '{connection}': expected redis://HOST:PORT");
-        return new ClusterTarget(hostPort, clusterId ?? DefaultId, serviceId ?? DefaultId);
-    }
+    public static ClusterTarget Parse(string connection, string? clusterId, string? serviceId) =>
+        new(Membership.ParseUrl(connection, m => new UsageException(m), "--cluster"), clusterId ?? DefaultId, serviceId ?? DefaultId);
 
-    public override string ToString() => $"cluster {ClusterId} (service {ServiceId}) at redis {Redis}";
+    public override string ToString() => $"cluster {ClusterId} (service {ServiceId}) at {Membership}";
 }
 
-/// <summary>A cluster client on an existing cluster (redis membership): runs a machine there, or inspects the cluster.</summary>
+/// <summary>A cluster client on an existing cluster (redis or PostgreSQL membership): runs a machine there, or inspects the cluster.</summary>
 public static class AttachedOrleans
 {
     /// <summary>How long an attached run may go without progress before it is aborted (below the 30 s "notice a lost silo" contract).</summary>
@@ -49,9 +37,7 @@ public static class AttachedOrleans
         builder.Logging.SetMinimumLevel(LogLevel.Error);
         builder.UseOrleansClient(c =>
         {
-            var redis = ConfigurationOptions.Parse(target.Redis);
-            redis.AbortOnConnectFail = false;
-            c.UseRedisClustering(o => o.ConfigurationOptions = redis);
+            target.Membership.UseOn(c);
             c.Configure<ClusterOptions>(o =>
             {
                 o.ClusterId = target.ClusterId;

@@ -34,7 +34,7 @@ public sealed class AttachedRunTests(TwoSilos fixture) : IClassFixture<TwoSilos>
 {
     private readonly string _tmp = Directory.CreateTempSubdirectory("distemu-cluster-").FullName;
     private SiloProcesses Cluster => fixture.Cluster;
-    private string Connection => "redis://" + Cluster.Redis;
+    private string Connection => Cluster.Connection;
 
     public void Dispose() => Directory.Delete(_tmp, true);
 

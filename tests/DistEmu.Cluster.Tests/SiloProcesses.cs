@@ -11,20 +11,26 @@ using Microsoft.Extensions.Hosting;
 namespace DistEmu.Cluster.Tests;
 
 /// <summary>
-/// A cluster of silo processes (the silo program, redis clustering) on the redis server named by DISTEMU_TEST_REDIS
-/// (scripts/test.sh starts one), with a cluster id of its own, and a cluster client on it. Dispose kills the processes.
+/// A cluster of silo processes (the silo program) on a membership table — by default the redis server named by
+/// DISTEMU_TEST_REDIS, or a PostgreSQL database (adonet clustering; scripts/test.sh starts both servers) — with a
+/// cluster id of its own, and a cluster client on it. Dispose kills the processes.
 /// </summary>
 public sealed class SiloProcesses : IDisposable
 {
     public const string RedisVariable = "DISTEMU_TEST_REDIS";
+    public const string PostgresVariable = "DISTEMU_TEST_POSTGRES";
 
     private readonly List<Process> _silos = new();
     private readonly StringBuilder _log = new();
     private IHost? _client;
 
-    public string Redis { get; }
+    public Membership Membership { get; }
+    /// <summary>The redis server's HOST:PORT (redis membership).</summary>
+    public string Redis => Membership.Address;
+    /// <summary>What --cluster takes: redis://HOST:PORT or the postgres:// URL.</summary>
+    public string Connection => Membership.Kind == "redis" ? "redis://" + Membership.Address : Membership.Address;
     public string ClusterId { get; } = "test-" + Guid.NewGuid().ToString("N")[..12];
-    public ClusterTarget Target => new(Redis, ClusterId, ClusterTarget.DefaultId);
+    public ClusterTarget Target => new(Membership, ClusterId, ClusterTarget.DefaultId);
     /// <summary>The silo processes, in start order.</summary>
     public IReadOnlyList<Process> Processes => _silos;
     public IReadOnlyList<int> SiloPorts { get; }
@@ -32,9 +38,13 @@ public sealed class SiloProcesses : IDisposable
     public static string RequireRedis() => Environment.GetEnvironmentVariable(RedisVariable) is { Length: > 0 } r ? r
         : throw new InvalidOperationException($"{RedisVariable} is not set: the cluster tests need a redis server (HOST:PORT); scripts/test.sh installs and starts one");
 
-    public SiloProcesses(int count)
+    /// <summary>The PostgreSQL server for the adonet tests, as postgres://USER@HOST:PORT/DATABASE (a superuser: tests create databases).</summary>
+    public static string RequirePostgres() => Environment.GetEnvironmentVariable(PostgresVariable) is { Length: > 0 } p ? p
+        : throw new InvalidOperationException($"{PostgresVariable} is not set: the PostgreSQL membership tests need a server (postgres://USER@HOST:PORT/DATABASE); scripts/test.sh installs and starts one");
+
+    public SiloProcesses(int count, Membership? membership = null)
     {
-        Redis = RequireRedis();
+        Membership = membership ?? Membership.Redis(RequireRedis(), m => new InvalidOperationException(m), RedisVariable);
         var ports = new List<int>();
         try
         {
@@ -44,7 +54,7 @@ public sealed class SiloProcesses : IDisposable
                 int siloPort = SiloHosting.FreePort(), gatewayPort = SiloHosting.FreePort();
                 ports.Add(siloPort);
                 var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-                foreach (var a in new[] { dll, "--clustering", "redis", "--redis", Redis, "--silo-port", Str(siloPort), "--gateway-port", Str(gatewayPort), "--cluster-id", ClusterId })
+                foreach (var a in new[] { dll }.Concat(Membership.SiloArguments()).Concat(["--silo-port", Str(siloPort), "--gateway-port", Str(gatewayPort), "--cluster-id", ClusterId]))
                     psi.ArgumentList.Add(a);
                 var p = Process.Start(psi)!;
                 int n = i;
