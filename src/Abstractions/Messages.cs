@@ -26,6 +26,8 @@ public sealed class RunConfig
     [Id(10)] public Dictionary<int, OpMessage[]>? Script { get; set; }
     /// <summary>Scripted preemption delays: "cpu/Site" → emulated ns.</summary>
     [Id(11)] public Dictionary<string, long>? Delays { get; set; }
+    /// <summary>The machine file's placement map: the silo index of each emulated node, -1 for the even spread (null: no map).</summary>
+    [Id(12)] public int[]? NodeSilos { get; set; }
 }
 
 /// <summary>A CPU's view of the VMA tree (its RCU snapshot): ranges and VMA ids, with the version it was taken at.</summary>

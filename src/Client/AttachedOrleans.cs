@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using DistEmu.Abstractions;
+using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Sim;
 using DistEmu.Silo;
 using Microsoft.Extensions.DependencyInjection;
@@ -67,15 +68,21 @@ public static class AttachedOrleans
         host.Dispose();
     }
 
-    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout) =>
-        RunAsync(target, options, quantumNs, stdout).GetAwaiter().GetResult();
+    /// <param name="placement">The machine file's placement map, checked against the cluster's active silos before the run starts.</param>
+    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null) =>
+        RunAsync(target, options, quantumNs, stdout, placement).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout)
+    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement)
     {
         var host = await ConnectAsync(target);
         try
         {
             var client = host.Services.GetRequiredService<IClusterClient>();
+            if (placement != null)
+            {
+                var hosts = await client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(TimeSpan.FromSeconds(10));
+                MachineLoader.CheckPlacement(placement, hosts.Count, target.ToString());
+            }
             var before = await ReadCounters(client);
             var every = Stopwatch.StartNew();
             var started = Stopwatch.StartNew();
@@ -85,7 +92,7 @@ public static class AttachedOrleans
                 every.Restart();
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, stallTimeout: StallTimeout, quantumNs: quantumNs);
+            }, stallTimeout: StallTimeout, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode());
             // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
             // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).
             (long, long)? calls = null;

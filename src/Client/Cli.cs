@@ -1,4 +1,5 @@
 using System.Globalization;
+using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
@@ -34,7 +35,8 @@ public static class Cli
         usage: distemu run [options]
 
           --preset NAME         machine preset from presets/ (default: small)
-          --machine FILE.yaml   machine description file (same schema as presets; 'base: PRESET' to start from one)
+          --machine FILE.yaml   machine description file (same schema as presets; 'base: PRESET' to start from one;
+                                'placement:' maps node ranges to silos, see README)
           --workload NAME       {string.Join(" | ", Workloads.Names)} (default: page-fault1)
           --param k=v           workload parameter, repeatable (e.g. --param size_mb=4)
           --policy NAME         {string.Join(" | ", FaultPolicies.All.Select(p => p.Name()))} (default: the machine's)
@@ -217,7 +219,7 @@ public static class Cli
         // Everything is validated before the results folder is created.
         if (o.Engine is not ("sim" or "orleans"))
             throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
-        var machine = o.MachineFile != null ? MachineLoader.LoadFile(o.MachineFile) : MachineLoader.LoadPreset(o.Preset);
+        var (machine, placement) = o.MachineFile != null ? MachineLoader.LoadFileWithPlacement(o.MachineFile) : (MachineLoader.LoadPreset(o.Preset), null);
         if (o.Policy != null) machine = machine with { Policy = FaultPolicies.Parse(o.Policy) };
         ClusterTarget? cluster = null;
         if (o.Cluster != null)
@@ -232,6 +234,8 @@ public static class Cli
         }
         else if (o.ClusterId != null || o.ServiceId != null)
             throw new UsageException($"{(o.ClusterId != null ? "--cluster-id" : "--service-id")}: only with --cluster");
+        if (cluster is null && o.Engine == "orleans")
+            MachineLoader.CheckPlacement(placement, 1, "one silo in this process; --cluster runs on more"); // a cluster's silos are counted when attached
         if (o.Trace != null && o.EngineGiven && o.Engine != "sim")
             throw new UsageException("--trace: trace replay runs on the sim engine (use --engine sim or leave --engine out)");
         if (o.Trace != null && !File.Exists(o.Trace))
@@ -257,7 +261,7 @@ public static class Cli
         }
         else
         {
-            result = RunWorkload(o, machine, tasks, label, stdout, cluster);
+            result = RunWorkload(o, machine, tasks, label, stdout, cluster, placement);
             described = (workload!.Name, workload.Params);
         }
         var report = new Report(result, machine, described, o, label);
@@ -266,7 +270,7 @@ public static class Cli
 
         ResultsFolder.Write(outDir, dir =>
         {
-            File.WriteAllText(Path.Combine(dir, "config.yaml"), report.ConfigYaml());
+            File.WriteAllText(Path.Combine(dir, "config.yaml"), report.ConfigYaml() + MachineLoader.PlacementYaml(placement));
             File.WriteAllText(Path.Combine(dir, "stats.json"), report.StatsJson());
             File.WriteAllText(Path.Combine(dir, "vmstat"), report.VmStat());
             File.WriteAllText(Path.Combine(dir, "lock_stat"), report.LockStat());
@@ -283,7 +287,7 @@ public static class Cli
         return 0;
     }
 
-    private static RunResult RunWorkload(RunOptions o, MachineSpec machine, int tasks, string label, TextWriter stdout, ClusterTarget? cluster)
+    private static RunResult RunWorkload(RunOptions o, MachineSpec machine, int tasks, string label, TextWriter stdout, ClusterTarget? cluster, PlacementMap? placement)
     {
         var runOptions = new SimRunOptions
         {
@@ -329,8 +333,8 @@ public static class Cli
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
             var result = o.Engine == "sim" ? SimRun.Run(runOptions)
-                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout)
-                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
+                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout, placement)
+                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout, placement);
             telemetry.Finish(result);
             return result;
         }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Sim;
 using DistEmu.Silo;
 
@@ -8,9 +9,11 @@ namespace DistEmu.Client;
 /// <summary>The default engine: one silo in this process (localhost clustering) with its grain factory as the client.</summary>
 public static class EmbeddedOrleans
 {
-    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout) => RunAsync(options, quantumNs, stdout).GetAwaiter().GetResult();
+    /// <param name="placement">The machine file's placement map: one silo here, so it may name silo 0 only (the caller checks).</param>
+    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null) =>
+        RunAsync(options, quantumNs, stdout, placement).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout)
+    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement)
     {
         using var host = await SiloHosting.StartEmbeddedAsync();
         try
@@ -24,7 +27,7 @@ public static class EmbeddedOrleans
                 double emuS = status.MaxClock / 1e9;
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, quantumNs: quantumNs);
+            }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode());
             long calls = host.GrainCalls();
             return new RunResult
             {

@@ -20,10 +20,10 @@ public static class OrleansRun
     /// fails, or nothing moves for <paramref name="stallTimeout"/> — ends as "aborted" with the reason and the counters
     /// the grains still give (best effort), instead of throwing.
     /// </summary>
-    /// <summary>Progress callback: (tasks done, tasks, faults so far, max emulated ns).</summary>
     /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
+    /// <param name="nodeSilos">The machine file's placement map (<see cref="Grains.Placement.PlacementMap.SiloOfNode"/>), or null for the even spread.</param>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
-        TimeSpan? stallTimeout = null, long quantumNs = 0)
+        TimeSpan? stallTimeout = null, long quantumNs = 0, int[]? nodeSilos = null)
     {
         var workload = Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
         int tasks = o.Tasks ?? o.Machine.Cpus;
@@ -39,7 +39,7 @@ public static class OrleansRun
         {
             RunId = run, MachineJson = MachineJson.Serialize(o.Machine), Sanitizer = o.Sanitizer, Workload = o.Workload,
             Params = o.Params?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new(), Seed = o.Seed, OpsPerTask = o.OpsPerTask,
-            Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0, QuantumNs = quantumNs,
+            Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0, QuantumNs = quantumNs, NodeSilos = nodeSilos,
             Script = o.Script?.ToDictionary(kv => kv.Key, kv => kv.Value.Select(OpMessages.From).ToArray()),
             Delays = o.Delays?.ToDictionary(kv => GrainScheduler.DelayKey(kv.Key.Cpu, kv.Key.Site), kv => kv.Value),
         };
