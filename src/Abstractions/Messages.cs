@@ -204,6 +204,8 @@ public sealed class StatsMessage
     [Id(11)] public long Sigsegv;
     [Id(12)] public long Sigbus;
     [Id(13)] public List<string> Stalled = new();
+    /// <summary>Grains whose counters could not be read (their silo was lost): what these stats leave out.</summary>
+    [Id(14)] public List<string> Lost = new();
 }
 
 [GenerateSerializer]

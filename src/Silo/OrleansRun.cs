@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DistEmu.Abstractions;
+using DistEmu.Grains;
 using DistEmu.Grains.Support;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
@@ -110,11 +111,37 @@ public static class OrleansRun
         }
         else
         {
-            // Best effort: stop what still runs, and take whatever counters the grains still give, within a few seconds.
-            var bound = TimeSpan.FromSeconds(5);
-            try { await machine.Stop().WaitAsync(bound); } catch (Exception e) when (e is not OutOfMemoryException) { }
-            try { stats = await machine.Collect().WaitAsync(bound); }
-            catch (Exception e) when (e is not OutOfMemoryException) { stats = new StatsMessage(); }
+            // Best effort: stop what still runs, and take the counters of every grain that still answers, within seconds.
+            try { await machine.Stop().WaitAsync(TimeSpan.FromSeconds(3)); } catch (Exception e) when (e is not OutOfMemoryException) { }
+            // The machine grain bounds each grain's answer (MachineGrain.CollectBound) and lists the lost ones. The call to
+            // it is tried again while time remains: the client may first have sent it through the lost silo's gateway.
+            var collecting = Stopwatch.StartNew();
+            var within = MachineGrain.CollectBound + TimeSpan.FromSeconds(6);
+            stats = new StatsMessage();
+            while (true)
+            {
+                try
+                {
+                    stats = await machine.Collect().WaitAsync(within - collecting.Elapsed);
+                    break;
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    if (collecting.Elapsed + MachineGrain.CollectBound < within)
+                    {
+                        await Task.Delay(500, CancellationToken.None);
+                        continue;
+                    }
+                    failure += $"; no counters could be read ({e.GetType().Name}: {FirstLine(e.Message)})";
+                    break;
+                }
+            }
+        }
+        if (stats.Lost.Count > 0)
+        {
+            // What the counters leave out; a run that completed yet lost grains did not really complete.
+            string lost = $"partial counters: {stats.Lost.Count} grain(s) could not be read: {string.Join(", ", stats.Lost.Take(12))}{(stats.Lost.Count > 12 ? ", …" : "")}";
+            failure = failure is null ? lost : failure + "; " + lost;
         }
         var m = StatsCodec.ToMachine(o.Machine, o.Sanitizer, stats);
         if (deadlock != null)
