@@ -110,7 +110,8 @@ public sealed record Membership
         return redis;
     }
 
-    public override string ToString() => Kind == "redis" ? "redis " + Address : "postgres " + Url["postgres://".Length..].Split('@')[^1];
+    /// <summary>"redis HOST:PORT" or "postgres HOST:PORT/DATABASE" (no user, no password), for messages.</summary>
+    public override string ToString() => Kind == "redis" ? "redis " + Address : "postgres " + Address[(Address.IndexOf("://", StringComparison.Ordinal) + 3)..].Split('@')[^1];
 
     /// <summary>The URL with any password replaced by "***", for messages.</summary>
     public static string Redacted(string url)

@@ -77,6 +77,8 @@ public sealed class ClusterOptionTests : InProcessCliTests
         Assert.Equal(("db.local", 6543, "orleans", "emu@lab", "p:ss"), (cs.Host, cs.Port, cs.Database, cs.Username, cs.Password));
         Assert.Equal(["--clustering", "adonet", "--postgres", "postgres://emu%40lab:p%3Ass@db.local:6543/orleans"], m.SiloArguments());
         Assert.Equal("postgres://emu%40lab:***@db.local:6543/orleans", m.Url);
+        Assert.Equal("postgres db.local:6543/orleans", m.ToString());
+        Assert.Equal("postgres h/d", Membership.ParseUrl("postgresql://u:pw@h/d", m => new UsageException(m), "--cluster").ToString());
         Assert.Equal(5432, new Npgsql.NpgsqlConnectionStringBuilder(Membership.ParseUrl("postgresql://u@h/d", m => new UsageException(m), "--cluster").ConnectionString).Port);
         Assert.Equal("redis", Membership.ParseUrl("redis://127.0.0.1:6379", m => new UsageException(m), "--cluster").Kind);
     }
