@@ -206,6 +206,8 @@ public sealed class StatsMessage
     [Id(13)] public List<string> Stalled = new();
     /// <summary>Grains whose counters could not be read (their silo was lost): what these stats leave out.</summary>
     [Id(14)] public List<string> Lost = new();
+    /// <summary>Under a quantum: the largest clock skew the time keepers measured, in emulated ns.</summary>
+    [Id(15)] public long MaxSkewNs;
 }
 
 [GenerateSerializer]

@@ -92,7 +92,7 @@ public static class AttachedOrleans
                 every.Restart();
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, stallTimeout: StallTimeout, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode());
+            }, stallTimeout: StallTimeout, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)));
             // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
             // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).
             (long, long)? calls = null;

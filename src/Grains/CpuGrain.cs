@@ -98,7 +98,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
         if (_host.Scheduler.Bounded)
-            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Done(_cpu);
+            await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(cfg.RunId, _host.Spec.NodeOfCpu(_cpu))).Done(_cpu);
         await machine.TaskDone(_cpu, error);
     }
 

@@ -42,7 +42,13 @@ public sealed class MachineGrain : Grain, IMachineGrain
         for (int i = 0; i < cfg.Tasks; i++)
             _cpus.Add(SimRun.Spread(i, _spec!));
         if (cfg.QuantumNs > 0)
-            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, _cpus.ToArray());
+        {
+            // The quantum's hierarchy: each node's keeper holds its CPUs' clocks, the machine's only the nodes'.
+            var byNode = _cpus.GroupBy(c => _spec!.NodeOfCpu(c)).ToList();
+            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, byNode.Select(g => g.Key).ToArray());
+            foreach (var g in byNode)
+                await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(cfg.RunId, g.Key)).Configure(cfg.QuantumNs, g.ToArray());
+        }
         for (int i = 0; i < cfg.Tasks; i++)
             await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(_cpus[i]), _cpus[i])).Start(i, 0);
     }
@@ -117,6 +123,8 @@ public sealed class MachineGrain : Grain, IMachineGrain
             int node = n;
             Read($"node{node}", () => GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(cfg.RunId, node)).GetStats());
         }
+        if (cfg.QuantumNs > 0)
+            Read("timekeeper", async () => new StatsMessage { MaxSkewNs = await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).MaxSkew() });
         await Task.WhenAll(parts.Select(p => p.Read));
         var all = new StatsMessage();
         foreach (var (into, _) in parts) StatsCodec.Merge(all, into); // in a fixed order, so results do not depend on who answered first

@@ -23,8 +23,9 @@ public static class OrleansRun
     /// </summary>
     /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
     /// <param name="nodeSilos">The machine file's placement map (<see cref="Grains.Placement.PlacementMap.SiloOfNode"/>), or null for the even spread.</param>
+    /// <param name="maxSkew">Under a quantum: given the largest clock skew the time keepers measured (emulated ns) once the run ends.</param>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
-        TimeSpan? stallTimeout = null, long quantumNs = 0, int[]? nodeSilos = null)
+        TimeSpan? stallTimeout = null, long quantumNs = 0, int[]? nodeSilos = null, Action<long>? maxSkew = null)
     {
         var workload = Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
         int tasks = o.Tasks ?? o.Machine.Cpus;
@@ -143,6 +144,7 @@ public static class OrleansRun
             string lost = $"partial counters: {stats.Lost.Count} grain(s) could not be read: {string.Join(", ", stats.Lost.Take(12))}{(stats.Lost.Count > 12 ? ", …" : "")}";
             failure = failure is null ? lost : failure + "; " + lost;
         }
+        if (quantumNs > 0) maxSkew?.Invoke(stats.MaxSkewNs);
         var m = StatsCodec.ToMachine(o.Machine, o.Sanitizer, stats);
         if (deadlock != null)
             m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],

@@ -79,6 +79,7 @@ public static class StatsCodec
         into.Sigbus += from.Sigbus;
         into.Stalled.AddRange(from.Stalled);
         into.Lost.AddRange(from.Lost);
+        into.MaxSkewNs = Math.Max(into.MaxSkewNs, from.MaxSkewNs);
     }
 
     /// <summary>
