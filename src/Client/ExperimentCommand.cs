@@ -89,6 +89,25 @@ public static class ExperimentCommand
         return cluster;
     }
 
+    /// <summary>
+    /// One short run of the first point on fresh silo processes, not recorded: their first run pays for JIT compilation
+    /// and grain-type setup, which would otherwise land on whichever row comes first.
+    /// </summary>
+    private static void WarmUp(LocalCluster cluster, Point p, ExperimentOptions o, TextWriter stdout)
+    {
+        var options = new SimRunOptions
+        {
+            Machine = p.Machine, Workload = p.Workload, Params = p.Params, Seed = o.Seed, OpsPerTask = Math.Min(o.Ops, WarmUpOps), Tasks = p.Cpus, Sanitizer = true,
+        };
+        stdout.WriteLine($"warm-up run on {cluster.ClusterId} ({options.OpsPerTask} ops per task, not recorded)");
+        var result = AttachedOrleans.Run(cluster.Target, options, o.Quantum, TextWriter.Null);
+        if (result.Status != "completed")
+            throw new InvalidOperationException($"the warm-up run on {cluster.ClusterId} {result.Status}: {result.Reason}");
+    }
+
+    /// <summary>Ops per task of the warm-up run.</summary>
+    public const int WarmUpOps = 500;
+
     /// <summary>The grain-call cost on this cluster: a ping within the first silo and, with two or more, to the second.</summary>
     private static DistEmu.Silo.CallCost MeasureCallCost(LocalCluster cluster, TextWriter stdout)
     {
@@ -169,6 +188,7 @@ public static class ExperimentCommand
             {
                 using var cluster = silos is { } count ? StartCluster(count, o, stdout) : null;
                 var cost = cluster is null ? null : MeasureCallCost(cluster, stdout);
+                if (cluster != null) WarmUp(cluster, points[0], o, stdout);
                 foreach (var p in points)
                 {
                     n++;

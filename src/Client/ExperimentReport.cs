@@ -167,7 +167,8 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         sb.Append("Model: host µs per fault spent crossing silos = grain calls per fault × cross-silo fraction × (cross-silo − local call cost), ");
         sb.Append("the call costs measured on each cluster before its runs (median of 5 rounds of 2000 sequential pings from the first silo to itself and to the second). ");
         sb.Append("Pings are sequential round trips; a run keeps every CPU's calls in flight at once, so the model is an upper bound on the time a fault waits, not on throughput. ");
-        sb.Append("Means over the runs of each silo count (every policy, preset, workload, cpus and repeat).\n\n");
+        sb.Append("Means over the runs of each silo count (every policy, preset, workload, cpus and repeat); each cluster first ran one short warm-up run, not recorded, ");
+        sb.Append("so JIT compilation in fresh silo processes does not land on its first row.\n\n");
         string[] head = ["silos", "runs", "faults/host s", "faults/host s per silo", "host µs/fault", "Δ host µs/fault vs 1 silo", "grain calls/fault", "cross-silo fraction", "local call µs", "cross-silo call µs", "model: crossing µs/fault"];
         sb.Append("| ").Append(string.Join(" | ", head)).Append(" |\n|").Append(string.Concat(head.Select(_ => "---|"))).Append('\n');
         var bySilos = rows.Where(r => r.Silos != null).GroupBy(r => r.Silos!.Value).OrderBy(g => g.Key).ToList();
