@@ -14,6 +14,8 @@ public static class GrainKeys
     public static string Vma(string run, int mm, int node, int vma) => $"{run}/mm{mm}/node{node}/vma{vma}";
     public static string Node(string run, int node) => $"{run}/node{node}";
     public static string Migrator(string run, int node) => $"{run}/node{node}/migrator";
+    /// <summary>The time keeper of one emulated node's CPUs (the machine's own is keyed by the run id).</summary>
+    public static string TimeKeeper(string run, int node) => $"{run}/node{node}/timekeeper";
     public static string RunOf(string key) => key[..key.IndexOf('/', StringComparison.Ordinal)];
 
     /// <summary>The emulated node a key names ("nodeK" after the run id), or -1 for a grain of no node (machine, mm, time keeper).</summary>

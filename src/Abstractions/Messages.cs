@@ -33,6 +33,8 @@ public sealed class RunConfig
     [Id(12)] public string[]? FedFiles { get; set; }
     /// <summary>The CPU of each task (null: spread over the nodes).</summary>
     [Id(13)] public int[]? Cpus { get; set; }
+    /// <summary>The machine file's placement map: the silo index of each emulated node, -1 for the even spread (null: no map).</summary>
+    [Id(14)] public int[]? NodeSilos { get; set; }
 }
 
 /// <summary>A CPU's view of the VMA tree (its RCU snapshot): ranges and VMA ids, with the version it was taken at.</summary>
@@ -211,6 +213,10 @@ public sealed class StatsMessage
     [Id(11)] public long Sigsegv;
     [Id(12)] public long Sigbus;
     [Id(13)] public List<string> Stalled = new();
+    /// <summary>Grains whose counters could not be read (their silo was lost): what these stats leave out.</summary>
+    [Id(14)] public List<string> Lost = new();
+    /// <summary>Under a quantum: the largest clock skew the time keepers measured, in emulated ns.</summary>
+    [Id(15)] public long MaxSkewNs;
 }
 
 [GenerateSerializer]

@@ -1,42 +1,31 @@
 using System.Diagnostics;
 using System.Globalization;
 using DistEmu.Abstractions;
+using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Sim;
 using DistEmu.Silo;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
-using StackExchange.Redis;
 
 namespace DistEmu.Client;
 
 /// <summary>
-/// An existing cluster to attach to (<c>--cluster redis://HOST:PORT</c>, with <c>--cluster-id</c>/<c>--service-id</c>
-/// naming the cluster in the membership table).
+/// An existing cluster to attach to (<c>--cluster redis://HOST:PORT</c> or <c>--cluster postgres://USER@HOST:PORT/DB</c>,
+/// with <c>--cluster-id</c>/<c>--service-id</c> naming the cluster in the membership table).
 /// </summary>
-public sealed record ClusterTarget(string Redis, string ClusterId, string ServiceId)
+public sealed record ClusterTarget(Membership Membership, string ClusterId, string ServiceId)
 {
     public const string DefaultId = "distemu";
 
-    public static ClusterTarget Parse(string connection, string? clusterId, string? serviceId)
-    {
-        const string scheme = "redis://";
-        if (connection.StartsWith("adonet", StringComparison.OrdinalIgnoreCase) || connection.StartsWith("postgres", StringComparison.OrdinalIgnoreCase))
-            throw new UsageException($"--cluster {connection}: adonet/PostgreSQL clustering is not supported yet; expected redis://HOST:PORT");
-        if (!connection.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
-            throw new UsageException($"--cluster '{connection}': expected redis://HOST:PORT");
-        var hostPort = connection[scheme.Length..].TrimEnd('/');
-        int colon = hostPort.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(hostPort[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
-            throw new UsageException($"--cluster '{connection}': expected redis://HOST:PORT");
-        return new ClusterTarget(hostPort, clusterId ?? DefaultId, serviceId ?? DefaultId);
-    }
+    public static ClusterTarget Parse(string connection, string? clusterId, string? serviceId) =>
+        new(Membership.ParseUrl(connection, m => new UsageException(m), "--cluster"), clusterId ?? DefaultId, serviceId ?? DefaultId);
 
-    public override string ToString() => $"cluster {ClusterId} (service {ServiceId}) at redis {Redis}";
+    public override string ToString() => $"cluster {ClusterId} (service {ServiceId}) at {Membership}";
 }
 
-/// <summary>A cluster client on an existing cluster (redis membership): runs a machine there, or inspects the cluster.</summary>
+/// <summary>A cluster client on an existing cluster (redis or PostgreSQL membership): runs a machine there, or inspects the cluster.</summary>
 public static class AttachedOrleans
 {
     /// <summary>How long an attached run may go without progress before it is aborted (below the 30 s "notice a lost silo" contract).</summary>
@@ -49,9 +38,7 @@ public static class AttachedOrleans
         builder.Logging.SetMinimumLevel(LogLevel.Error);
         builder.UseOrleansClient(c =>
         {
-            var redis = ConfigurationOptions.Parse(target.Redis);
-            redis.AbortOnConnectFail = false;
-            c.UseRedisClustering(o => o.ConfigurationOptions = redis);
+            target.Membership.UseOn(c);
             c.Configure<ClusterOptions>(o =>
             {
                 o.ClusterId = target.ClusterId;
@@ -81,15 +68,21 @@ public static class AttachedOrleans
         host.Dispose();
     }
 
-    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout) =>
-        RunAsync(target, options, quantumNs, stdout).GetAwaiter().GetResult();
+    /// <param name="placement">The machine file's placement map, checked against the cluster's active silos before the run starts.</param>
+    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null) =>
+        RunAsync(target, options, quantumNs, stdout, placement).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout)
+    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement)
     {
         var host = await ConnectAsync(target);
         try
         {
             var client = host.Services.GetRequiredService<IClusterClient>();
+            if (placement != null)
+            {
+                var hosts = await client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(TimeSpan.FromSeconds(10));
+                MachineLoader.CheckPlacement(placement, hosts.Count, target.ToString());
+            }
             var before = await ReadCounters(client);
             var every = Stopwatch.StartNew();
             var started = Stopwatch.StartNew();
@@ -99,7 +92,7 @@ public static class AttachedOrleans
                 every.Restart();
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, stallTimeout: StallTimeout, quantumNs: quantumNs);
+            }, stallTimeout: StallTimeout, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)));
             // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
             // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).
             (long, long)? calls = null;

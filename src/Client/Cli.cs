@@ -1,4 +1,5 @@
 using System.Globalization;
+using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
@@ -24,6 +25,7 @@ public static class Cli
           presets   list the machine presets with their sizes
           experiment run a policy × preset × workload × cpus matrix; writes results.csv, report.md and plots
           cluster   cluster status: the silos of a cluster and the grains each hosts
+          db        db init: create the PostgreSQL membership tables (Orleans' scripts, deploy/sql) for adonet clustering
           silo      run one silo of a cluster until SIGTERM (the same as dotnet run --project src/Silo)
 
         Run 'distemu <command> --help' for the options of a command.
@@ -33,14 +35,15 @@ public static class Cli
         usage: distemu run [options]
 
           --preset NAME         machine preset from presets/ (default: small)
-          --machine FILE.yaml   machine description file (same schema as presets; 'base: PRESET' to start from one)
+          --machine FILE.yaml   machine description file (same schema as presets; 'base: PRESET' to start from one;
+                                'placement:' maps node ranges to silos, see README)
           --workload NAME       {string.Join(" | ", Workloads.Names)} (default: page-fault1)
           --param k=v           workload parameter, repeatable (e.g. --param size_mb=4)
           --policy NAME         {string.Join(" | ", FaultPolicies.All.Select(p => p.Name()))} (default: the machine's)
           --engine orleans|sim  orleans (default): grains on a silo started in this process; sim: the deterministic engine
-          --cluster redis://HOST:PORT
-                                orleans: run on an existing cluster (redis membership) instead of a silo in this process;
-                                a lost silo aborts the run (partial results, exit 1)
+          --cluster URL         orleans: run on an existing cluster instead of a silo in this process; its membership
+                                table: redis://HOST:PORT or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
+                                (adonet clustering); a lost silo aborts the run (partial results, exit 1)
           --cluster-id ID       with --cluster: the cluster's id (default: distemu)
           --service-id ID       with --cluster: the cluster's service id (default: distemu)
           --seed N              random seed (default: 1)
@@ -77,10 +80,20 @@ public static class Cli
         """;
 
     private const string ClusterHelp = """
-        usage: distemu cluster status [--cluster redis://HOST:PORT] [--cluster-id ID] [--service-id ID]
+        usage: distemu cluster status [--cluster URL] [--cluster-id ID] [--service-id ID]
 
         Lists the silos of a cluster (address, status) and, per silo, the DistEmu grains it hosts by emulated node
-        and kind. --cluster defaults to $DISTEMU_CLUSTER, else redis://127.0.0.1:6379; the ids default to distemu.
+        and kind. --cluster is redis://HOST:PORT or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; it defaults to
+        $DISTEMU_CLUSTER, else redis://127.0.0.1:6379; the ids default to distemu.
+        """;
+
+    private const string DbHelp = """
+        usage: distemu db init --cluster postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
+
+        Creates Orleans' PostgreSQL membership tables and queries (deploy/sql: PostgreSQL-Main.sql, then
+        PostgreSQL-Clustering.sql) in DATABASE, in one transaction, so silos can run with --clustering adonet.
+        Idempotent: on an initialised database it says so and changes nothing. Without a password in the URL,
+        PGPASSWORD or ~/.pgpass. --cluster defaults to $DISTEMU_CLUSTER.
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -112,10 +125,13 @@ public static class Cli
                 case "cluster":
                     if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(ClusterHelp); return 0; }
                     return ClusterCommand(rest, stdout);
+                case "db":
+                    if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(DbHelp); return 0; }
+                    return DbCommand(rest, stdout, stderr);
                 case "silo":
                     return SiloProgram.RunAsync(rest, stdout, stderr).GetAwaiter().GetResult();
                 default:
-                    throw new UsageException($"unknown command '{args[0]}'; expected run, replay, presets, experiment, cluster or silo (see distemu --help)");
+                    throw new UsageException($"unknown command '{args[0]}'; expected run, replay, presets, experiment, cluster, db or silo (see distemu --help)");
             }
         }
         catch (UsageException e)
@@ -144,7 +160,7 @@ public static class Cli
     private static int ClusterCommand(string[] args, TextWriter stdout)
     {
         if (args.Length == 0 || args[0] != "status")
-            throw new UsageException("cluster: expected 'status' (distemu cluster status [--cluster redis://HOST:PORT])");
+            throw new UsageException("cluster: expected 'status' (distemu cluster status [--cluster URL])");
         string? connection = null, clusterId = null, serviceId = null;
         var r = new OptionReader(args[1..], m => new UsageException(m));
         while (r.Next())
@@ -159,6 +175,28 @@ public static class Cli
         }
         connection ??= Environment.GetEnvironmentVariable("DISTEMU_CLUSTER") is { Length: > 0 } env ? env : "redis://127.0.0.1:6379";
         return ClusterStatus.Run(ClusterTarget.Parse(connection, clusterId, serviceId), stdout);
+    }
+
+    private static int DbCommand(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Length == 0 || args[0] != "init")
+            throw new UsageException("db: expected 'init' (distemu db init --cluster postgres://USER@HOST:PORT/DATABASE)");
+        string? connection = null;
+        var r = new OptionReader(args[1..], m => new UsageException(m));
+        while (r.Next())
+        {
+            switch (r.Current)
+            {
+                case "--cluster": connection = r.Value(); break;
+                default: throw new UsageException($"db init: unknown option '{r.Raw}' (see distemu db --help)");
+            }
+        }
+        connection ??= Environment.GetEnvironmentVariable("DISTEMU_CLUSTER") is { Length: > 0 } env ? env
+            : throw new UsageException("db init: needs --cluster postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE");
+        var membership = Membership.ParseUrl(connection, m => new UsageException(m), "--cluster");
+        if (membership.Kind != "adonet")
+            throw new UsageException($"db init --cluster '{membership.Url}': only a PostgreSQL database has tables to create (redis needs none)");
+        return DbInit.Run(membership, stdout, stderr);
     }
 
     private static int Presets(TextWriter stdout)
@@ -181,7 +219,7 @@ public static class Cli
         // Everything is validated before the results folder is created.
         if (o.Engine is not ("sim" or "orleans"))
             throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
-        var machine = o.MachineFile != null ? MachineLoader.LoadFile(o.MachineFile) : MachineLoader.LoadPreset(o.Preset);
+        var (machine, placement) = o.MachineFile != null ? MachineLoader.LoadFileWithPlacement(o.MachineFile) : (MachineLoader.LoadPreset(o.Preset), null);
         if (o.Policy != null) machine = machine with { Policy = FaultPolicies.Parse(o.Policy) };
         ClusterTarget? cluster = null;
         if (o.Cluster != null)
@@ -198,6 +236,8 @@ public static class Cli
             throw new UsageException($"{(o.ClusterId != null ? "--cluster-id" : "--service-id")}: only with --cluster");
         if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1)
             throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays one copy of the trace for now (use --engine sim)");
+        if (cluster is null && o.Engine == "orleans")
+            MachineLoader.CheckPlacement(placement, 1, "one silo in this process; --cluster runs on more"); // a cluster's silos are counted when attached
         if (o.Trace != null && !File.Exists(o.Trace))
             throw new UsageException($"--trace {o.Trace}: no such file");
         var workload = o.Trace is null ? Workloads.Create(o.Workload, o.Params) : null; // throws KernelConfigException on a bad name or param
@@ -221,7 +261,7 @@ public static class Cli
         }
         else
         {
-            result = RunWorkload(o, machine, tasks, label, stdout, cluster);
+            result = RunWorkload(o, machine, tasks, label, stdout, cluster, placement);
             described = (workload!.Name, workload.Params);
         }
         var report = new Report(result, machine, described, o, label);
@@ -230,7 +270,7 @@ public static class Cli
 
         ResultsFolder.Write(outDir, dir =>
         {
-            File.WriteAllText(Path.Combine(dir, "config.yaml"), report.ConfigYaml());
+            File.WriteAllText(Path.Combine(dir, "config.yaml"), report.ConfigYaml() + MachineLoader.PlacementYaml(placement));
             File.WriteAllText(Path.Combine(dir, "stats.json"), report.StatsJson());
             File.WriteAllText(Path.Combine(dir, "vmstat"), report.VmStat());
             File.WriteAllText(Path.Combine(dir, "lock_stat"), report.LockStat());
@@ -247,7 +287,7 @@ public static class Cli
         return 0;
     }
 
-    private static RunResult RunWorkload(RunOptions o, MachineSpec machine, int tasks, string label, TextWriter stdout, ClusterTarget? cluster)
+    private static RunResult RunWorkload(RunOptions o, MachineSpec machine, int tasks, string label, TextWriter stdout, ClusterTarget? cluster, PlacementMap? placement)
     {
         var runOptions = new SimRunOptions
         {
@@ -293,8 +333,8 @@ public static class Cli
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
             var result = o.Engine == "sim" ? SimRun.Run(runOptions)
-                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout)
-                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
+                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout, placement)
+                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout, placement);
             telemetry.Finish(result);
             return result;
         }
@@ -377,7 +417,7 @@ public sealed class RunOptions
     public bool Lenient { get; private set; }
     public bool EngineGiven { get; private set; }
     public string? DurationText { get; private set; }
-    /// <summary>An existing cluster to run on (redis://HOST:PORT) instead of a silo in this process.</summary>
+    /// <summary>An existing cluster to run on (redis://HOST:PORT or postgres://…) instead of a silo in this process.</summary>
     public string? Cluster { get; private set; }
     public string? ClusterId { get; private set; }
     public string? ServiceId { get; private set; }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using DistEmu.Kernel.Machine;
+using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Sim;
 using DistEmu.Replay;
 using DistEmu.Silo;
@@ -10,7 +11,9 @@ namespace DistEmu.Client;
 /// <summary>The default engine: one silo in this process (localhost clustering) with its grain factory as the client.</summary>
 public static class EmbeddedOrleans
 {
-    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout) => RunAsync(options, quantumNs, stdout).GetAwaiter().GetResult();
+    /// <summary>The measured skew under --quantum, as the run prints it.</summary>
+    public static string SkewLine(long quantumNs, long skewNs) => string.Create(CultureInfo.InvariantCulture,
+        $"quantum {quantumNs:N0} ns (node → machine time keepers): measured max skew {skewNs:N0} ns");
 
     /// <summary>A perf trace replayed on the embedded silo (<see cref="OrleansReplay"/>), with the silo's grain-call counts.</summary>
     public static OrleansReplayResult Replay(string trace, MachineSpec machine, ReplayOptions options) => ReplayAsync(trace, machine, options).GetAwaiter().GetResult();
@@ -39,7 +42,11 @@ public static class EmbeddedOrleans
         }
     }
 
-    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout)
+    /// <param name="placement">The machine file's placement map: one silo here, so it may name silo 0 only (the caller checks).</param>
+    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null) =>
+        RunAsync(options, quantumNs, stdout, placement).GetAwaiter().GetResult();
+
+    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement)
     {
         using var host = await SiloHosting.StartEmbeddedAsync();
         try
@@ -53,7 +60,7 @@ public static class EmbeddedOrleans
                 double emuS = status.MaxClock / 1e9;
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, quantumNs: quantumNs);
+            }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(SkewLine(quantumNs, skew)));
             long calls = host.GrainCalls();
             return new RunResult
             {

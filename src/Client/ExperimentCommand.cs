@@ -24,6 +24,21 @@ public sealed record ExperimentRow
     /// <summary>Filled in once the whole matrix ran (needs the cpus=1 point).</summary>
     public double? ScalingEfficiency { get; set; }
     public double? CrossSiloFraction { get; init; }
+    /// <summary>The silos the run had: null under sim, 1 for the embedded silo, N with --silos.</summary>
+    public int? Silos { get; init; }
+    /// <summary>Grain calls (the emulator's messages) per fault; orleans only.</summary>
+    public double? GrainCallsPerFault { get; init; }
+    /// <summary>The grain-call cost measured on the run's cluster (with --silos).</summary>
+    public DistEmu.Silo.CallCost? CallCost { get; init; }
+    public double? FaultsPerHostSecondPerSilo => Silos is { } s ? FaultsPerHostSecond / s : null;
+    public double HostMicrosPerFault => Faults > 0 ? HostSeconds * 1e6 / Faults : 0;
+
+    /// <summary>
+    /// The scaling model: host µs per fault spent crossing silos = grain calls per fault × cross-silo fraction × what a
+    /// cross-silo call adds to a local one (measured by ping). Null without the three factors; 0 on one silo.
+    /// </summary>
+    public double? ModelCrossSiloMicrosPerFault =>
+        GrainCallsPerFault is { } c && CrossSiloFraction is { } f && CallCost is { } cost ? c * f * (cost.ExtraMicros ?? 0) : null;
     public required long FaultLatencyP99 { get; init; }
     public required long MmapLockWaitP99 { get; init; }
     public required long VmaLockWaitP99 { get; init; }
@@ -36,7 +51,7 @@ public sealed record ExperimentRow
 
     public long Violations(string invariant) => SanitizerCounts.GetValueOrDefault(invariant);
 
-    public static ExperimentRow From(RunResult r, string policy, string preset, string workload, int repeat)
+    public static ExperimentRow From(RunResult r, string policy, string preset, string workload, int repeat, int? silos = null, DistEmu.Silo.CallCost? cost = null)
     {
         var m = r.Machine;
         long WaitP99(LockClass c)
@@ -51,6 +66,8 @@ public sealed record ExperimentRow
             Policy = policy, Preset = preset, Workload = workload, Cpus = r.Tasks, Repeat = repeat, Seed = r.Options.Seed,
             Faults = m.VmStat.Faults, HostSeconds = r.HostSeconds, EmulatedNs = r.EmulatedNs,
             CrossSiloFraction = r.GrainCalls is { } gc ? (gc.Total > 0 ? (double)gc.CrossSilo / gc.Total : 0) : null,
+            GrainCallsPerFault = r.GrainCalls is { } calls && m.VmStat.Faults > 0 ? (double)calls.Total / m.VmStat.Faults : null,
+            Silos = silos ?? (r.Engine == "orleans" ? 1 : null), CallCost = cost,
             FaultLatencyP99 = m.FaultLatency.P99, MmapLockWaitP99 = WaitP99(LockClass.MmapLock), VmaLockWaitP99 = WaitP99(LockClass.VmaLock),
             WriterWaitP99 = m.WriterWait.P99, MigrationWaitP99 = m.MigrationWait.P99,
             VmaLockRetry = m.VmStat.vma_lock_retry, PgmigrateSuccess = m.VmStat.pgmigrate_success,
@@ -63,6 +80,44 @@ public sealed record ExperimentRow
 /// <summary><c>distemu experiment</c>: runs the matrix, then writes results.csv, report.md and the plots atomically.</summary>
 public static class ExperimentCommand
 {
+    /// <summary>Starts <paramref name="silos"/> local silo processes for one group of runs and says what it started.</summary>
+    private static LocalCluster StartCluster(int silos, ExperimentOptions o, TextWriter stdout)
+    {
+        var cluster = LocalCluster.StartAsync(silos, o.Cluster, "experiment-" + Guid.NewGuid().ToString("N")[..12], TimeSpan.FromSeconds(90)).GetAwaiter().GetResult();
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"local cluster {cluster.ClusterId}: {silos} silo process(es) (pids {string.Join(", ", cluster.Silos.Select(p => p.Id))}) on {cluster.Membership}{(cluster.Redis is { } r ? $" (redis-server pid {r.Id}, started here)" : "")}"));
+        return cluster;
+    }
+
+    /// <summary>
+    /// One short run of the first point on fresh silo processes, not recorded: their first run pays for JIT compilation
+    /// and grain-type setup, which would otherwise land on whichever row comes first.
+    /// </summary>
+    private static void WarmUp(LocalCluster cluster, Point p, ExperimentOptions o, TextWriter stdout)
+    {
+        var options = new SimRunOptions
+        {
+            Machine = p.Machine, Workload = p.Workload, Params = p.Params, Seed = o.Seed, OpsPerTask = Math.Min(o.Ops, WarmUpOps), Tasks = p.Cpus, Sanitizer = true,
+        };
+        stdout.WriteLine($"warm-up run on {cluster.ClusterId} ({options.OpsPerTask} ops per task, not recorded)");
+        var result = AttachedOrleans.Run(cluster.Target, options, o.Quantum, TextWriter.Null);
+        if (result.Status != "completed")
+            throw new InvalidOperationException($"the warm-up run on {cluster.ClusterId} {result.Status}: {result.Reason}");
+    }
+
+    /// <summary>Ops per task of the warm-up run.</summary>
+    public const int WarmUpOps = 500;
+
+    /// <summary>The grain-call cost on this cluster: a ping within the first silo and, with two or more, to the second.</summary>
+    private static DistEmu.Silo.CallCost MeasureCallCost(LocalCluster cluster, TextWriter stdout)
+    {
+        var silos = cluster.ActiveSilosAsync().GetAwaiter().GetResult();
+        var cost = DistEmu.Silo.CallCost.MeasureAsync(cluster.Client, silos).GetAwaiter().GetResult();
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"grain call cost: {cost.LocalMicros:F1} µs within a silo{(cost.CrossSiloMicros is { } c ? $", {c:F1} µs across two (+{cost.ExtraMicros:F1} µs)" : "")} (median of 5 × 2000 sequential pings)"));
+        return cost;
+    }
+
     private sealed record Point(FaultPolicy Policy, string Preset, MachineSpec Machine, string Workload, IReadOnlyDictionary<string, string> Params, int Cpus, int Repeat);
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -111,33 +166,63 @@ public static class ExperimentCommand
 
         var outDir = ResultsFolder.Claim(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-experiment"));
 
+        // Each silo count is a cluster of its own (null: the sim engine or one embedded silo per run).
+        var groups = o.Silos?.Select(n => (int?)n).ToList() ?? [null];
+        int total = points.Count * groups.Count;
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"experiment: {points.Count} runs on the {o.Engine} engine{(o.Engine == "sim" ? " (schedule exploration on)" : $" (--quantum {o.Quantum})")}, {o.Ops} ops per task"));
+            $"experiment: {total} runs on the {o.Engine} engine{(o.Engine == "sim" ? " (schedule exploration on)" : $" (--quantum {o.Quantum})")}{(o.Silos is null ? "" : $" on {string.Join(", ", o.Silos)} local silo process(es)")}, {o.Ops} ops per task"));
         var rows = new List<ExperimentRow>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int i = 0; i < points.Count; i++)
+        // Ctrl-C stops the current run (partial, so no results are written) and then every process started here.
+        bool interrupted = false;
+        ConsoleCancelEventHandler onCancel = (_, e) =>
         {
-            var p = points[i];
-            long seed = o.Seed + p.Repeat - 1;
-            stdout.Write(string.Create(CultureInfo.InvariantCulture,
-                $"run {i + 1}/{points.Count}: {p.Policy.Name()} {p.Preset} {p.Workload} cpus={p.Cpus} repeat={p.Repeat} seed={seed} … "));
-            if (o.Engine == "orleans") stdout.WriteLine(); // the silo's progress lines follow
-            stdout.Flush();
-            var options = new SimRunOptions
+            e.Cancel = true;
+            interrupted = true;
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            int n = 0;
+            foreach (var silos in groups)
             {
-                Machine = p.Machine, Workload = p.Workload, Params = p.Params, Seed = seed, OpsPerTask = o.Ops, Tasks = p.Cpus,
-                Sanitizer = true, Exploration = o.Engine == "sim" ? Exploration.Default : null,
-            };
-            var result = o.Engine == "sim" ? SimRun.Run(options) : EmbeddedOrleans.Run(options, o.Quantum, stdout);
-            if (result.Status != "completed")
-            {
-                stderr.WriteLine($"distemu: error: run {i + 1}/{points.Count} ({p.Policy.Name()} {p.Preset} {p.Workload} cpus={p.Cpus}) {result.Status}: {result.Reason}; no results written");
-                return 1;
+                using var cluster = silos is { } count ? StartCluster(count, o, stdout) : null;
+                var cost = cluster is null ? null : MeasureCallCost(cluster, stdout);
+                if (cluster != null) WarmUp(cluster, points[0], o, stdout);
+                foreach (var p in points)
+                {
+                    n++;
+                    long seed = o.Seed + p.Repeat - 1;
+                    stdout.Write(string.Create(CultureInfo.InvariantCulture,
+                        $"run {n}/{total}: {p.Policy.Name()} {p.Preset} {p.Workload} cpus={p.Cpus}{(silos is null ? "" : $" silos={silos}")} repeat={p.Repeat} seed={seed} … "));
+                    if (o.Engine == "orleans") stdout.WriteLine(); // the silo's progress lines follow
+                    stdout.Flush();
+                    var options = new SimRunOptions
+                    {
+                        Machine = p.Machine, Workload = p.Workload, Params = p.Params, Seed = seed, OpsPerTask = o.Ops, Tasks = p.Cpus,
+                        Sanitizer = true, Exploration = o.Engine == "sim" ? Exploration.Default : null,
+                        Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)") : null,
+                    };
+                    var result = o.Engine == "sim" ? SimRun.Run(options)
+                        : cluster != null ? AttachedOrleans.Run(cluster.Target, options, o.Quantum, stdout)
+                        : EmbeddedOrleans.Run(options, o.Quantum, stdout);
+                    if (result.Status != "completed")
+                    {
+                        stderr.WriteLine($"distemu: error: run {n}/{total} ({p.Policy.Name()} {p.Preset} {p.Workload} cpus={p.Cpus}{(silos is null ? "" : $" silos={silos}")}) {result.Status}: {result.Reason}; no results written");
+                        return 1;
+                    }
+                    var row = ExperimentRow.From(result, p.Policy.Name(), p.Preset, p.Workload, p.Repeat, silos, cost);
+                    rows.Add(row);
+                    string calls = row.GrainCallsPerFault is { } cpf
+                        ? string.Create(CultureInfo.InvariantCulture, $", {cpf:F2} calls/fault, cross-silo {row.CrossSiloFraction:P1}") : "";
+                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{row.Faults:N0} faults, {row.FaultsPerEmulatedSecond:N0} emulated faults/s, writer wait p99 {row.WriterWaitP99:N0} ns, {row.SanitizerViolations} violation(s), {row.HostSeconds:F2} s{calls}"));
+                }
             }
-            var row = ExperimentRow.From(result, p.Policy.Name(), p.Preset, p.Workload, p.Repeat);
-            rows.Add(row);
-            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{row.Faults:N0} faults, {row.FaultsPerEmulatedSecond:N0} emulated faults/s, writer wait p99 {row.WriterWaitP99:N0} ns, {row.SanitizerViolations} violation(s), {row.HostSeconds:F2} s"));
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
         }
         ExperimentReport.FillScaling(rows);
         var report = new ExperimentReport(rows, o);

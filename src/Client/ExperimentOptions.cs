@@ -14,6 +14,9 @@ public sealed class ExperimentOptions
     /// <summary>Orleans: keep every CPU within this many emulated ns of the slowest, so emulated contention is modelled.</summary>
     public const long DefaultQuantum = 1000;
 
+    /// <summary>Local silo processes at most per point: each is a .NET process of a few hundred MiB.</summary>
+    public const int MaxSilos = 16;
+
     public const string Help = """
         usage: distemu experiment [options]
 
@@ -29,7 +32,12 @@ public sealed class ExperimentOptions
                                 delays) so the unsafe policies' races can show, and runs comparable across policies;
                                 orleans: a silo in this process per run, --quantum 1000 by default
           --quantum NS          orleans: emulated-time bound between CPUs (default: 1000)
-          --silos N             only 1 for now (multi-silo experiments come later)
+          --silos 1,2,...       orleans on silo processes: for each count, start that many silos on loopback (redis
+                                membership: a redis-server started here unless --cluster), measure the grain-call
+                                cost within and across silos, run the matrix on them, stop them all; adds per-silo
+                                throughput, calls per fault and the scaling model to results.csv and report.md
+          --cluster URL         with --silos: the membership table for the silos started (redis://HOST:PORT or
+                                postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE after distemu db init)
           --ops N               ops per task (default: 3000)
           --repeat N            runs of each point, with seeds seed, seed+1, ... (default: 1)
           --param k=v           workload parameter, repeatable; applies to each listed workload that takes it
@@ -43,6 +51,10 @@ public sealed class ExperimentOptions
     public List<string> Workloads { get; } = ["migrate-munmap"];
     public List<int>? Cpus { get; private set; }
     public string Engine { get; private set; } = "sim";
+    /// <summary>Silo counts to run the matrix on, each as local silo processes (null: the sim engine or one embedded silo).</summary>
+    public List<int>? Silos { get; private set; }
+    /// <summary>With --silos: the membership table the local silos use (null: a redis-server started for them).</summary>
+    public DistEmu.Silo.Membership? Cluster { get; private set; }
     public long Quantum { get; private set; } = DefaultQuantum;
     public long Ops { get; private set; } = DefaultOps;
     public int Repeat { get; private set; } = 1;
@@ -62,6 +74,7 @@ public sealed class ExperimentOptions
     public static ExperimentOptions Parse(string[] args)
     {
         var o = new ExperimentOptions();
+        bool engineGiven = false;
         var reader = new DistEmu.Silo.OptionReader(args, m => new UsageException(m));
         while (reader.Next())
         {
@@ -101,6 +114,7 @@ public sealed class ExperimentOptions
                     break;
                 case "--engine":
                     o.Engine = Value();
+                    engineGiven = true;
                     if (o.Engine is not ("sim" or "orleans"))
                         throw new UsageException($"--engine '{o.Engine}': unknown engine; expected sim or orleans");
                     break;
@@ -109,9 +123,11 @@ public sealed class ExperimentOptions
                     if (o.Quantum < 0) throw new UsageException($"--quantum {o.Quantum}: must be >= 0");
                     break;
                 case "--silos":
-                    var sv = Value();
-                    if (sv != "1")
-                        throw new UsageException($"--silos '{sv}': multi-silo experiments are not supported yet; only --silos 1 (one silo in this process)");
+                    o.Silos = List(a, Value()).Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= MaxSilos
+                        ? n : throw new UsageException($"--silos '{s}': expected silo counts in 1..{MaxSilos}")).ToList();
+                    break;
+                case "--cluster":
+                    o.Cluster = DistEmu.Silo.Membership.ParseUrl(Value(), m => new UsageException(m), a);
                     break;
                 case "--ops":
                     o.Ops = reader.Long();
@@ -131,6 +147,14 @@ public sealed class ExperimentOptions
             }
         }
         if (o.Policies.Count == 0) throw new UsageException("--policies: no policy given");
+        if (o.Silos != null)
+        {
+            if (engineGiven && o.Engine != "orleans")
+                throw new UsageException($"--silos: runs silo processes on the orleans engine (not --engine {o.Engine})");
+            o.Engine = "orleans";
+        }
+        else if (o.Cluster != null)
+            throw new UsageException("--cluster: only with --silos (the membership table of the silos started here)");
         return o;
     }
 }

@@ -14,6 +14,9 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         "faults_per_emulated_second", "scaling_efficiency", "cross_silo_fraction", "fault_latency_p99_ns",
         "mmap_lock_wait_p99_ns", "vma_lock_wait_p99_ns", "writer_wait_p99_ns", "migration_wait_p99_ns",
         "vma_lock_retry", "sanitizer_violations", "sanitizer_by_invariant",
+        // Scaling across silos (orleans; the call costs and the model with --silos).
+        "silos", "faults_per_host_second_per_silo", "host_us_per_fault", "grain_calls_per_fault", "local_call_us",
+        "cross_silo_call_us", "model_cross_silo_us_per_fault",
     ];
 
     /// <summary>The workload whose runs the policy comparison reads.</summary>
@@ -25,7 +28,7 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
     /// <summary>Scaling efficiency: emulated faults/s ÷ (cpus × the cpus=1 emulated faults/s of the same policy/preset/workload, averaged over repeats).</summary>
     public static void FillScaling(IReadOnlyList<ExperimentRow> rows)
     {
-        foreach (var g in rows.GroupBy(r => (r.Policy, r.Preset, r.Workload)))
+        foreach (var g in rows.GroupBy(r => (r.Policy, r.Preset, r.Workload, r.Silos)))
         {
             var single = g.Where(r => r.Cpus == 1).ToList();
             if (single.Count == 0) continue;
@@ -36,6 +39,7 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
     }
 
     private static string F(double v) => v.ToString("0.###", Inv);
+    private static string F(double? v) => v is { } x ? F(x) : "";
     private static string Counts(ExperimentRow r) => string.Join(";", r.SanitizerCounts.Select(kv => $"{kv.Key}:{kv.Value}"));
 
     private static string[] Cells(ExperimentRow r) =>
@@ -46,6 +50,8 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         r.FaultLatencyP99.ToString(Inv), r.MmapLockWaitP99.ToString(Inv), r.VmaLockWaitP99.ToString(Inv),
         r.WriterWaitP99.ToString(Inv), r.MigrationWaitP99.ToString(Inv), r.VmaLockRetry.ToString(Inv),
         r.SanitizerViolations.ToString(Inv), Counts(r),
+        r.Silos is { } silos ? silos.ToString(Inv) : "", r.FaultsPerHostSecondPerSilo is { } ps ? ps.ToString("0", Inv) : "", F(r.HostMicrosPerFault),
+        F(r.GrainCallsPerFault), F(r.CallCost?.LocalMicros), F(r.CallCost?.CrossSiloMicros), F(r.ModelCrossSiloMicrosPerFault),
     ];
 
     public string Csv()
@@ -65,7 +71,7 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
     public IReadOnlyList<string> Verdicts()
     {
         var lines = new List<string>();
-        var groups = rows.Where(r => r.Workload == ComparisonWorkload).GroupBy(r => (r.Preset, r.Cpus)).ToList();
+        var groups = rows.Where(r => r.Workload == ComparisonWorkload).GroupBy(r => (r.Preset, r.Cpus, r.Silos)).ToList();
         if (groups.Count == 0)
         {
             lines.Add($"policy comparison: not run ({ComparisonWorkload} is not among the workloads)");
@@ -74,7 +80,7 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         foreach (var g in groups)
         {
             var by = g.GroupBy(r => r.Policy).ToDictionary(x => x.Key, x => x.ToList(), StringComparer.Ordinal);
-            string where = $"{g.Key.Preset}, cpus={g.Key.Cpus}, {by.Values.Max(l => l.Count)} run(s) per policy";
+            string where = $"{g.Key.Preset}, cpus={g.Key.Cpus}{(options.Silos is null ? "" : $", silos={g.Key.Silos}")}, {by.Values.Max(l => l.Count)} run(s) per policy";
             if (g.Key.Cpus < 4)
             {
                 lines.Add($"policy comparison on {ComparisonWorkload} ({where}): skipped — its roles (fault, fault, migrate, write) need at least 4 CPUs");
@@ -151,6 +157,38 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         return lines;
     }
 
+    /// <summary>
+    /// The scaling section (with --silos): per silo count, the measured per-silo throughput, calls per fault, cross-silo
+    /// fraction and call costs, and the model's host time per fault spent crossing silos next to the measured change.
+    /// </summary>
+    private void Scaling(StringBuilder sb)
+    {
+        sb.Append("## Scaling across silos\n\n");
+        sb.Append("Model: host µs per fault spent crossing silos = grain calls per fault × cross-silo fraction × (cross-silo − local call cost), ");
+        sb.Append("the call costs measured on each cluster before its runs (median of 5 rounds of 2000 sequential pings from the first silo to itself and to the second). ");
+        sb.Append("Pings are sequential round trips; a run keeps every CPU's calls in flight at once, so the model is an upper bound on the time a fault waits, not on throughput. ");
+        sb.Append("Means over the runs of each silo count (every policy, preset, workload, cpus and repeat); each cluster first ran one short warm-up run, not recorded, ");
+        sb.Append("so JIT compilation in fresh silo processes does not land on its first row.\n\n");
+        string[] head = ["silos", "runs", "faults/host s", "faults/host s per silo", "host µs/fault", "Δ host µs/fault vs 1 silo", "grain calls/fault", "cross-silo fraction", "local call µs", "cross-silo call µs", "model: crossing µs/fault"];
+        sb.Append("| ").Append(string.Join(" | ", head)).Append(" |\n|").Append(string.Concat(head.Select(_ => "---|"))).Append('\n');
+        var bySilos = rows.Where(r => r.Silos != null).GroupBy(r => r.Silos!.Value).OrderBy(g => g.Key).ToList();
+        double? one = bySilos.FirstOrDefault(g => g.Key == 1)?.Average(r => r.HostMicrosPerFault);
+        foreach (var g in bySilos)
+        {
+            double Mean(Func<ExperimentRow, double?> f) => g.Select(f).Where(v => v != null).Select(v => v!.Value).DefaultIfEmpty(double.NaN).Average();
+            double host = g.Average(r => r.HostMicrosPerFault);
+            string Cell(double v, string format) => double.IsNaN(v) ? "" : v.ToString(format, Inv);
+            sb.Append("| ").Append(string.Join(" | ", new[]
+            {
+                g.Key.ToString(Inv), g.Count().ToString(Inv), Cell(Mean(r => r.FaultsPerHostSecond), "N0"), Cell(Mean(r => r.FaultsPerHostSecondPerSilo), "N0"),
+                Cell(host, "0.00"), one is { } o ? Cell(host - o, "+0.00;-0.00;0") : "", Cell(Mean(r => r.GrainCallsPerFault), "0.000"),
+                Cell(Mean(r => r.CrossSiloFraction), "0.0000"), Cell(Mean(r => r.CallCost?.LocalMicros), "0.0"), Cell(Mean(r => r.CallCost?.CrossSiloMicros), "0.0"),
+                Cell(Mean(r => r.ModelCrossSiloMicrosPerFault), "0.00"),
+            })).Append(" |\n");
+        }
+        sb.Append("\nThe same numbers per run are in the last columns of the table below and of results.csv.\n\n");
+    }
+
     public string Markdown(IReadOnlyList<string> plots)
     {
         var sb = new StringBuilder();
@@ -158,7 +196,9 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         sb.Append(Inv, $"- engine: {options.Engine}");
         sb.Append(options.Engine == "sim"
             ? " — the deterministic engine, with schedule exploration on (`Exploration.Default`: seeded preemption delays, leaning on the window right after a lock is dropped) so the unsafe policies' races can appear; same seed ⇒ same run, so policies are compared on equal terms\n"
-            : $" — one silo in this process per run, --quantum {options.Quantum} (host order follows emulated time, so emulated contention is modelled); no schedule exploration\n");
+            : options.Silos is { } silos
+                ? $" — {string.Join(", ", silos)} local silo process(es) on loopback, a cluster of its own per count ({(options.Cluster is { } c ? "membership " + c : "redis membership on a redis-server started for it")}), the client in this process; --quantum {options.Quantum}; no schedule exploration\n"
+                : $" — one silo in this process per run, --quantum {options.Quantum} (host order follows emulated time, so emulated contention is modelled); no schedule exploration\n");
         sb.Append(Inv, $"- policies: {string.Join(", ", rows.Select(r => r.Policy).Distinct())}; presets: {string.Join(", ", options.Presets)}; workloads: {string.Join(", ", options.Workloads)}\n");
         sb.Append(Inv, $"- ops per task: {options.Ops}; repeats: {options.Repeat} (seeds {options.Seed}..{options.Seed + options.Repeat - 1}); params: {(options.Params.Count == 0 ? "defaults" : string.Join(" ", options.Params.Select(kv => kv.Key + "=" + kv.Value)))}\n");
         sb.Append(Inv, $"- runs: {rows.Count}, host time {rows.Sum(r => r.HostSeconds):F1} s\n\n");
@@ -167,6 +207,8 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         foreach (var v in Verdicts()) sb.Append(v).Append('\n');
         sb.Append("\nVerdicts come from the measured numbers in the table below (p99s averaged over repeats, violation counts summed, by invariant). ");
         sb.Append("\"not seen\" means the effect did not show in these runs with these parameters; more ops or repeats may show it.\n\n");
+
+        if (options.Silos != null) Scaling(sb);
 
         sb.Append("## Runs\n\n");
         sb.Append("| ").Append(string.Join(" | ", Columns)).Append(" |\n");

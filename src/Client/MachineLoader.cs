@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text;
 using System.Text.RegularExpressions;
+using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Machine;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -11,7 +12,8 @@ namespace DistEmu.Client;
 /// <summary>
 /// Loads machine descriptions (presets/*.yaml and user files given with --machine) into a <see cref="MachineSpec"/>.
 /// Keys: name, nodes, cpus_per_node, memory_per_node, page_size, distance, policy, cost (CostModel properties in
-/// snake_case), base (a preset to start from; user files only), run (written by distemu into config.yaml; ignored).
+/// snake_case), placement (node ranges → silo, MachineLoader.Placement.cs), base (a preset to start from; user files
+/// only), run (written by distemu into config.yaml; ignored).
 /// Every error names the file, line and column.
 /// </summary>
 public static partial class MachineLoader
@@ -58,8 +60,12 @@ public static partial class MachineLoader
         return LoadFile(Path.Combine(PresetsDir(), name + ".yaml"), allowBase: false);
     }
 
-    public static MachineSpec LoadFile(string path, bool allowBase = true)
+    public static MachineSpec LoadFile(string path, bool allowBase = true) => LoadFile(path, allowBase, out _);
+
+    private static MachineSpec LoadFile(string path, bool allowBase, out PlacementMap? placement)
     {
+        placement = null;
+        List<PlacementEntry>? entries = null;
         if (!File.Exists(path))
             throw new UsageException($"machine file '{path}': no such file");
         var stream = new YamlStream();
@@ -99,6 +105,11 @@ public static partial class MachineLoader
         foreach (var (k, v) in root.Children)
         {
             var key = Key(path, k);
+            if (key == "placement")
+            {
+                entries = PlacementEntries(path, v); // checked against the node count once every key is read
+                continue;
+            }
             spec = key switch
             {
                 "base" or "run" => spec,
@@ -110,17 +121,19 @@ public static partial class MachineLoader
                 "distance" => spec with { Distance = Matrix(path, v) },
                 "policy" => spec with { Policy = Policy(path, v) },
                 "cost" => spec with { Cost = Cost(path, v, spec.Cost) },
-                _ => throw new UsageException($"{Where(path, k)}: unknown key '{key}'; expected one of base, name, nodes, cpus_per_node, memory_per_node, page_size, distance, policy, cost"),
+                _ => throw new UsageException($"{Where(path, k)}: unknown key '{key}'; expected one of base, name, nodes, cpus_per_node, memory_per_node, page_size, distance, policy, cost, placement"),
             };
         }
         try
         {
-            return spec.Validate();
+            spec = spec.Validate();
         }
         catch (KernelConfigException e)
         {
             throw new UsageException($"{path}: invalid machine: {e.Message}");
         }
+        if (entries != null) placement = Placement(entries, spec.Nodes); // after the node count is final, whatever the key order
+        return spec;
     }
 
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();

@@ -148,7 +148,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
         if (_host.Scheduler.Bounded)
-            await GrainFactory.GetGrain<ITimeKeeperGrain>(_host.Config.RunId).Done(_cpu);
+            await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(_host.Config.RunId, _host.Spec.NodeOfCpu(_cpu))).Done(_cpu);
         await machine.TaskDone(_cpu, error);
     }
 
@@ -168,6 +168,8 @@ public sealed class CpuGrain : Grain, ICpuGrain
 
     public Task<StatsMessage> GetStats()
     {
+        // Never started here: a fresh activation after the one that ran this CPU was lost with its silo.
+        if (_task is null) return Task.FromResult(new StatsMessage { Lost = [$"cpu{_cpu} (its state was lost with its silo)"] });
         var msg = StatsCodec.Export(_host.Machine);
         msg.MaxClock = _task?.Clock ?? 0;
         msg.Ops = _counters.Ops;

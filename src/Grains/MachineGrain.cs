@@ -42,7 +42,13 @@ public sealed class MachineGrain : Grain, IMachineGrain
         for (int i = 0; i < cfg.Tasks; i++)
             _cpus.Add(cfg.Cpus is { } cpus ? cpus[i] : SimRun.Spread(i, _spec!));
         if (cfg.QuantumNs > 0)
-            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, _cpus.ToArray());
+        {
+            // The quantum's hierarchy: each node's keeper holds its CPUs' clocks, the machine's only the nodes'.
+            var byNode = _cpus.GroupBy(c => _spec!.NodeOfCpu(c)).ToList();
+            await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, byNode.Select(g => g.Key).ToArray());
+            foreach (var g in byNode)
+                await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(cfg.RunId, g.Key)).Configure(cfg.QuantumNs, g.ToArray());
+        }
         for (int i = 0; i < cfg.Tasks; i++)
         {
             var cpu = GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(_cpus[i]), _cpus[i]));
@@ -96,15 +102,35 @@ public sealed class MachineGrain : Grain, IMachineGrain
         await Task.WhenAll(_cpus.Select(cpu => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).Stop()));
     }
 
+    /// <summary>How long one grain may take to give its counters before it counts as lost (longer than the mm's own bound per VMA).</summary>
+    public static readonly TimeSpan CollectBound = TimeSpan.FromSeconds(4);
+
+    /// <summary>
+    /// Every grain's counters, merged. All are asked at once; one that does not answer within <see cref="CollectBound"/>
+    /// (its silo was lost) is listed in <see cref="StatsMessage.Lost"/> and the others still count.
+    /// </summary>
     public async Task<StatsMessage> Collect()
     {
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
-        var all = new StatsMessage();
+        var parts = new List<(StatsMessage Into, Task Read)>();
+        void Read(string grain, Func<Task<StatsMessage>> read)
+        {
+            var into = new StatsMessage();
+            parts.Add((into, StatsCodec.MergeSurviving(into, grain, read, CollectBound)));
+        }
         foreach (int cpu in _cpus)
-            StatsCodec.Merge(all, await GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).GetStats());
-        StatsCodec.Merge(all, await GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, 0)).CollectStats());
+            Read($"cpu{cpu}", () => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).GetStats());
+        Read("mm0", () => GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, 0)).CollectStats());
         for (int n = 0; n < _spec!.Nodes; n++)
-            StatsCodec.Merge(all, await GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(cfg.RunId, n)).GetStats());
+        {
+            int node = n;
+            Read($"node{node}", () => GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(cfg.RunId, node)).GetStats());
+        }
+        if (cfg.QuantumNs > 0)
+            Read("timekeeper", async () => new StatsMessage { MaxSkewNs = await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).MaxSkew() });
+        await Task.WhenAll(parts.Select(p => p.Read));
+        var all = new StatsMessage();
+        foreach (var (into, _) in parts) StatsCodec.Merge(all, into); // in a fixed order, so results do not depend on who answered first
         return all;
     }
 }

@@ -81,14 +81,20 @@ public sealed class MmGrain : Grain, IMmGrain
         return t.Clock;
     }
 
+    /// <summary>How long one VMA grain may take to give its counters before it counts as lost (below the machine's bound for the mm).</summary>
+    public static readonly TimeSpan CollectBound = TimeSpan.FromSeconds(2.5);
+
+    /// <summary>The mm's counters and every VMA grain's, asked at once; a VMA that does not answer (lost silo) is listed in Lost.</summary>
     public async Task<StatsMessage> CollectStats()
     {
-        var all = StatsCodec.Export(_host.Machine);
-        foreach (int id in _ops.Known)
+        var parts = _ops.Known.Select(id =>
         {
-            var s = await _ops.Grain(_mm.Id, id).GetStats();
-            StatsCodec.Merge(all, s);
-        }
+            var into = new StatsMessage();
+            return (Into: into, Read: StatsCodec.MergeSurviving(into, $"vma{id}", () => _ops.Grain(_mm.Id, id).GetStats(), CollectBound));
+        }).ToList();
+        await Task.WhenAll(parts.Select(p => p.Read));
+        var all = StatsCodec.Export(_host.Machine);
+        foreach (var (into, _) in parts) StatsCodec.Merge(all, into);
         return all;
     }
 }

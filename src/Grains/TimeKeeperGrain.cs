@@ -5,87 +5,56 @@ using Orleans.Concurrency;
 namespace DistEmu.Grains;
 
 /// <summary>
-/// The quantum (Graphite's skew bound) over emulated time: each CPU reports its clock when it reaches its horizon and
-/// waits until the slowest running CPU is within the quantum. Sleeping CPUs are left out, so a wait for a lock never
-/// waits for its own holder's time. Reentrant: Sync calls are parked turns.
+/// The top of the quantum hierarchy (Graphite's skew bound, node → machine): it keeps only each node's slowest
+/// running CPU, as the node time keepers report it, and pushes the horizon — the slowest node plus the quantum — to
+/// every node whenever it moves. So per quantum it hears from the nodes, not from every CPU. Reentrant: MaxSkew
+/// awaits the nodes.
 /// </summary>
 [Reentrant]
 [NumaPlacement]
 public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
 {
     private long _quantum;
-    private readonly Dictionary<int, long> _clock = new();
-    private readonly Dictionary<int, HashSet<long>> _sleeps = new();
-    private readonly HashSet<(int, long)> _earlyWakes = new();
-    private readonly List<(int Cpu, long Clock, TaskCompletionSource<long> Go)> _parked = new();
-    private long _maxSkew;
+    private readonly Dictionary<int, (long Seq, long Slowest)> _nodes = new();
+    private long _horizon;
+    private long _pushes;
 
-    public Task Configure(long quantumNs, int[] cpus)
+    public Task Configure(long quantumNs, int[] nodes)
     {
         _quantum = quantumNs;
-        foreach (int c in cpus) _clock[c] = 0;
+        foreach (int n in nodes) _nodes[n] = (0, 0);
+        _horizon = Horizon();
         return Task.CompletedTask;
     }
 
+    /// <summary>The slowest running node + quantum (long.MaxValue when no CPU runs).</summary>
     private long Horizon()
     {
         long min = long.MaxValue;
-        foreach (var (cpu, clock) in _clock)
-            if (!(_sleeps.TryGetValue(cpu, out var s) && s.Count > 0) && clock < min) min = clock;
+        foreach (var (_, slowest) in _nodes.Values) min = Math.Min(min, slowest);
         return min == long.MaxValue ? long.MaxValue : min + _quantum;
     }
 
-    private void Release()
+    public Task Report(int node, long seq, long slowest)
     {
+        if (_nodes.TryGetValue(node, out var known) && seq <= known.Seq) return Task.CompletedTask; // an older report overtaken by a newer one
+        _nodes[node] = (seq, slowest);
         long h = Horizon();
-        for (int i = _parked.Count - 1; i >= 0; i--)
+        if (h != _horizon)
         {
-            if (_parked[i].Clock > h) continue;
-            _parked[i].Go.SetResult(h);
-            _parked.RemoveAt(i);
+            _horizon = h;
+            long push = ++_pushes;
+            string run = this.GetPrimaryKeyString();
+            foreach (int n in _nodes.Keys)
+                _ = GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n)).Horizon(push, h);
         }
-    }
-
-    public Task<long> Sync(int cpu, long clock)
-    {
-        if (_clock.TryGetValue(cpu, out var old) && clock < old) clock = old;
-        _clock[cpu] = clock;
-        long h = Horizon();
-        if (h != long.MaxValue) _maxSkew = Math.Max(_maxSkew, clock - (h - _quantum));
-        Release();
-        if (clock <= h) return Task.FromResult(h);
-        var go = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _parked.Add((cpu, clock, go));
-        return go.Task;
-    }
-
-    public Task Block(int cpu, long token)
-    {
-        if (!_earlyWakes.Remove((cpu, token)))
-        {
-            if (!_sleeps.TryGetValue(cpu, out var s)) _sleeps[cpu] = s = new HashSet<long>();
-            s.Add(token);
-        }
-        Release();
         return Task.CompletedTask;
     }
 
-    public Task Unblock(int cpu, long token, long clock)
+    public async Task<long> MaxSkew()
     {
-        if (!(_sleeps.TryGetValue(cpu, out var s) && s.Remove(token)))
-            _earlyWakes.Add((cpu, token));
-        if (_clock.TryGetValue(cpu, out var old) && clock > old) _clock[cpu] = clock;
-        Release();
-        return Task.CompletedTask;
+        string run = this.GetPrimaryKeyString();
+        var skews = await Task.WhenAll(_nodes.Keys.Select(n => GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n)).MaxSkew()));
+        return skews.DefaultIfEmpty(0).Max();
     }
-
-    public Task Done(int cpu)
-    {
-        _clock.Remove(cpu);
-        _sleeps.Remove(cpu);
-        Release();
-        return Task.CompletedTask;
-    }
-
-    public Task<long> MaxSkew() => Task.FromResult(_maxSkew);
 }

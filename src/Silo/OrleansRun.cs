@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DistEmu.Abstractions;
+using DistEmu.Grains;
 using DistEmu.Grains.Support;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
@@ -20,10 +21,11 @@ public static class OrleansRun
     /// fails, or nothing moves for <paramref name="stallTimeout"/> — ends as "aborted" with the reason and the counters
     /// the grains still give (best effort), instead of throwing.
     /// </summary>
-    /// <summary>Progress callback: (tasks done, tasks, faults so far, max emulated ns).</summary>
     /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
+    /// <param name="nodeSilos">The machine file's placement map (<see cref="Grains.Placement.PlacementMap.SiloOfNode"/>), or null for the even spread.</param>
+    /// <param name="maxSkew">Under a quantum: given the largest clock skew the time keepers measured (emulated ns) once the run ends.</param>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
-        TimeSpan? stallTimeout = null, long quantumNs = 0)
+        TimeSpan? stallTimeout = null, long quantumNs = 0, int[]? nodeSilos = null, Action<long>? maxSkew = null)
     {
         var workload = Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
         int tasks = o.Tasks ?? o.Machine.Cpus;
@@ -39,7 +41,7 @@ public static class OrleansRun
         {
             RunId = run, MachineJson = MachineJson.Serialize(o.Machine), Sanitizer = o.Sanitizer, Workload = o.Workload,
             Params = o.Params?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new(), Seed = o.Seed, OpsPerTask = o.OpsPerTask,
-            Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0, QuantumNs = quantumNs,
+            Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0, QuantumNs = quantumNs, NodeSilos = nodeSilos,
             Script = o.Script?.ToDictionary(kv => kv.Key, kv => kv.Value.Select(OpMessages.From).ToArray()),
             Delays = o.Delays?.ToDictionary(kv => GrainScheduler.DelayKey(kv.Key.Cpu, kv.Key.Site), kv => kv.Value),
         };
@@ -110,12 +112,39 @@ public static class OrleansRun
         }
         else
         {
-            // Best effort: stop what still runs, and take whatever counters the grains still give, within a few seconds.
-            var bound = TimeSpan.FromSeconds(5);
-            try { await machine.Stop().WaitAsync(bound); } catch (Exception e) when (e is not OutOfMemoryException) { }
-            try { stats = await machine.Collect().WaitAsync(bound); }
-            catch (Exception e) when (e is not OutOfMemoryException) { stats = new StatsMessage(); }
+            // Best effort: stop what still runs, and take the counters of every grain that still answers, within seconds.
+            try { await machine.Stop().WaitAsync(TimeSpan.FromSeconds(3)); } catch (Exception e) when (e is not OutOfMemoryException) { }
+            // The machine grain bounds each grain's answer (MachineGrain.CollectBound) and lists the lost ones. The call to
+            // it is tried again while time remains: the client may first have sent it through the lost silo's gateway.
+            var collecting = Stopwatch.StartNew();
+            var within = MachineGrain.CollectBound + TimeSpan.FromSeconds(6);
+            stats = new StatsMessage();
+            while (true)
+            {
+                try
+                {
+                    stats = await machine.Collect().WaitAsync(within - collecting.Elapsed);
+                    break;
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    if (collecting.Elapsed + MachineGrain.CollectBound < within)
+                    {
+                        await Task.Delay(500, CancellationToken.None);
+                        continue;
+                    }
+                    failure += $"; no counters could be read ({e.GetType().Name}: {FirstLine(e.Message)})";
+                    break;
+                }
+            }
         }
+        if (stats.Lost.Count > 0)
+        {
+            // What the counters leave out; a run that completed yet lost grains did not really complete.
+            string lost = $"partial counters: {stats.Lost.Count} grain(s) could not be read: {string.Join(", ", stats.Lost.Take(12))}{(stats.Lost.Count > 12 ? ", …" : "")}";
+            failure = failure is null ? lost : failure + "; " + lost;
+        }
+        if (quantumNs > 0) maxSkew?.Invoke(stats.MaxSkewNs);
         var m = StatsCodec.ToMachine(o.Machine, o.Sanitizer, stats);
         if (deadlock != null)
             m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],

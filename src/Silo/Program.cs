@@ -27,7 +27,7 @@ public static class SiloProgram
         {
             using var host = SiloHosting.BuildSilo(s);
             await host.StartAsync();
-            stdout.WriteLine($"silo up: {s.Advertise}:{s.SiloPort} (gateway {s.GatewayPort}), cluster {s.ClusterId}, service {s.ServiceId}, clustering {s.Clustering}{(s.Redis is null ? "" : " at " + s.Redis)}");
+            stdout.WriteLine($"silo up: {s.Advertise}:{s.SiloPort} (gateway {s.GatewayPort}), cluster {s.ClusterId}, service {s.ServiceId}, clustering {s.Clustering}{(s.Membership is { } m ? " at " + m : "")}");
             stdout.Flush();
             await host.WaitForShutdownAsync();
             return 0;

@@ -7,7 +7,6 @@ using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
 using Orleans.Hosting.Kubernetes;
 using Orleans.Runtime.Placement;
-using StackExchange.Redis;
 
 namespace DistEmu.Silo;
 
@@ -38,8 +37,8 @@ public static class SiloHosting
 
     /// <summary>
     /// A silo of its own (the silo program, <c>distemu silo</c>): localhost clustering (a one-silo development cluster)
-    /// or redis clustering (the membership table in redis at <see cref="SiloSettings.Redis"/>), listening on the
-    /// advertised address only (loopback by default).
+    /// or a membership table (<see cref="SiloSettings.Membership"/>: redis, or PostgreSQL through ADO.NET), listening on
+    /// the advertised address only (loopback by default).
     /// </summary>
     public static IHost BuildSilo(SiloSettings s)
     {
@@ -51,11 +50,9 @@ public static class SiloHosting
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.UseOrleans(silo =>
         {
-            if (s.Clustering == "redis")
+            if (s.Membership is { } membership)
             {
-                var redis = ConfigurationOptions.Parse(s.Redis!);
-                redis.AbortOnConnectFail = false;
-                silo.UseRedisClustering(o => o.ConfigurationOptions = redis);
+                membership.UseOn(silo);
                 silo.Configure<ClusterOptions>(o =>
                 {
                     o.ClusterId = s.ClusterId;

@@ -8,7 +8,10 @@ public sealed class ClusterOptionTests : InProcessCliTests
     [Theory]
     [InlineData("--cluster", "localhost:6379", "expected redis://HOST:PORT")]
     [InlineData("--cluster", "redis://nohost", "expected redis://HOST:PORT")]
-    [InlineData("--cluster", "adonet://db", "adonet")]
+    [InlineData("--cluster", "adonet://db", "expected redis://HOST:PORT or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
+    [InlineData("--cluster", "postgres://127.0.0.1:5432/db", "no user")]
+    [InlineData("--cluster", "postgres://u@127.0.0.1:5432", "no database")]
+    [InlineData("--cluster", "postgres://u:secret@127.0.0.1:5432", "'postgres://u:***@127.0.0.1:5432': no database")]
     [InlineData("--cluster-id", "x", "--cluster-id: only with --cluster")]
     public void Bad_cluster_options_exit_2_with_one_line(string option, string value, string message)
     {
@@ -36,7 +39,9 @@ public sealed class ClusterOptionTests : InProcessCliTests
     }
 
     [Theory]
-    [InlineData(new[] { "--clustering", "adonet" }, "--clustering adonet: not supported")]
+    [InlineData(new[] { "--clustering", "adonet" }, "--clustering adonet: needs --postgres")]
+    [InlineData(new[] { "--clustering", "redis", "--redis", "h:1", "--postgres", "postgres://u@h/d" }, "--postgres: only with --clustering adonet")]
+    [InlineData(new[] { "--clustering", "adonet", "--postgres", "h:5432" }, "--postgres 'h:5432': not a postgres:// URL")]
     [InlineData(new[] { "--clustering", "redis" }, "needs --redis HOST:PORT")]
     [InlineData(new[] { "--clustering", "redis", "--redis", "nohost" }, "--redis 'nohost': expected HOST:PORT")]
     [InlineData(new[] { "--silo-port", "70000" }, "--silo-port '70000'")]
@@ -59,6 +64,46 @@ public sealed class ClusterOptionTests : InProcessCliTests
         Assert.Equal(("redis", "127.0.0.1:6379", 11112, 30001, "c", "s", "127.0.0.2"), (s.Clustering, s.Redis, s.SiloPort, s.GatewayPort, s.ClusterId, s.ServiceId, s.Advertise.ToString()));
         var (code, stdout, _) = Cli("silo", "--help");
         Assert.Equal(0, code);
-        Assert.Contains("--clustering localhost|redis", stdout);
+        Assert.Contains("--clustering localhost|redis|adonet", stdout);
+    }
+
+    [Fact]
+    public void A_postgres_url_becomes_the_npgsql_connection_string_of_adonet_clustering()
+    {
+        var s = SiloSettings.Parse(["--clustering", "adonet", "--postgres", "postgres://emu%40lab:p%3Ass@db.local:6543/orleans"]);
+        var m = Assert.IsType<Membership>(s.Membership);
+        Assert.Equal("adonet", m.Kind);
+        var cs = new Npgsql.NpgsqlConnectionStringBuilder(m.ConnectionString);
+        Assert.Equal(("db.local", 6543, "orleans", "emu@lab", "p:ss"), (cs.Host, cs.Port, cs.Database, cs.Username, cs.Password));
+        Assert.Equal(["--clustering", "adonet", "--postgres", "postgres://emu%40lab:p%3Ass@db.local:6543/orleans"], m.SiloArguments());
+        Assert.Equal("postgres://emu%40lab:***@db.local:6543/orleans", m.Url);
+        Assert.Equal("postgres db.local:6543/orleans", m.ToString());
+        Assert.Equal("postgres h/d", Membership.ParseUrl("postgresql://u:pw@h/d", m => new UsageException(m), "--cluster").ToString());
+        Assert.Equal(5432, new Npgsql.NpgsqlConnectionStringBuilder(Membership.ParseUrl("postgresql://u@h/d", m => new UsageException(m), "--cluster").ConnectionString).Port);
+        Assert.Equal("redis", Membership.ParseUrl("redis://127.0.0.1:6379", m => new UsageException(m), "--cluster").Kind);
+    }
+
+    [Theory]
+    [InlineData(new[] { "db" }, "db: expected 'init'")]
+    [InlineData(new[] { "db", "init", "--cluster", "redis://127.0.0.1:6379" }, "only a PostgreSQL database has tables to create")]
+    [InlineData(new[] { "db", "init", "--cluster", "postgres://u@h" }, "no database")]
+    [InlineData(new[] { "db", "init", "--bogus" }, "unknown option '--bogus'")]
+    public void Bad_db_init_options_exit_2_with_one_line(string[] args, string message)
+    {
+        var (code, _, stderr) = Cli(args);
+        Assert.Equal(2, code);
+        Assert.Contains(message, Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
+    [Fact]
+    public void Db_init_applies_the_orleans_scripts_embedded_in_the_build_main_first()
+    {
+        Assert.Equal(["PostgreSQL-Main.sql", "PostgreSQL-Clustering.sql"], DbInit.Scripts);
+        Assert.Contains("CREATE TABLE OrleansQuery", DbInit.Script("PostgreSQL-Main.sql"));
+        Assert.Contains("CREATE TABLE OrleansMembershipTable", DbInit.Script("PostgreSQL-Clustering.sql"));
+        var keys = DbInit.ClusteringQueryKeys();
+        Assert.Contains("MembershipReadAllKey", keys);
+        Assert.Contains("CleanupDefunctSiloEntriesKey", keys);
+        Assert.Equal(9, keys.Count);
     }
 }

@@ -44,7 +44,7 @@ public sealed class ExperimentTests : InProcessCliTests
     public void Experiment_on_orleans_fills_the_cross_silo_fraction()
     {
         var outDir = Path.Combine(_tmp, "orleans");
-        var (code, stdout, stderr) = Cli("experiment", "--engine", "orleans", "--silos", "1", "--policies", "merged", "--workloads", "page-fault1",
+        var (code, stdout, stderr) = Cli("experiment", "--engine", "orleans", "--policies", "merged", "--workloads", "page-fault1",
             "--param", "size_mb=4", "--ops", "300", "--out", outDir);
         Assert.True(code == 0, stderr);
         Assert.Contains("orleans engine (--quantum 1000)", stdout);
@@ -89,7 +89,10 @@ public sealed class ExperimentTests : InProcessCliTests
 
     [Theory]
     [InlineData("--policies", "merged,bogus", "--policies 'bogus'")]
-    [InlineData("--silos", "2", "--silos '2'")]
+    [InlineData("--silos", "0", "--silos '0': expected silo counts in 1..16")]
+    [InlineData("--silos", "1,x", "--silos 'x'")]
+    [InlineData("--cluster", "redis://127.0.0.1:6379", "--cluster: only with --silos")]
+    [InlineData("--cluster", "mysql://h/db", "--cluster 'mysql://h/db': expected redis://HOST:PORT or postgres://")]
     [InlineData("--presets", "nope", "--presets")]
     [InlineData("--workloads", "nope", "--workloads 'nope'")]
     [InlineData("--cpus", "64", "--cpus 64")]
@@ -104,6 +107,16 @@ public sealed class ExperimentTests : InProcessCliTests
         Assert.DoesNotContain("run 1/", stdout);
         Assert.False(Directory.Exists(outDir));
         Assert.Empty(Directory.GetDirectories(_tmp));
+    }
+
+    [Fact]
+    public void Experiment_silos_run_on_the_orleans_engine_not_sim()
+    {
+        var outDir = Path.Combine(_tmp, "bad");
+        var (code, _, stderr) = Cli("experiment", "--silos", "1,2", "--engine", "sim", "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains("--silos: runs silo processes on the orleans engine (not --engine sim)", Assert.Single(Lines(stderr)));
+        Assert.False(Directory.Exists(outDir));
     }
 
     [Fact]

@@ -23,4 +23,22 @@ public sealed class QuantumTests(TwoSilos cluster)
         Assert.True(r.Machine.Frames.Conserved, EngineRuns.Describe(r));
         Assert.Equal(0, r.Machine.Sanitizer.Total);
     }
+
+    [Fact]
+    public async Task The_node_and_machine_time_keepers_report_the_measured_max_skew()
+    {
+        // Two nodes on two silos: each node's CPUs sync with their node's keeper, the nodes with the machine's.
+        var o = EngineRuns.Options("page-fault1", FaultPolicy.Merged, ops: 400);
+        long? skew = null;
+        var r = await OrleansRun.Run(cluster.Grains, o, stallTimeout: TimeSpan.FromSeconds(30), quantumNs: 1_000, maxSkew: s => skew = s);
+        Assert.True(r.Status == "completed", $"{r.Status}: {r.Reason}");
+        Assert.True(skew is > 0, $"a skew was measured: {skew}");
+        // A CPU checks its horizon between ops, so it can pass it by one op's cost, never by a large part of the run.
+        Assert.True(skew < r.EmulatedNs / 4, $"max skew {skew} ns against a run of {r.EmulatedNs} emulated ns under a 1 µs quantum");
+
+        long? lax = null;
+        var free = await OrleansRun.Run(cluster.Grains, o, stallTimeout: TimeSpan.FromSeconds(30), maxSkew: s => lax = s);
+        Assert.True(free.Status == "completed", $"{free.Status}: {free.Reason}");
+        Assert.Null(lax); // no quantum: no time keeper, nothing measured
+    }
 }

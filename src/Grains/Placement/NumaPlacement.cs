@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using DistEmu.Abstractions;
-using DistEmu.Kernel.Machine;
 using DistEmu.Grains.Support;
+using DistEmu.Kernel.Machine;
 using Orleans.Placement;
 using Orleans.Runtime.Placement;
 
@@ -22,13 +22,15 @@ public sealed class NumaPlacement : PlacementStrategy
 public sealed class NumaPlacementAttribute() : PlacementAttribute(NumaPlacement.Singleton);
 
 /// <summary>
-/// Node k of N goes to silo k·S/N of the S compatible silos sorted by address (an even spread, the same on every silo
-/// for the same silo set). A grain of no node (machine, mm, time keeper, when so placed) goes with node 0. The node
-/// count is the run's (its machine grain's configuration), read once per run and silo.
+/// Node k of N goes to the silo the machine file's placement map assigns (<see cref="PlacementMap"/>, carried in the
+/// run's <see cref="RunConfig.NodeSilos"/>), else to silo k·S/N of the S compatible silos sorted by address (an even
+/// spread, the same on every silo for the same silo set). A grain of no node (machine, mm, time keeper) stays on the
+/// first silo: the machine grain is placed before any configuration exists to read. The node count and map are the
+/// run's (its machine grain's configuration), read once per run and silo.
 /// </summary>
 public sealed class NumaPlacementDirector(IGrainFactory grains) : IPlacementDirector
 {
-    private readonly ConcurrentDictionary<string, Task<int>> _nodes = new();
+    private readonly ConcurrentDictionary<string, Task<(int Nodes, int[]? SiloOfNode)>> _runs = new();
 
     /// <summary>The index, among <paramref name="silos"/> silos sorted by address, of the silo of node <paramref name="node"/> of <paramref name="nodes"/>.</summary>
     public static int SiloIndex(int node, int nodes, int silos) =>
@@ -43,22 +45,22 @@ public sealed class NumaPlacementDirector(IGrainFactory grains) : IPlacementDire
         Array.Sort(sorted);
         string key = target.GrainIdentity.Key.ToString() ?? "";
         int node = GrainKeys.NodeOf(key);
-        if (node <= 0) return sorted[0];
-        int nodes = await NodesOf(GrainKeys.RunOf(key));
-        return sorted[SiloIndex(node, nodes, sorted.Length)];
+        if (node < 0) return sorted[0];
+        var (nodes, map) = await RunOf(GrainKeys.RunOf(key));
+        return sorted[PlacementMap.SiloIndex(map, node, nodes, sorted.Length)];
     }
 
-    private Task<int> NodesOf(string run)
+    private Task<(int, int[]?)> RunOf(string run)
     {
-        var task = _nodes.GetOrAdd(run, r => Read(r));
-        if (task.IsFaulted) _nodes.TryRemove(run, out _);
+        var task = _runs.GetOrAdd(run, r => Read(r));
+        if (task.IsFaulted) _runs.TryRemove(run, out _);
         return task;
     }
 
-    private async Task<int> Read(string run)
+    private async Task<(int, int[]?)> Read(string run)
     {
         var config = await grains.GetGrain<IMachineGrain>(run).GetConfig();
         MachineSpec spec = MachineJson.Deserialize(config.MachineJson);
-        return spec.Nodes;
+        return (spec.Nodes, config.NodeSilos);
     }
 }

@@ -5,15 +5,16 @@ namespace DistEmu.Grains.Support;
 
 /// <summary>
 /// The orleans engine's side of the kernel's engine port. Without a quantum, CPUs run lax (Graphite's term): a task
-/// never waits for others' time. With one, a task that passes its horizon asks the time keeper and goes on when the
-/// slowest running CPU is within the quantum; a task going to sleep on a lock or folio tells the time keeper, so it
-/// holds back no one. A woken task resumes as a new turn of the grain that owns the lock (never inline in the
+/// never waits for others' time. With one, a task that passes its horizon asks its node's time keeper and goes on when
+/// the slowest running CPU is within the quantum; a task going to sleep on a lock or folio tells that time keeper, so
+/// it holds back no one. The task's node picks the keeper (a VMA grain's stand-in for a CPU of another node reports
+/// to that CPU's node). A woken task resumes as a new turn of the grain that owns the lock (never inline in the
 /// waker's turn), at the emulated time the kernel core computed.
 /// </summary>
 public sealed class GrainScheduler : IEmuScheduler
 {
     private readonly TaskScheduler _activation;
-    private readonly ITimeKeeperGrain? _timeKeeper;
+    private readonly Func<int, INodeTimeKeeperGrain>? _timeKeeper;
     private readonly long _salt = (long)Random.Shared.Next() << 32;
     private long _nextToken;
     private readonly Dictionary<EmuTask, long> _sleeping = new();
@@ -21,7 +22,8 @@ public sealed class GrainScheduler : IEmuScheduler
     private readonly IWaitGraphGrain? _waitGraph;
 
     /// <summary>Call during activation: captures the activation's task scheduler.</summary>
-    public GrainScheduler(ITimeKeeperGrain? timeKeeper, IReadOnlyDictionary<string, long>? delays = null, IWaitGraphGrain? waitGraph = null)
+    /// <param name="timeKeeper">The time keeper of a node (null: CPUs run lax).</param>
+    public GrainScheduler(Func<int, INodeTimeKeeperGrain>? timeKeeper, IReadOnlyDictionary<string, long>? delays = null, IWaitGraphGrain? waitGraph = null)
     {
         _activation = TaskScheduler.Current;
         _timeKeeper = timeKeeper;
@@ -49,7 +51,7 @@ public sealed class GrainScheduler : IEmuScheduler
 
     private async Task SyncThen(EmuTask task, Action continuation)
     {
-        task.Horizon = await _timeKeeper!.Sync(task.Cpu, task.Clock);
+        task.Horizon = await KeeperOf(task).Sync(task.Cpu, task.Clock);
         continuation();
     }
 
@@ -63,7 +65,7 @@ public sealed class GrainScheduler : IEmuScheduler
         long token = _salt | ++_nextToken;
         _sleeping[task] = token;
         if (_timeKeeper != null)
-            _ = _timeKeeper.Block(task.Cpu, token);
+            _ = KeeperOf(task).Block(task.Cpu, token);
         if (_waitGraph != null && task.WaitingOn is Kernel.Locking.IWaitTarget target)
         {
             var holders = new List<EmuTask>();
@@ -76,7 +78,7 @@ public sealed class GrainScheduler : IEmuScheduler
     {
         if (_sleeping.Remove(task, out long token))
         {
-            if (_timeKeeper != null) _ = _timeKeeper.Unblock(task.Cpu, token, at);
+            if (_timeKeeper != null) _ = KeeperOf(task).Unblock(task.Cpu, token, at);
             if (_waitGraph != null) _ = _waitGraph.Woke(task.Cpu, token);
         }
         if (continuation != null) Post(continuation);
@@ -91,6 +93,8 @@ public sealed class GrainScheduler : IEmuScheduler
         Woken(task, task.Clock, null);
         return at;
     }
+
+    private INodeTimeKeeperGrain KeeperOf(EmuTask task) => _timeKeeper!(Math.Max(0, task.Node));
 
     private void Post(Action continuation) =>
         _ = Task.Factory.StartNew(continuation, CancellationToken.None, TaskCreationOptions.None, _activation);

@@ -24,7 +24,7 @@ public sealed class KernelHost
         Config = config;
         Spec = MachineJson.Deserialize(config.MachineJson);
         Machine = new EmuMachine(Spec, config.Sanitizer, ownsFrames: false);
-        Scheduler = new GrainScheduler(config.QuantumNs > 0 ? grains.GetGrain<ITimeKeeperGrain>(config.RunId) : null, config.Delays,
+        Scheduler = new GrainScheduler(config.QuantumNs > 0 ? node => grains.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(config.RunId, node)) : null, config.Delays,
             grains.GetGrain<IWaitGraphGrain>(config.RunId));
         Frames = new GrainFramePort(grains, config.RunId, Machine);
         Machine.FramePort = Frames;

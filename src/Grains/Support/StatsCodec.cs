@@ -78,6 +78,25 @@ public static class StatsCodec
         into.Sigsegv += from.Sigsegv;
         into.Sigbus += from.Sigbus;
         into.Stalled.AddRange(from.Stalled);
+        into.Lost.AddRange(from.Lost);
+        into.MaxSkewNs = Math.Max(into.MaxSkewNs, from.MaxSkewNs);
+    }
+
+    /// <summary>
+    /// Merges what <paramref name="read"/> gives within <paramref name="bound"/> into <paramref name="into"/>; a grain
+    /// that does not answer (its silo was lost, or is not yet declared dead) is named in <see cref="StatsMessage.Lost"/>
+    /// instead of failing the whole collection, so a run cut short by a lost silo keeps the survivors' counters.
+    /// </summary>
+    public static async Task MergeSurviving(StatsMessage into, string grain, Func<Task<StatsMessage>> read, TimeSpan bound)
+    {
+        try
+        {
+            Merge(into, await read().WaitAsync(bound));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            into.Lost.Add($"{grain} ({e.GetType().Name})");
+        }
     }
 
     private static HistMessage Merge(HistMessage a, HistMessage b)
