@@ -100,23 +100,12 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
         return new OtlpTraceExporter(x);
     }
 
-    /// <summary>Takes a trace; it is turned into Activities at the next <see cref="Write"/> or at <see cref="Complete"/>.
-    /// SpanRecorder hands a trace over from inside CloseRoot and only then adds the root's closing attributes
-    /// (page_fault's emu.fault.result / emu.outcome / emu.retry, a writer's emu.wait_ns); one trace of delay lets
-    /// them arrive.</summary>
+    /// <summary>Turns a trace into Activities at once (the recorder's spans are valid only during this call).</summary>
     public void Write(IReadOnlyList<EmuSpan> trace)
     {
         if (Volatile.Read(ref _completed) != 0) return;
-        IReadOnlyList<EmuSpan>? ready;
-        lock (_mapped)
-        {
-            ready = _pending;
-            _pending = trace;
-        }
-        if (ready != null) Emit(ready);
+        Emit(trace);
     }
-
-    private IReadOnlyList<EmuSpan>? _pending;
 
     private void Emit(IReadOnlyList<EmuSpan> trace)
     {
@@ -185,7 +174,7 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
                 _mapped[s.SpanId] = a.SpanId;
             }
         }
-        foreach (var t in s.Tags) a.SetTag(t.Key, t.Value);
+        foreach (ref readonly var t in s.Attributes) a.SetTag(t.Key, t.Value);
         a.SetTag("emu.process", s.Process);
         a.SetTag("emu.duration_ns", s.DurationNs);
         a.SetEndTime(At(s.EndNs).UtcDateTime);
@@ -201,13 +190,6 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
     {
         if (Interlocked.Exchange(ref _completed, 1) != 0) return;
         var sw = Stopwatch.StartNew();
-        IReadOnlyList<EmuSpan>? last;
-        lock (_mapped)
-        {
-            last = _pending;
-            _pending = null;
-        }
-        if (last != null) Emit(last);
         int total = (int)_o.CompleteTimeout.TotalMilliseconds;
         try
         {
