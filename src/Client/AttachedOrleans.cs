@@ -81,10 +81,10 @@ public static class AttachedOrleans
         host.Dispose();
     }
 
-    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout) =>
-        RunAsync(target, options, quantumNs, stdout).GetAwaiter().GetResult();
+    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, OrleansTraceCollector? tracing = null) =>
+        RunAsync(target, options, quantumNs, stdout, tracing).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout)
+    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, OrleansTraceCollector? tracing)
     {
         var host = await ConnectAsync(target);
         try
@@ -99,7 +99,7 @@ public static class AttachedOrleans
                 every.Restart();
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, stallTimeout: StallTimeout, quantumNs: quantumNs);
+            }, stallTimeout: StallTimeout, quantumNs: quantumNs, tracing: tracing);
             // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
             // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).
             (long, long)? calls = null;

@@ -47,9 +47,9 @@ public static class Cli
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
           --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
           --trace-file PATH     write spans on the emulated timeline: PATH.json (Jaeger JSON, opens in Jaeger UI's
-                                upload) or PATH.jsonl (OTLP JSON lines); sim engine
+                                upload) or PATH.jsonl (OTLP JSON lines)
           --otlp URL            export spans and metrics over OTLP (gRPC, e.g. http://localhost:4317; Jaeger's
-                                native intake); the OTEL_EXPORTER_OTLP_* variables work too; sim engine
+                                native intake); the OTEL_EXPORTER_OTLP_* variables work too
           --trace-sample R      keep this fraction of traces (default 1); retried faults and violations always kept
           --trace-contended NS  keep only traces with a wait or hold of at least NS emulated ns
           --quantum NS          orleans: keep every CPU within NS emulated ns of the slowest running one
@@ -190,8 +190,6 @@ public static class Cli
                 throw new UsageException($"--cluster: runs on the orleans engine (not --engine {o.Engine})");
             if (o.Trace != null)
                 throw new UsageException("--cluster: trace replay runs on the sim engine, not on a cluster");
-            if (o.TraceFile != null)
-                throw new UsageException("--trace-file: tracing runs on the sim engine for now, not on a cluster");
             cluster = ClusterTarget.Parse(o.Cluster, o.ClusterId, o.ServiceId);
         }
         else if (o.ClusterId != null || o.ServiceId != null)
@@ -259,7 +257,6 @@ public static class Cli
             Tasks = tasks,
             Sanitizer = o.Sanitizer,
         };
-        // Tracing: the file is opened now, so an unwritable path fails before the run starts.
         // Telemetry is opened now, so an unwritable trace file fails before the run starts.
         using var telemetry = new RunTelemetry(o, machine);
         if (telemetry.Recorder != null)
@@ -293,8 +290,8 @@ public static class Cli
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
             var result = o.Engine == "sim" ? SimRun.Run(runOptions)
-                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout)
-                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout);
+                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout, telemetry.Orleans)
+                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout, telemetry.Orleans);
             telemetry.Finish(result);
             return result;
         }

@@ -8,9 +8,10 @@ namespace DistEmu.Client;
 /// <summary>The default engine: one silo in this process (localhost clustering) with its grain factory as the client.</summary>
 public static class EmbeddedOrleans
 {
-    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout) => RunAsync(options, quantumNs, stdout).GetAwaiter().GetResult();
+    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, OrleansTraceCollector? tracing = null) =>
+        RunAsync(options, quantumNs, stdout, tracing).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout)
+    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, OrleansTraceCollector? tracing)
     {
         using var host = await SiloHosting.StartEmbeddedAsync();
         try
@@ -24,7 +25,7 @@ public static class EmbeddedOrleans
                 double emuS = status.MaxClock / 1e9;
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, quantumNs: quantumNs);
+            }, quantumNs: quantumNs, tracing: tracing);
             long calls = host.GrainCalls();
             return new RunResult
             {

@@ -119,6 +119,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
     public Task<StatsMessage> GetStats()
     {
         var msg = StatsCodec.Export(_host.Machine);
+        _host.ExportSpans(msg);
         msg.MaxClock = _task?.Clock ?? 0;
         msg.Ops = _counters.Ops;
         msg.Accesses = _counters.Accesses;

@@ -59,9 +59,9 @@ public sealed class MmGrain : Grain, IMmGrain
         return new LockFindReply { Found = vma != null, VmaId = vma?.Id ?? -1, VmaNode = vma is null ? 0 : _ops.NodeOf(vma.Id), Clock = t.Clock };
     }
 
-    public Task ReadUnlock(int cpu, long at)
+    public Task ReadUnlock(Caller caller)
     {
-        var t = _host.Task(new Caller { Cpu = cpu, Node = _host.Spec.NodeOfCpu(cpu), Clock = at });
+        var t = _host.Task(caller);
         MmapLock.MmapReadUnlock(t, _mm);
         return Task.CompletedTask;
     }
@@ -78,6 +78,7 @@ public sealed class MmGrain : Grain, IMmGrain
     public async Task<StatsMessage> CollectStats()
     {
         var all = StatsCodec.Export(_host.Machine);
+        _host.ExportSpans(all);
         foreach (int id in _ops.Known)
         {
             var s = await _ops.Grain(_mm.Id, id).GetStats();

@@ -22,8 +22,9 @@ public static class OrleansRun
     /// </summary>
     /// <summary>Progress callback: (tasks done, tasks, faults so far, max emulated ns).</summary>
     /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
+    /// <param name="tracing">Record spans in the grains and write them there at the end (null: no tracing).</param>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
-        TimeSpan? stallTimeout = null, long quantumNs = 0)
+        TimeSpan? stallTimeout = null, long quantumNs = 0, OrleansTraceCollector? tracing = null)
     {
         var workload = Workloads.Create(o.Workload, o.Params); // validates name and parameters before anything starts
         int tasks = o.Tasks ?? o.Machine.Cpus;
@@ -42,6 +43,7 @@ public static class OrleansRun
             Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0, QuantumNs = quantumNs,
             Script = o.Script?.ToDictionary(kv => kv.Key, kv => kv.Value.Select(OpMessages.From).ToArray()),
             Delays = o.Delays?.ToDictionary(kv => GrainScheduler.DelayKey(kv.Key.Cpu, kv.Key.Site), kv => kv.Value),
+            Tracing = tracing?.Config,
         };
         var machine = grains.GetGrain<IMachineGrain>(run);
         await machine.Configure(config);
@@ -116,6 +118,7 @@ public static class OrleansRun
             try { stats = await machine.Collect().WaitAsync(bound); }
             catch (Exception e) when (e is not OutOfMemoryException) { stats = new StatsMessage(); }
         }
+        tracing?.Write(stats);
         var m = StatsCodec.ToMachine(o.Machine, o.Sanitizer, stats);
         if (deadlock != null)
             m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],

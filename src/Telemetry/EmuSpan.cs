@@ -107,6 +107,8 @@ public sealed class EmuSpan
         return this;
     }
 
+    /// <summary>An attribute as it is (e.g. one that came from another process).</summary>
+    public EmuSpan Tag(in SpanTag tag) => Add(tag);
     public EmuSpan Tag(string key, long value) => Add(new SpanTag(key, SpanTagKind.Long, value, null));
     public EmuSpan Tag(string key, bool value) => Add(new SpanTag(key, SpanTagKind.Bool, value ? 1 : 0, null));
     public EmuSpan Tag(string key, string value) => Add(new SpanTag(key, SpanTagKind.String, 0, value));

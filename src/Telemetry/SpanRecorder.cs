@@ -86,10 +86,11 @@ public sealed class SpanRecorder : IKernelObserver
             s.MaxWaitOrHold = 0;
             s.Unbuilt = 0;
             s.ViolationsAtStart = t.Machine.Sanitizer.Total;
-            var trace = new TraceId(NewId(), NewId());
+            var (trace, spanId) = s.Reserved ?? (new TraceId(NewId(), NewId()), NewId());
+            s.Reserved = null;
             // Head sampling, once per trace; contended-only decides at the end, from what the children measured.
             s.Suppressed = _contended < 0 && !Sampled(trace);
-            return ref s.Push(kind, name, start, trace, NewId(), 0);
+            return ref s.Push(kind, name, start, trace, spanId, 0);
         }
         ref var parent = ref s.Top;
         return ref s.Push(kind, name, start, parent.Trace, NewId(), parent.SpanId);
@@ -105,10 +106,13 @@ public sealed class SpanRecorder : IKernelObserver
             if (s.Suppressed) s.Unbuilt++;
             else Build(t, s, ref o, childrenSampledOut: false);
             s.Depth--;
+            FlushUnderRemote(s);
             return;
         }
         bool violated = t.Machine.Sanitizer.Total > s.ViolationsAtStart;
-        bool keep = s.Retried || violated || (_contended >= 0 ? s.MaxWaitOrHold >= _contended : !s.Suppressed);
+        // With children recorded elsewhere (grains), a root that lasted the threshold is kept: theirs may be over it.
+        long longest = _o.ChildrenElsewhere ? Math.Max(s.MaxWaitOrHold, end - o.StartNs) : s.MaxWaitOrHold;
+        bool keep = s.Retried || violated || (_contended >= 0 ? longest >= _contended : !s.Suppressed);
         if (keep)
         {
             // A trace left out by head sampling but kept for its retry or violation has its root only.
@@ -174,7 +178,67 @@ public sealed class SpanRecorder : IKernelObserver
         ref var parent = ref s.Top;
         var span = s.Trace.Add(parent.Trace, NewId(), parent.SpanId, name, start, s.Process, t.Node);
         span.EndNs = end;
-        return span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", start);
+        span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", start);
+        if (parent.Remote) s.FlushPending = true;
+        return span;
+    }
+
+    /// <summary>
+    /// Under a remote parent nothing here closes the trace: what was built goes to the sink as a fragment of it (the
+    /// run's collector joins the fragments by trace id). Called once the span's attributes are complete.
+    /// </summary>
+    private void FlushUnderRemote(TaskState s)
+    {
+        if (s.Depth != 1 || !s.Top.Remote || s.Trace.Count == 0) return;
+        s.FlushPending = false;
+        Spans += s.Trace.Count;
+        _sink.Write(s.Trace);
+        s.Trace.Clear();
+    }
+
+    /// <summary>
+    /// The span a call made now by <paramref name="task"/> belongs to (the innermost open one), to pass to another grain
+    /// with the call; default if none.
+    /// </summary>
+    public TraceContext Current(EmuTask task)
+    {
+        if (task.ObserverState is not TaskState s || s.Owner != this || s.Depth == 0) return default;
+        ref var top = ref s.Top;
+        return new TraceContext(top.Trace, top.SpanId, !s.Suppressed);
+    }
+
+    /// <summary>
+    /// The span a call made now belongs to, where the call does the first part of a fault that has not begun here yet
+    /// (a grain's page walk that goes on with the fault's VMA attempt): the ids the task's next root will take.
+    /// </summary>
+    public TraceContext ReserveRoot(EmuTask task)
+    {
+        var s = State(task);
+        if (s.Depth > 0) return Current(task);
+        s.Reserved ??= (new TraceId(NewId(), NewId()), NewId());
+        var (trace, spanId) = s.Reserved.Value;
+        return new TraceContext(trace, spanId, _contended >= 0 || Sampled(trace));
+    }
+
+    /// <summary>
+    /// A call from another grain arrives for <paramref name="task"/> (a stand-in for the calling CPU): what it records
+    /// is a child of the caller's span (<paramref name="context"/>), or of nothing if the caller had none. A task in the
+    /// middle of a trace of its own keeps it.
+    /// </summary>
+    public void Adopt(EmuTask task, TraceContext context)
+    {
+        var s = State(task);
+        if (s.Depth > 1 || (s.Depth == 1 && !s.Top.Remote)) return;
+        FlushUnderRemote(s);
+        s.Trace.Clear();
+        s.Depth = 0;
+        if (context.SpanId == 0) return;
+        ref var o = ref s.Push(SpanKind.Fault, "", 0, context.Trace, context.SpanId, 0);
+        o.Remote = true;
+        s.Suppressed = !context.Sampled;
+        s.Retried = false;
+        s.MaxWaitOrHold = 0;
+        s.Unbuilt = 0;
     }
 
     public void OnFaultBegin(EmuTask task, long addr, bool write)
@@ -189,7 +253,7 @@ public sealed class SpanRecorder : IKernelObserver
     {
         var s = State(task);
         s.Retried |= retried;
-        if (s.Depth == 0) return;
+        if (s.Depth == 0 || s.Top.Remote) return;
         ref var o = ref s.Top;
         o.Ended = true;
         o.Outcome = outcome;
@@ -247,6 +311,7 @@ public sealed class SpanRecorder : IKernelObserver
         if (span is null) return;
         span.Tag("emu.wait_ns", waited).Tag("emu.hold_ns", hold).Tag("emu.lock", lockObject.Describe());
         if (blockedBy != null) span.Links.AddRange(blockedBy);
+        if (s.FlushPending) FlushUnderRemote(s);
     }
 
     public void OnMigrationWait(EmuTask task, long frame, long fromNs, long toNs)
@@ -258,6 +323,7 @@ public sealed class SpanRecorder : IKernelObserver
         span.Tag("emu.wait_ns", toNs - fromNs).Tag("emu.frame", frame);
         if (_lastMigration.TryGetValue(frame, out var migration))
             span.Links.Add(migration);
+        if (s.FlushPending) FlushUnderRemote(s);
     }
 
     public void OnMigrate(EmuTask task, int vma, long addr, long frame, int dstNode, ReadOnlySpan<long> phases, bool success)
@@ -289,15 +355,19 @@ public sealed class SpanRecorder : IKernelObserver
     {
         var s = State(task);
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, waitedNs);
-        if (s.Depth == 0) return;
+        if (s.Depth == 0 || s.Top.Remote) return;
         ref var o = ref s.Top;
         o.Ended = true;
         o.Waited = waitedNs;
         Close(task, s, toNs);
     }
 
-    public void OnTlbShootdown(EmuTask task, long start, long end, int targets, long fromNs, long toNs) =>
-        Child(task, State(task), "tlb_shootdown", fromNs, toNs)?.Tag("emu.targets", (long)targets).TagHex("emu.address", start).Tag("emu.length", end - start);
+    public void OnTlbShootdown(EmuTask task, long start, long end, int targets, long fromNs, long toNs)
+    {
+        var s = State(task);
+        Child(task, s, "tlb_shootdown", fromNs, toNs)?.Tag("emu.targets", (long)targets).TagHex("emu.address", start).Tag("emu.length", end - start);
+        if (s.FlushPending) FlushUnderRemote(s);
+    }
 
     private enum SpanKind : byte
     {
@@ -317,6 +387,8 @@ public sealed class SpanRecorder : IKernelObserver
         public long Addr, Length, Waited, Frame;
         public int Vma, DstNode;
         public bool Write, Ended, Retried, Success;
+        /// <summary>A span of another recorder (the caller's, in another grain): the parent of what this task records now.</summary>
+        public bool Remote;
         public FaultOutcome Outcome;
         public VmFault Result;
     }
@@ -346,6 +418,10 @@ public sealed class SpanRecorder : IKernelObserver
         public int Unbuilt;
         /// <summary>Head sampling said no: only the root may be built (for a retry or a violation), no child.</summary>
         public bool Suppressed;
+        /// <summary>A span was built under a remote parent: hand it over once its attributes are complete.</summary>
+        public bool FlushPending;
+        /// <summary>Ids handed out for the next root (<see cref="ReserveRoot"/>).</summary>
+        public (TraceId Trace, ulong SpanId)? Reserved;
 
         public ref OpenSpan Top => ref _open[Depth - 1];
 
@@ -409,3 +485,6 @@ public sealed class SpanRecorder : IKernelObserver
         System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }
+
+/// <summary>A span to continue from in another recorder (W3C trace context's ids and sampled flag); default: none.</summary>
+public readonly record struct TraceContext(TraceId Trace, ulong SpanId, bool Sampled);
