@@ -9,6 +9,14 @@ public sealed class TracingConfig
     [Id(0)] public double SampleRatio { get; set; } = 1.0;
     /// <summary>Keep only waits or holds of at least this many emulated ns (-1: not contended-only).</summary>
     [Id(1)] public long ContendedNs { get; set; } = -1;
+    /// <summary>--trace-clock host: spans at host time, ns since <see cref="EpochUnixNs"/> (the run's start).</summary>
+    [Id(3)] public bool HostClock { get; set; }
+    [Id(4)] public long EpochUnixNs { get; set; }
+    /// <summary>--trace-orleans: roots are live Activities of <see cref="LiveSourceName"/> while they run.</summary>
+    [Id(5)] public bool LiveRoots { get; set; }
+
+    public const string LiveSourceName = "DistEmu.Live";
+
     /// <summary>Spans a run brings back at most (each grain keeps this many, the merged stats too); more are counted as
     /// dropped. It bounds the collector's memory and the size of the stats message.</summary>
     public const int MaxSpans = 100_000;
@@ -37,4 +45,7 @@ public sealed class SpanMessage
     [Id(14)] public ulong[] LinkTraceHi = [];
     [Id(15)] public ulong[] LinkTraceLo = [];
     [Id(16)] public ulong[] LinkSpanIds = [];
+    [Id(17)] public long EmulatedDurationNs;
+    /// <summary>Exported live as an Activity when it ended (--trace-orleans): the OTLP export skips it.</summary>
+    [Id(18)] public bool ExportedLive;
 }

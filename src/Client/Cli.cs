@@ -52,6 +52,11 @@ public static class Cli
                                 native intake); the OTEL_EXPORTER_OTLP_* variables work too
           --trace-sample R      keep this fraction of traces (default 1); retried faults and violations always kept
           --trace-contended NS  keep only traces with a wait or hold of at least NS emulated ns
+          --trace-clock emulated|host
+                                span times: the emulated machine's (default; the run's start + emulated ns) or the
+                                host's (when the emulator did the work; emulated times stay in the attributes)
+          --trace-orleans       with --trace-clock host, --otlp and the orleans engine's silo in this process:
+                                Orleans' own spans (Microsoft.Orleans.*) join the traces of the faults that made them
           --quantum NS          orleans: keep every CPU within NS emulated ns of the slowest running one
                                 (default: lax, no bound — fastest, but contention that overlaps only in emulated
                                 time is missed; 1000 makes host order follow emulated time)
@@ -356,6 +361,10 @@ public sealed class RunOptions
     public string? Otlp { get; private set; }
     public double TraceSample { get; private set; } = 1.0;
     public long? TraceContended { get; private set; }
+    /// <summary>--trace-clock: "emulated" (default) or "host".</summary>
+    public string TraceClock { get; private set; } = "emulated";
+    public bool TraceClockGiven { get; private set; }
+    public bool TraceOrleans { get; private set; }
     /// <summary>A perf script trace to replay instead of a synthetic workload.</summary>
     public string? Trace { get; private set; }
     public double TimeScale { get; private set; } = 1.0;
@@ -444,6 +453,12 @@ public sealed class RunOptions
                     o.TraceSample = double.TryParse(sr, NumberStyles.Float, CultureInfo.InvariantCulture, out var srv) && srv is >= 0 and <= 1
                         ? srv : throw new UsageException($"--trace-sample '{sr}': expected a ratio in 0..1");
                     break;
+                case "--trace-clock":
+                    var clock = Value();
+                    o.TraceClock = clock is "emulated" or "host" ? clock : throw new UsageException($"--trace-clock '{clock}': expected emulated or host");
+                    o.TraceClockGiven = true;
+                    break;
+                case "--trace-orleans": o.TraceOrleans = true; break;
                 case "--trace-contended":
                     var tc = r.Long();
                     o.TraceContended = tc >= 0 ? tc : throw new UsageException($"--trace-contended {tc}: must be >= 0");

@@ -13,7 +13,8 @@ public static class EmbeddedOrleans
 
     private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, OrleansTraceCollector? tracing)
     {
-        using var host = await SiloHosting.StartEmbeddedAsync();
+        // --trace-orleans: Orleans' spans join the traces of the faults whose grain calls they are.
+        using var host = await SiloHosting.StartEmbeddedAsync(activityPropagation: tracing?.Config.LiveRoots == true);
         try
         {
             var every = Stopwatch.StartNew();

@@ -29,6 +29,8 @@ public sealed class RunTelemetry : IDisposable
         var epoch = DateTimeOffset.UtcNow;
         Uri? endpoint = o.Otlp is null ? null : ParseEndpoint(o.Otlp);
         bool otlp = endpoint != null || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
+        Validate(o, otlp); // before any file is opened
+        bool hostClock = o.TraceClock == "host";
         if (o.TraceFile != null)
         {
             try
@@ -42,15 +44,58 @@ public sealed class RunTelemetry : IDisposable
         }
         if (otlp)
         {
-            _otlp = new OtlpTraceSink(new OtlpSinkOptions { Endpoint = endpoint, Epoch = epoch });
+            _otlp = new OtlpTraceSink(new OtlpSinkOptions
+            {
+                Endpoint = endpoint,
+                Epoch = epoch,
+                LiveSources = o.TraceOrleans ? ["Microsoft.Orleans.*", TracingConfig.LiveSourceName] : [],
+            });
             _sinks.Add(_otlp);
             _metrics = new KernelMetrics(new KernelMetricsOptions { Endpoint = endpoint, UseEnvironment = endpoint is null });
         }
         if (_sinks.Count == 0) return;
         if (o.Engine == "sim")
-            Recorder = new SpanRecorder(new FanOut(_sinks), new TracingOptions { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended, Seed = o.Seed, Policy = _policy, Epoch = epoch });
+        {
+            var sinceEpoch = System.Diagnostics.Stopwatch.StartNew();
+            Recorder = new SpanRecorder(new FanOut(_sinks), new TracingOptions
+            {
+                SampleRatio = o.TraceSample,
+                ContendedNs = o.TraceContended,
+                Seed = o.Seed,
+                Policy = _policy,
+                Epoch = epoch,
+                HostClock = hostClock ? () => sinceEpoch.Elapsed.Ticks * 100 : null,
+            });
+        }
         else
-            Orleans = new OrleansTraceCollector(new FanOut(_sinks), new TracingConfig { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended ?? -1 });
+        {
+            Orleans = new OrleansTraceCollector(new FanOut(_sinks), new TracingConfig
+            {
+                SampleRatio = o.TraceSample,
+                ContendedNs = o.TraceContended ?? -1,
+                HostClock = hostClock,
+                EpochUnixNs = epoch.ToUnixTimeMilliseconds() * 1_000_000,
+                LiveRoots = o.TraceOrleans,
+            });
+        }
+    }
+
+    /// <summary>The tracing options that cannot go together (exit 2, before anything is opened).</summary>
+    private static void Validate(RunOptions o, bool otlp)
+    {
+        if (o.TraceOrleans)
+        {
+            if (o.TraceClock != "host")
+                throw new UsageException("--trace-orleans: Orleans' spans are on the host clock; add --trace-clock host");
+            if (o.Engine != "orleans")
+                throw new UsageException($"--trace-orleans: needs the orleans engine (not --engine {o.Engine})");
+            if (o.Cluster != null)
+                throw new UsageException("--trace-orleans: needs the silo in this process, not --cluster (the silos' own spans are not exported)");
+            if (!otlp)
+                throw new UsageException("--trace-orleans: Orleans' spans are exported over OTLP only; add --otlp URL (or set OTEL_EXPORTER_OTLP_ENDPOINT)");
+        }
+        if (o.TraceClockGiven && o.TraceFile is null && !otlp)
+            throw new UsageException("--trace-clock: only with --trace-file or --otlp (there are no spans to place)");
     }
 
     private static Uri ParseEndpoint(string text) =>

@@ -86,6 +86,11 @@ public sealed class EmuSpan
     public int Node { get; set; }
     public List<SpanRef> Links { get; } = new(0);
     public long DurationNs => EndNs - StartNs;
+    /// <summary>The emulated duration (emu.duration_ns): <see cref="DurationNs"/> on the emulated trace clock; under
+    /// --trace-clock host, where start and end are host time, what the emulated machine took.</summary>
+    public long EmulatedDurationNs { get; set; }
+    /// <summary>The span was exported live as it happened (an Activity, under --trace-orleans): exporters skip it.</summary>
+    public bool ExportedLive { get; set; }
 
     /// <summary>The attributes in the order they were added, unboxed.</summary>
     public ReadOnlySpan<SpanTag> Attributes => _tags.AsSpan(0, _tagCount);
@@ -133,6 +138,8 @@ public sealed class EmuSpan
         Name = name;
         StartNs = startNs;
         EndNs = startNs;
+        EmulatedDurationNs = 0;
+        ExportedLive = false;
         Process = process;
         Node = node;
         _tagCount = 0;
@@ -142,7 +149,19 @@ public sealed class EmuSpan
     /// <summary>A copy that the recorder will not reuse.</summary>
     public EmuSpan Clone()
     {
-        var c = new EmuSpan { Trace = Trace, SpanId = SpanId, ParentId = ParentId, Name = Name, StartNs = StartNs, EndNs = EndNs, Process = Process, Node = Node };
+        var c = new EmuSpan
+        {
+            Trace = Trace,
+            SpanId = SpanId,
+            ParentId = ParentId,
+            Name = Name,
+            StartNs = StartNs,
+            EndNs = EndNs,
+            Process = Process,
+            Node = Node,
+            EmulatedDurationNs = EmulatedDurationNs,
+            ExportedLive = ExportedLive,
+        };
         foreach (var t in Attributes) c.Add(t);
         c.Links.AddRange(Links);
         return c;

@@ -67,7 +67,7 @@ public sealed class JaegerJsonFile : ITraceSink, IDisposable
             var tags = s.Attributes;
             for (int k = 0; k < tags.Length; k++) Tag(k, tags[k]);
             w.Raw(tags.Length == 0 ? "{\"key\":\"emu.duration_ns\",\"type\":\"int64\",\"value\":"u8 : ",{\"key\":\"emu.duration_ns\",\"type\":\"int64\",\"value\":"u8);
-            w.Number(s.DurationNs);
+            w.Number(s.EmulatedDurationNs);
             w.Raw("}],\"logs\":[],\"processID\":\"p"u8);
             w.Number(process + 1);
             w.Raw("\"}"u8);

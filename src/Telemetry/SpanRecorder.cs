@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using DistEmu.Kernel;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Locking;
@@ -32,6 +33,7 @@ public sealed class SpanRecorder : IKernelObserver
     private readonly ulong _sampleBelow;
     private readonly bool _sampleAll;
     private readonly long _contended;
+    private readonly Func<long>? _host;
     private readonly string[] _lockSpanNames;
     private readonly Dictionary<VmFault, string> _faultResults = new();
     private readonly Dictionary<long, SpanRef> _lastMigration = new();
@@ -44,6 +46,7 @@ public sealed class SpanRecorder : IKernelObserver
         _sampleAll = options.SampleRatio >= 1;
         _sampleBelow = options.SampleRatio <= 0 ? 0 : (ulong)(options.SampleRatio * ulong.MaxValue);
         _contended = options.ContendedNs ?? -1;
+        _host = options.HostClock;
         var classes = Enum.GetValues<LockClass>();
         _lockSpanNames = new string[classes.Length * 2];
         foreach (var c in classes)
@@ -90,10 +93,32 @@ public sealed class SpanRecorder : IKernelObserver
             s.Reserved = null;
             // Head sampling, once per trace; contended-only decides at the end, from what the children measured.
             s.Suppressed = _contended < 0 && !Sampled(trace);
-            return ref s.Push(kind, name, start, trace, spanId, 0);
+            ref var root = ref s.Push(kind, name, start, trace, spanId, 0);
+            if (_host != null)
+            {
+                root.HostStartNs = s.LastHostNs = _host();
+                if (_o.Live != null && !s.Suppressed) root.Live = StartLive(name, trace, spanId);
+            }
+            return ref root;
         }
         ref var parent = ref s.Top;
-        return ref s.Push(kind, name, start, parent.Trace, NewId(), parent.SpanId);
+        ref var child = ref s.Push(kind, name, start, parent.Trace, NewId(), parent.SpanId);
+        if (_host != null) child.HostStartNs = s.LastHostNs = _host();
+        return ref child;
+    }
+
+    /// <summary>--trace-orleans: the root as a live Activity (its trace and span id ours), current while it runs.</summary>
+    private Activity? StartLive(string name, TraceId trace, ulong spanId)
+    {
+        var a = _o.Live!.StartActivity(name, ActivityKind.Internal, new ActivityContext(ActivityIds.TraceIdOf(trace), default, ActivityTraceFlags.Recorded));
+        if (a != null && !ActivityIds.TrySet(a, spanId))
+        {
+            // Orleans' spans would hang off an id the recorder's children do not know: better none.
+            a.ActivityTraceFlags = ActivityTraceFlags.None;
+            a.Stop();
+            return null;
+        }
+        return a;
     }
 
     /// <summary>Closes the innermost open span at <paramref name="end"/>; the root's closing keeps or drops the trace.</summary>
@@ -101,6 +126,7 @@ public sealed class SpanRecorder : IKernelObserver
     {
         ref var o = ref s.Top;
         o.EndNs = end;
+        if (_host != null) o.HostEndNs = s.LastHostNs = _host();
         if (s.Depth > 1)
         {
             if (s.Suppressed) s.Unbuilt++;
@@ -116,23 +142,41 @@ public sealed class SpanRecorder : IKernelObserver
         if (keep)
         {
             // A trace left out by head sampling but kept for its retry or violation has its root only.
-            Build(t, s, ref o, childrenSampledOut: s.Suppressed);
+            var root = Build(t, s, ref o, childrenSampledOut: s.Suppressed);
+            if (o.Live != null) EndLive(o.Live, root);
             Spans += s.Trace.Count;
             _sink.Write(s.Trace);
         }
         else
         {
+            if (o.Live != null)
+            {
+                o.Live.ActivityTraceFlags = ActivityTraceFlags.None; // not exported
+                o.Live.Stop();
+            }
             SampledOut += s.Trace.Count + s.Unbuilt + 1;
         }
         s.Trace.Clear();
         s.Depth = 0;
     }
 
+    /// <summary>The live root ends with the recorded root's attributes; the files still get the recorded one.</summary>
+    private static void EndLive(Activity a, EmuSpan root)
+    {
+        foreach (ref readonly var tag in root.Attributes) a.SetTag(tag.Key, tag.Value);
+        a.SetTag("emu.process", root.Process);
+        a.SetTag("emu.duration_ns", root.EmulatedDurationNs);
+        a.Stop();
+        root.ExportedLive = true;
+    }
+
     /// <summary>The span of a closed record, with its attributes in a fixed order.</summary>
-    private void Build(EmuTask t, TaskState s, ref OpenSpan o, bool childrenSampledOut)
+    private EmuSpan Build(EmuTask t, TaskState s, ref OpenSpan o, bool childrenSampledOut)
     {
         var span = s.Trace.Add(o.Trace, o.SpanId, o.ParentId, o.Name, o.StartNs, s.Process, t.Node);
         span.EndNs = o.EndNs;
+        span.EmulatedDurationNs = o.EndNs - o.StartNs;
+        if (_host != null) (span.StartNs, span.EndNs) = (o.HostStartNs, o.HostEndNs);
         span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", o.StartNs).Tag("emu.policy", _o.Policy);
         switch (o.Kind)
         {
@@ -150,6 +194,7 @@ public sealed class SpanRecorder : IKernelObserver
                 break;
         }
         if (childrenSampledOut) span.Tag("emu.children_sampled_out", true);
+        return span;
     }
 
     private string FaultResult(VmFault r)
@@ -172,12 +217,20 @@ public sealed class SpanRecorder : IKernelObserver
     /// A finished child of the task's open span: none if nothing is open (not part of any trace), if head sampling
     /// left the trace out, or, when only contended spans are kept, if it lasted less than the threshold.
     /// </summary>
-    private EmuSpan? Child(EmuTask t, TaskState s, string name, long start, long end)
+    /// <param name="hostStart">Under --trace-clock host: when the host began it (-1: at the task's previous event).</param>
+    private EmuSpan? Child(EmuTask t, TaskState s, string name, long start, long end, long hostStart = -1, long hostEnd = -1)
     {
         if (s.Depth == 0 || s.Suppressed || end - start < _contended) return null;
         ref var parent = ref s.Top;
         var span = s.Trace.Add(parent.Trace, NewId(), parent.SpanId, name, start, s.Process, t.Node);
         span.EndNs = end;
+        span.EmulatedDurationNs = end - start;
+        if (_host != null)
+        {
+            long now = hostEnd >= 0 ? hostEnd : _host();
+            (span.StartNs, span.EndNs) = (hostStart >= 0 ? hostStart : s.LastHostNs, now);
+            s.LastHostNs = now;
+        }
         span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", start);
         if (parent.Remote) s.FlushPending = true;
         return span;
@@ -268,7 +321,7 @@ public sealed class SpanRecorder : IKernelObserver
         if (s.Suppressed) return;
         int i = s.FindLock(lockObject, mode);
         if (i >= 0) s.Locks[i].Waited = waitedNs;
-        else if (waitedNs > 0) s.AddLock(lockObject, mode, waitedNs, null);
+        else if (waitedNs > 0 || _host != null) s.AddLock(lockObject, mode, waitedNs, null, _host?.Invoke() ?? 0);
     }
 
     public void OnLockContended(EmuTask task, IWaitTarget lockObject, LockMode mode, IReadOnlyList<EmuTask> holders)
@@ -282,20 +335,21 @@ public sealed class SpanRecorder : IKernelObserver
         if (refs is null) return;
         int i = s.FindLock(lockObject, mode);
         if (i >= 0) s.Locks[i].BlockedBy = refs;
-        else s.AddLock(lockObject, mode, 0, refs);
+        else s.AddLock(lockObject, mode, 0, refs, _host?.Invoke() ?? 0);
     }
 
     public void OnLockReleased(EmuTask task, IWaitTarget lockObject, LockMode mode, long heldSince)
     {
         var s = State(task);
         if (s.Suppressed) return;
-        long waited = 0;
+        long waited = 0, hostSince = -1;
         List<SpanRef>? blockedBy = null;
         int i = s.FindLock(lockObject, mode);
         if (i >= 0)
         {
             waited = s.Locks[i].Waited;
             blockedBy = s.Locks[i].BlockedBy;
+            if (_host != null) hostSince = s.Locks[i].HostSince;
             s.RemoveLock(i);
         }
         long hold = task.Clock - heldSince;
@@ -307,7 +361,7 @@ public sealed class SpanRecorder : IKernelObserver
         }
         else name = lockObject is Folio ? "folio_lock" : "lock";
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, Math.Max(waited, hold));
-        var span = Child(task, s, name, heldSince - waited, task.Clock);
+        var span = Child(task, s, name, heldSince - waited, task.Clock, hostSince);
         if (span is null) return;
         span.Tag("emu.wait_ns", waited).Tag("emu.hold_ns", hold).Tag("emu.lock", lockObject.Describe());
         if (blockedBy != null) span.Links.AddRange(blockedBy);
@@ -329,6 +383,7 @@ public sealed class SpanRecorder : IKernelObserver
     public void OnMigrate(EmuTask task, int vma, long addr, long frame, int dstNode, ReadOnlySpan<long> phases, bool success)
     {
         var s = State(task);
+        long h0 = s.LastHostNs; // host clock: the migration ran since the task's previous event
         ref var o = ref Open(task, s, SpanKind.Migrate, "migrate_page", phases[0]);
         o.Vma = vma;
         o.Addr = addr;
@@ -336,9 +391,18 @@ public sealed class SpanRecorder : IKernelObserver
         o.DstNode = dstNode;
         o.Success = success;
         _lastMigration[frame] = new SpanRef(SpanRefType.FollowsFrom, o.Trace, o.SpanId);
+        long h1 = o.HostStartNs, length = Math.Max(1, phases[5] - phases[0]);
+        if (_host != null) o.HostStartNs = h0;
         if (_contended < 0 || phases[5] - phases[0] >= _contended)
+        {
             for (int i = 0; i < PhaseNames.Length; i++)
-                Child(task, s, PhaseNames[i], phases[i], phases[i + 1]);
+            {
+                // Host clock: the phases placed in proportion within the migration's host interval.
+                long from = _host is null ? -1 : h0 + (phases[i] - phases[0]) * (h1 - h0) / length;
+                long to = _host is null ? -1 : h0 + (phases[i + 1] - phases[0]) * (h1 - h0) / length;
+                Child(task, s, PhaseNames[i], phases[i], phases[i + 1], from, to);
+            }
+        }
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, phases[5] - phases[0]);
         Close(task, s, phases[5]);
     }
@@ -389,6 +453,10 @@ public sealed class SpanRecorder : IKernelObserver
         public bool Write, Ended, Retried, Success;
         /// <summary>A span of another recorder (the caller's, in another grain): the parent of what this task records now.</summary>
         public bool Remote;
+        /// <summary>Host ns (--trace-clock host): when it opened and closed on the host.</summary>
+        public long HostStartNs, HostEndNs;
+        /// <summary>--trace-orleans: the root's live Activity.</summary>
+        public Activity? Live;
         public FaultOutcome Outcome;
         public VmFault Result;
     }
@@ -400,6 +468,8 @@ public sealed class SpanRecorder : IKernelObserver
         public LockMode Mode;
         public long Waited;
         public List<SpanRef>? BlockedBy;
+        /// <summary>Host ns when it was asked for or granted (--trace-clock host).</summary>
+        public long HostSince;
     }
 
     private sealed class TaskState(SpanRecorder owner, string process)
@@ -420,6 +490,8 @@ public sealed class SpanRecorder : IKernelObserver
         public bool Suppressed;
         /// <summary>A span was built under a remote parent: hand it over once its attributes are complete.</summary>
         public bool FlushPending;
+        /// <summary>Host ns of the task's latest event (--trace-clock host).</summary>
+        public long LastHostNs;
         /// <summary>Ids handed out for the next root (<see cref="ReserveRoot"/>).</summary>
         public (TraceId Trace, ulong SpanId)? Reserved;
 
@@ -446,10 +518,10 @@ public sealed class SpanRecorder : IKernelObserver
             return -1;
         }
 
-        public void AddLock(IWaitTarget l, LockMode mode, long waited, List<SpanRef>? blockedBy)
+        public void AddLock(IWaitTarget l, LockMode mode, long waited, List<SpanRef>? blockedBy, long hostSince)
         {
             if (LockCount == Locks.Length) Array.Resize(ref Locks, LockCount * 2);
-            Locks[LockCount++] = new PendingLock { Lock = l, Mode = mode, Waited = waited, BlockedBy = blockedBy };
+            Locks[LockCount++] = new PendingLock { Lock = l, Mode = mode, Waited = waited, BlockedBy = blockedBy, HostSince = hostSince };
         }
 
         public void RemoveLock(int i)

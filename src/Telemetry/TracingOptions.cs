@@ -13,6 +13,12 @@ public sealed record TracingOptions
     /// contended-only a root that itself lasted the threshold is kept, so that theirs have a parent.</summary>
     public bool ChildrenElsewhere { get; init; }
     public string Policy { get; init; } = "merged";
-    /// <summary>Wall-clock time that emulated time 0 maps to (--trace-clock emulated: the run's start).</summary>
+    /// <summary>Wall-clock time that time 0 of the trace clock maps to (the run's start).</summary>
     public DateTimeOffset Epoch { get; init; } = DateTimeOffset.UnixEpoch;
+    /// <summary>--trace-clock host: spans start and end at host time, this clock's ns since <see cref="Epoch"/>, when the
+    /// emulator did the work (emulated times stay in the attributes). Null: the emulated clock (the default).</summary>
+    public Func<long>? HostClock { get; init; }
+    /// <summary>--trace-orleans: each kept root is also a live Activity of this source while it runs, so the grain calls
+    /// it makes (Orleans' activity propagation) and Orleans' own spans join its trace. Host clock only.</summary>
+    public System.Diagnostics.ActivitySource? Live { get; init; }
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 namespace DistEmu.Client.Tests;
 
 /// <summary>The tracing options of distemu run: files, live OTLP to an unreachable endpoint, bad paths.</summary>
+[Collection(OtlpCollection.Name)]
 public sealed class TracingOptionTests : InProcessCliTests
 {
     [Fact]

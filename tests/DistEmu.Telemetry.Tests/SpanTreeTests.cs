@@ -113,3 +113,27 @@ public class SamplingTests
         Assert.True(recorder.SampledOut > 0);
     }
 }
+
+/// <summary>--trace-clock host: span times from the host clock, emulated times in the attributes.</summary>
+public class HostClockTests
+{
+    [Fact]
+    public void On_the_host_clock_children_lie_within_their_root_and_the_emulated_times_stay_in_the_attributes()
+    {
+        long tick = 0;
+        var sink = new ListSink();
+        var recorder = new SpanRecorder(sink, new TracingOptions { Policy = "merged", HostClock = () => ++tick * 1_000 });
+        var r = SimRun.Run(LkmlCase.Options(FaultPolicy.Merged, sameVma: true, observer: recorder));
+        foreach (var trace in sink.Traces)
+        {
+            var root = Assert.Single(trace, s => s.ParentId == 0);
+            foreach (var s in trace)
+                Assert.True(s.StartNs >= root.StartNs && s.EndNs <= root.EndNs && s.StartNs <= s.EndNs,
+                    $"{s.Name} [{s.StartNs}, {s.EndNs}] outside its root {root.Name} [{root.StartNs}, {root.EndNs}] on the host clock");
+        }
+        var wait = Assert.Single(sink.All, s => s.Name == "migration_entry_wait");
+        Console.WriteLine($"migration_entry_wait: host [{wait.StartNs}, {wait.EndNs}], emulated {wait.EmulatedDurationNs} ns from {wait.Tags.First(t => t.Key == "emu.start_ns").Value}");
+        Assert.Equal(r.Machine.MigrationWait.Max, wait.EmulatedDurationNs);
+        Assert.True(wait.DurationNs < wait.EmulatedDurationNs, "the host clock here ticks 1 µs per event, far less than the 150 µs emulated wait");
+    }
+}

@@ -44,6 +44,9 @@ public sealed class KernelHost
                 Policy = Machine.Policy.Name(),
                 Seed = config.Seed ^ (long)StableHash(key),
                 ChildrenElsewhere = true,
+                // Host clock: wall time, so that grains on other silos share the client's timeline.
+                HostClock = tracing.HostClock ? () => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100 - tracing.EpochUnixNs : null,
+                Live = tracing.LiveRoots ? new System.Diagnostics.ActivitySource(TracingConfig.LiveSourceName) : null,
             });
             Machine.Observer = Recorder;
         }

@@ -20,6 +20,8 @@ public static class SpanCodec
             EndNs = s.EndNs,
             Process = s.Process,
             Node = s.Node,
+            EmulatedDurationNs = s.EmulatedDurationNs,
+            ExportedLive = s.ExportedLive,
             TagKeys = new string[tags.Length],
             TagKinds = new byte[tags.Length],
             TagNumbers = new long[tags.Length],
@@ -56,6 +58,8 @@ public static class SpanCodec
             EndNs = m.EndNs,
             Process = m.Process,
             Node = m.Node,
+            EmulatedDurationNs = m.EmulatedDurationNs,
+            ExportedLive = m.ExportedLive,
         };
         for (int i = 0; i < m.TagKeys.Length; i++)
             s.Tag(new SpanTag(m.TagKeys[i], (SpanTagKind)m.TagKinds[i], m.TagNumbers[i], m.TagTexts[i]));
