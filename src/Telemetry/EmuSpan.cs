@@ -88,7 +88,13 @@ public sealed class EmuSpan
     public long DurationNs => EndNs - StartNs;
     /// <summary>The emulated duration (emu.duration_ns): <see cref="DurationNs"/> on the emulated trace clock; under
     /// --trace-clock host, where start and end are host time, what the emulated machine took.</summary>
-    public long EmulatedDurationNs { get; set; }
+    public long EmulatedDurationNs
+    {
+        get => _emulatedDurationNs ?? DurationNs;
+        set => _emulatedDurationNs = value;
+    }
+
+    private long? _emulatedDurationNs;
     /// <summary>The span was exported live as it happened (an Activity, under --trace-orleans): exporters skip it.</summary>
     public bool ExportedLive { get; set; }
 
@@ -138,7 +144,7 @@ public sealed class EmuSpan
         Name = name;
         StartNs = startNs;
         EndNs = startNs;
-        EmulatedDurationNs = 0;
+        _emulatedDurationNs = null;
         ExportedLive = false;
         Process = process;
         Node = node;

@@ -285,6 +285,7 @@ public sealed class SpanRecorder : IKernelObserver
         FlushUnderRemote(s);
         s.Trace.Clear();
         s.Depth = 0;
+        s.Suppressed = false;
         if (context.SpanId == 0) return;
         ref var o = ref s.Push(SpanKind.Fault, "", 0, context.Trace, context.SpanId, 0);
         o.Remote = true;
