@@ -73,7 +73,11 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         return new FaultRequest
         {
             // A speculative walk runs the fault's VMA attempt before the fault begins here: it carries the fault's span ahead.
-            Caller = KernelHost.CallerOf(t, faultAhead: speculate), Addr = addr, Flags = (int)flags, Frame = t.Pcp.TakeOne(t.Machine), SpeculateFault = speculate,
+            Caller = KernelHost.CallerOf(t, faultAhead: speculate),
+            Addr = addr,
+            Flags = (int)flags,
+            Frame = t.Pcp.TakeOne(t.Machine),
+            SpeculateFault = speculate,
         };
     }
 
