@@ -46,8 +46,8 @@ public static class Cli
           --seed N              random seed (default: 1)
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
           --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
-          --trace-file PATH     write spans on the emulated timeline: PATH.json (Jaeger JSON, opens in Jaeger UI's
-                                upload) or PATH.jsonl (OTLP JSON lines)
+          --trace-file PATH     write spans (emulated timeline by default): PATH.json (Jaeger JSON, opens in
+                                Jaeger UI's upload) or PATH.jsonl (OTLP JSON lines)
           --otlp URL            export spans and metrics over OTLP (gRPC, e.g. http://localhost:4317; Jaeger's
                                 native intake); the OTEL_EXPORTER_OTLP_* variables work too
           --trace-sample R      keep this fraction of traces (default 1); retried faults and violations always kept
