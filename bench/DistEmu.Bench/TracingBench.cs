@@ -8,8 +8,10 @@ namespace DistEmu.Bench;
 /// <summary>
 /// `-- tracing [reps]`: the cost of tracing, side by side in one process: the sim engine on `small` (8 tasks), mmap-churn
 /// (faults, writers, contention), with tracing off, 1 % sampled, contended-only (waits or holds ≥ 10 µs) and 100 %
-/// sampled, spans written to a Jaeger JSON file. Each configuration after one warm-up, median of reps; prints faults/s
-/// and the cost relative to untraced.
+/// sampled, spans written to a Jaeger JSON file (and 100 % with no writer: the recorder's own share). One warm-up round, then `reps` rounds; each round runs every
+/// configuration once, in turn, so a change in the host's load hits them alike. Prints the median faults per host second
+/// and per CPU second of the process (all its threads: less sensitive to other jobs on the host), host bytes allocated
+/// per fault, and the cost relative to untraced for both (the median of each round's ratio).
 /// </summary>
 public static class TracingBench
 {
@@ -25,44 +27,81 @@ public static class TracingBench
                 ("1% sampled", new TracingOptions { SampleRatio = 0.01 }),
                 ("contended >= 10us", new TracingOptions { ContendedNs = 10_000 }),
                 ("100% sampled", new TracingOptions { SampleRatio = 1.0 }),
+                ("100%, no file", new TracingOptions { SampleRatio = 1.0 }),
             };
-            var results = new List<(string Name, double FaultsPerSecond, long Spans)>();
-            foreach (var (name, options) in configs)
+            var rates = configs.Select(_ => new List<double>()).ToArray();
+            var cpuRates = configs.Select(_ => new List<double>()).ToArray();
+            var bytes = configs.Select(_ => new List<double>()).ToArray();
+            var spans = new long[configs.Length];
+            var fileBytes = new long[configs.Length];
+            for (int r = 0; r <= reps; r++)
             {
-                var rates = new List<double>();
-                long spans = 0;
-                for (int r = 0; r <= reps; r++)
+                for (int c = 0; c < configs.Length; c++)
                 {
+                    var options = configs[c].Options;
                     SpanRecorder? recorder = null;
                     JaegerJsonFile? file = null;
+                    long bytesWritten = 0;
                     if (options != null)
                     {
-                        file = new JaegerJsonFile(Path.Combine(dir, $"t{r}.json"), DateTimeOffset.UtcNow);
-                        recorder = new SpanRecorder(file, options);
+                        ITraceSink sink = configs[c].Name.EndsWith("no file", StringComparison.Ordinal) ? new NoSink()
+                            : file = new JaegerJsonFile(Path.Combine(dir, $"t{r}-{c}.json"), DateTimeOffset.UtcNow);
+                        recorder = new SpanRecorder(sink, options);
                     }
                     GC.Collect();
+                    long allocated = GC.GetAllocatedBytesForCurrentThread();
+                    var process = Process.GetCurrentProcess();
+                    var cpu0 = process.TotalProcessorTime;
                     var sw = Stopwatch.StartNew();
                     var result = SimRun.Run(new SimRunOptions { Machine = spec, Workload = "mmap-churn", OpsPerTask = 40_000, Sanitizer = false, Observer = recorder });
                     file?.Complete();
                     sw.Stop();
-                    if (r == 0) continue; // warm-up
-                    rates.Add(result.Machine.VmStat.Faults / sw.Elapsed.TotalSeconds);
-                    spans = recorder?.Spans ?? 0;
+                    process.Refresh();
+                    var cpu = process.TotalProcessorTime - cpu0;
+                    allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
                     file?.Dispose();
+                    if (file != null) bytesWritten = new FileInfo(Path.Combine(dir, $"t{r}-{c}.json")).Length;
+                    File.Delete(Path.Combine(dir, $"t{r}-{c}.json"));
+                    if (r == 0) continue; // warm-up
+                    long faults = result.Machine.VmStat.Faults;
+                    rates[c].Add(faults / sw.Elapsed.TotalSeconds);
+                    cpuRates[c].Add(faults / cpu.TotalSeconds);
+                    bytes[c].Add((double)allocated / faults);
+                    spans[c] = recorder?.Spans ?? 0;
+                    fileBytes[c] = bytesWritten;
                 }
-                rates.Sort();
-                results.Add((name, rates[rates.Count / 2], spans));
             }
-            double baseline = results[0].FaultsPerSecond;
-            Console.WriteLine($"# sim engine, small (8 tasks), mmap-churn, 40,000 ops per task, sanitizer off, median of {reps} after 1 warm-up, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-            Console.WriteLine($"{"tracing",-20} {"faults/host-s",14} {"spans",10} {"cost",8}");
-            foreach (var (name, fps, spans) in results)
-                Console.WriteLine($"{name,-20} {fps,14:N0} {spans,10:N0} {(1 - fps / baseline) * 100,7:F1}%");
+            Console.WriteLine($"# sim engine, small (8 tasks), mmap-churn, 40,000 ops per task, sanitizer off, {reps} rounds after 1 warm-up, configurations interleaved, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+            Console.WriteLine($"{"tracing",-20} {"faults/host-s",14} {"faults/cpu-s",13} {"B/fault",8} {"spans",10} {"file MB",8} {"cost",7} {"cpu cost",9}  cost per round");
+            for (int c = 0; c < configs.Length; c++)
+            {
+                var costs = Enumerable.Range(0, reps).Select(i => 1 - rates[c][i] / rates[0][i]).ToList();
+                var cpuCosts = Enumerable.Range(0, reps).Select(i => 1 - cpuRates[c][i] / cpuRates[0][i]).ToList();
+                Console.WriteLine($"{configs[c].Name,-20} {Median(rates[c]),14:N0} {Median(cpuRates[c]),13:N0} {Median(bytes[c]),8:N0} {spans[c],10:N0} {fileBytes[c] / 1e6,8:N0} {Median(costs) * 100,6:F1}% {Median(cpuCosts) * 100,8:F1}%  {string.Join(" ", costs.Select(x => $"{x * 100:F1}%"))}");
+            }
             return 0;
         }
         finally
         {
             Directory.Delete(dir, true);
         }
+    }
+
+    /// <summary>Spans recorded and dropped on the floor: the recorder's own cost, without a writer's.</summary>
+    private sealed class NoSink : ITraceSink
+    {
+        public void Write(IReadOnlyList<EmuSpan> trace)
+        {
+        }
+
+        public void Complete()
+        {
+        }
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var sorted = xs.Order().ToList();
+        return sorted[sorted.Count / 2];
     }
 }

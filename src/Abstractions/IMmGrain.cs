@@ -9,8 +9,8 @@ public interface IMmGrain : IGrainWithStringKey
     Task<TreeSnapshot> GetTree(int cpu);
     /// <summary>lock_mm_and_find_vma for <paramref name="caller"/>: mmap_read_lock (waits behind writers), find the VMA.</summary>
     Task<LockFindReply> LockAndFind(Caller caller, long addr);
-    /// <summary>mmap_read_unlock by (or on behalf of) the caller, at emulated time <paramref name="at"/>.</summary>
-    Task ReadUnlock(int cpu, long at);
+    /// <summary>mmap_read_unlock by (or on behalf of) the caller, at the caller's clock.</summary>
+    Task ReadUnlock(Caller caller);
     /// <summary>mmap, munmap, mprotect, move_pages, NUMA scan or MADV_PAGEOUT for the caller; returns its clock after.</summary>
     Task<long> Syscall(Caller caller, OpMessage op);
     /// <summary>This mm's counters and those of every VMA grain it created.</summary>

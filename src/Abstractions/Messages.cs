@@ -35,6 +35,8 @@ public sealed class RunConfig
     [Id(13)] public int[]? Cpus { get; set; }
     /// <summary>The machine file's placement map: the silo index of each emulated node, -1 for the even spread (null: no map).</summary>
     [Id(14)] public int[]? NodeSilos { get; set; }
+    /// <summary>Record spans (null: no tracing).</summary>
+    [Id(15)] public TracingConfig? Tracing { get; set; }
 }
 
 /// <summary>A CPU's view of the VMA tree (its RCU snapshot): ranges and VMA ids, with the version it was taken at.</summary>
@@ -58,6 +60,12 @@ public struct Caller
     [Id(2)] public long Clock;
     /// <summary>How far the caller may run before synchronising (the skew bound), passed on to where its work continues.</summary>
     [Id(3)] public long Horizon;
+    /// <summary>The span the caller is in (trace id, span id; 0: none) and whether its trace is sampled: what the
+    /// callee records is its child.</summary>
+    [Id(4)] public ulong TraceHi;
+    [Id(5)] public ulong TraceLo;
+    [Id(6)] public ulong SpanId;
+    [Id(7)] public bool Sampled;
 }
 
 /// <summary>A fault-path request to a VMA grain. Only plain fields: it is copied, never deep-cloned.</summary>
@@ -217,6 +225,10 @@ public sealed class StatsMessage
     [Id(14)] public List<string> Lost = new();
     /// <summary>Under a quantum: the largest clock skew the time keepers measured, in emulated ns.</summary>
     [Id(15)] public long MaxSkewNs;
+    /// <summary>Spans recorded by the grain (kept traces and fragments of them), up to its bound.</summary>
+    [Id(16)] public List<SpanMessage> Spans = new();
+    /// <summary>Spans recorded, left out by sampling, and dropped at the grain's bound.</summary>
+    [Id(17)] public long[] SpanCounts = new long[3];
 }
 
 [GenerateSerializer]

@@ -69,10 +69,13 @@ public static class AttachedOrleans
     }
 
     /// <param name="placement">The machine file's placement map, checked against the cluster's active silos before the run starts.</param>
-    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null) =>
-        RunAsync(target, options, quantumNs, stdout, placement).GetAwaiter().GetResult();
+    /// <param name="tracing">Spans recorded in the grains, written by the client at the end (null: no tracing).</param>
+    public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null,
+        OrleansTraceCollector? tracing = null) =>
+        RunAsync(target, options, quantumNs, stdout, placement, tracing).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement)
+    private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement,
+        OrleansTraceCollector? tracing)
     {
         var host = await ConnectAsync(target);
         try
@@ -92,7 +95,8 @@ public static class AttachedOrleans
                 every.Restart();
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, stallTimeout: StallTimeout, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)));
+            }, stallTimeout: StallTimeout, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)),
+                tracing: tracing);
             // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
             // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).
             (long, long)? calls = null;

@@ -49,12 +49,17 @@ public static class Cli
           --seed N              random seed (default: 1)
           --ops N               ops per task, mmap/munmap/accesses all count (default: {DefaultOps})
           --duration T          stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then
-          --trace-file PATH     write spans on the emulated timeline: PATH.json (Jaeger JSON, opens in Jaeger UI's
-                                upload) or PATH.jsonl (OTLP JSON lines); sim engine
+          --trace-file PATH     write spans (emulated timeline by default): PATH.json (Jaeger JSON, opens in
+                                Jaeger UI's upload) or PATH.jsonl (OTLP JSON lines)
           --otlp URL            export spans and metrics over OTLP (gRPC, e.g. http://localhost:4317; Jaeger's
-                                native intake); the OTEL_EXPORTER_OTLP_* variables work too; sim engine
+                                native intake); the OTEL_EXPORTER_OTLP_* variables work too
           --trace-sample R      keep this fraction of traces (default 1); retried faults and violations always kept
           --trace-contended NS  keep only traces with a wait or hold of at least NS emulated ns
+          --trace-clock emulated|host
+                                span times: the emulated machine's (default; the run's start + emulated ns) or the
+                                host's (when the emulator did the work; emulated times stay in the attributes)
+          --trace-orleans       with --trace-clock host, --otlp and the orleans engine's silo in this process:
+                                Orleans' own spans (Microsoft.Orleans.*) join the traces of the faults that made them
           --quantum NS          orleans: keep every CPU within NS emulated ns of the slowest running one
                                 (default: lax, no bound — fastest, but contention that overlaps only in emulated
                                 time is missed; 1000 makes host order follow emulated time)
@@ -228,8 +233,6 @@ public static class Cli
                 throw new UsageException($"--cluster: runs on the orleans engine (not --engine {o.Engine})");
             if (o.Trace != null)
                 throw new UsageException("--cluster: trace replay runs on the sim engine or an embedded silo (--engine orleans), not on a cluster");
-            if (o.TraceFile != null)
-                throw new UsageException("--trace-file: tracing runs on the sim engine for now, not on a cluster");
             cluster = ClusterTarget.Parse(o.Cluster, o.ClusterId, o.ServiceId);
         }
         else if (o.ClusterId != null || o.ServiceId != null)
@@ -299,7 +302,6 @@ public static class Cli
             Tasks = tasks,
             Sanitizer = o.Sanitizer,
         };
-        // Tracing: the file is opened now, so an unwritable path fails before the run starts.
         // Telemetry is opened now, so an unwritable trace file fails before the run starts.
         using var telemetry = new RunTelemetry(o, machine);
         if (telemetry.Recorder != null)
@@ -333,8 +335,8 @@ public static class Cli
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
             var result = o.Engine == "sim" ? SimRun.Run(runOptions)
-                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout, placement)
-                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout, placement);
+                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout, placement, telemetry.Orleans)
+                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout, placement, telemetry.Orleans);
             telemetry.Finish(result);
             return result;
         }
@@ -407,6 +409,10 @@ public sealed class RunOptions
     public string? Otlp { get; private set; }
     public double TraceSample { get; private set; } = 1.0;
     public long? TraceContended { get; private set; }
+    /// <summary>--trace-clock: "emulated" (default) or "host".</summary>
+    public string TraceClock { get; private set; } = "emulated";
+    public bool TraceClockGiven { get; private set; }
+    public bool TraceOrleans { get; private set; }
     /// <summary>A perf script trace to replay instead of a synthetic workload.</summary>
     public string? Trace { get; private set; }
     public double TimeScale { get; private set; } = 1.0;
@@ -495,6 +501,12 @@ public sealed class RunOptions
                     o.TraceSample = double.TryParse(sr, NumberStyles.Float, CultureInfo.InvariantCulture, out var srv) && srv is >= 0 and <= 1
                         ? srv : throw new UsageException($"--trace-sample '{sr}': expected a ratio in 0..1");
                     break;
+                case "--trace-clock":
+                    var clock = Value();
+                    o.TraceClock = clock is "emulated" or "host" ? clock : throw new UsageException($"--trace-clock '{clock}': expected emulated or host");
+                    o.TraceClockGiven = true;
+                    break;
+                case "--trace-orleans": o.TraceOrleans = true; break;
                 case "--trace-contended":
                     var tc = r.Long();
                     o.TraceContended = tc >= 0 ? tc : throw new UsageException($"--trace-contended {tc}: must be >= 0");

@@ -43,12 +43,14 @@ public static class EmbeddedOrleans
     }
 
     /// <param name="placement">The machine file's placement map: one silo here, so it may name silo 0 only (the caller checks).</param>
-    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null) =>
-        RunAsync(options, quantumNs, stdout, placement).GetAwaiter().GetResult();
+    /// <param name="tracing">Spans recorded in the grains, written by the client at the end (null: no tracing).</param>
+    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null, OrleansTraceCollector? tracing = null) =>
+        RunAsync(options, quantumNs, stdout, placement, tracing).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement)
+    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement, OrleansTraceCollector? tracing)
     {
-        using var host = await SiloHosting.StartEmbeddedAsync();
+        // --trace-orleans: Orleans' spans join the traces of the faults whose grain calls they are.
+        using var host = await SiloHosting.StartEmbeddedAsync(activityPropagation: tracing?.Config.LiveRoots == true);
         try
         {
             var every = Stopwatch.StartNew();
@@ -60,7 +62,8 @@ public static class EmbeddedOrleans
                 double emuS = status.MaxClock / 1e9;
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(SkewLine(quantumNs, skew)));
+            }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(SkewLine(quantumNs, skew)),
+                tracing: tracing);
             long calls = host.GrainCalls();
             return new RunResult
             {

@@ -1,5 +1,7 @@
+using DistEmu.Abstractions;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
+using DistEmu.Silo;
 using DistEmu.Telemetry;
 
 namespace DistEmu.Client;
@@ -7,6 +9,8 @@ namespace DistEmu.Client;
 /// <summary>
 /// A run's telemetry, wired in one place: spans to a trace file and/or live over OTLP (--trace-file, --otlp or the
 /// OTEL_EXPORTER_OTLP_* variables), and the kernel's counters and histograms on the DistEmu meter over OTLP at the end.
+/// Under the sim engine a <see cref="SpanRecorder"/> observes the run; under orleans the grains record and an
+/// <see cref="OrleansTraceCollector"/> writes what they recorded when the run ends.
 /// Everything is opened before the run, so an unwritable file fails first; an unreachable endpoint never fails a run.
 /// </summary>
 public sealed class RunTelemetry : IDisposable
@@ -17,6 +21,7 @@ public sealed class RunTelemetry : IDisposable
     private readonly string _policy;
 
     public SpanRecorder? Recorder { get; }
+    public OrleansTraceCollector? Orleans { get; }
 
     public RunTelemetry(RunOptions o, MachineSpec machine)
     {
@@ -24,8 +29,8 @@ public sealed class RunTelemetry : IDisposable
         var epoch = DateTimeOffset.UtcNow;
         Uri? endpoint = o.Otlp is null ? null : ParseEndpoint(o.Otlp);
         bool otlp = endpoint != null || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
-        if ((o.TraceFile != null || otlp) && o.Engine != "sim")
-            throw new UsageException("--trace-file / --otlp: tracing runs on the sim engine for now (add --engine sim)");
+        Validate(o, otlp); // before any file is opened
+        bool hostClock = o.TraceClock == "host";
         if (o.TraceFile != null)
         {
             try
@@ -39,12 +44,58 @@ public sealed class RunTelemetry : IDisposable
         }
         if (otlp)
         {
-            _otlp = new OtlpTraceSink(new OtlpSinkOptions { Endpoint = endpoint, Epoch = epoch });
+            _otlp = new OtlpTraceSink(new OtlpSinkOptions
+            {
+                Endpoint = endpoint,
+                Epoch = epoch,
+                LiveSources = o.TraceOrleans ? ["Microsoft.Orleans.*", TracingConfig.LiveSourceName] : [],
+            });
             _sinks.Add(_otlp);
             _metrics = new KernelMetrics(new KernelMetricsOptions { Endpoint = endpoint, UseEnvironment = endpoint is null });
         }
-        if (_sinks.Count > 0)
-            Recorder = new SpanRecorder(new FanOut(_sinks), new TracingOptions { SampleRatio = o.TraceSample, ContendedNs = o.TraceContended, Seed = o.Seed, Policy = _policy, Epoch = epoch });
+        if (_sinks.Count == 0) return;
+        if (o.Engine == "sim")
+        {
+            var sinceEpoch = System.Diagnostics.Stopwatch.StartNew();
+            Recorder = new SpanRecorder(new FanOut(_sinks), new TracingOptions
+            {
+                SampleRatio = o.TraceSample,
+                ContendedNs = o.TraceContended,
+                Seed = o.Seed,
+                Policy = _policy,
+                Epoch = epoch,
+                HostClock = hostClock ? () => sinceEpoch.Elapsed.Ticks * 100 : null,
+            });
+        }
+        else
+        {
+            Orleans = new OrleansTraceCollector(new FanOut(_sinks), new TracingConfig
+            {
+                SampleRatio = o.TraceSample,
+                ContendedNs = o.TraceContended ?? -1,
+                HostClock = hostClock,
+                EpochUnixNs = epoch.ToUnixTimeMilliseconds() * 1_000_000,
+                LiveRoots = o.TraceOrleans,
+            });
+        }
+    }
+
+    /// <summary>The tracing options that cannot go together (exit 2, before anything is opened).</summary>
+    private static void Validate(RunOptions o, bool otlp)
+    {
+        if (o.TraceOrleans)
+        {
+            if (o.TraceClock != "host")
+                throw new UsageException("--trace-orleans: Orleans' spans are on the host clock; add --trace-clock host");
+            if (o.Engine != "orleans")
+                throw new UsageException($"--trace-orleans: needs the orleans engine (not --engine {o.Engine})");
+            if (o.Cluster != null)
+                throw new UsageException("--trace-orleans: needs the silo in this process, not --cluster (the silos' own spans are not exported)");
+            if (!otlp)
+                throw new UsageException("--trace-orleans: Orleans' spans are exported over OTLP only; add --otlp URL (or set OTEL_EXPORTER_OTLP_ENDPOINT)");
+        }
+        if (o.TraceClockGiven && o.TraceFile is null && !otlp)
+            throw new UsageException("--trace-clock: only with --trace-file or --otlp (there are no spans to place)");
     }
 
     private static Uri ParseEndpoint(string text) =>
@@ -57,6 +108,8 @@ public sealed class RunTelemetry : IDisposable
         foreach (var s in _sinks) s.Complete();
         if (Recorder != null)
             result.Trace = (Recorder.Spans, _otlp?.Dropped ?? 0, Recorder.SampledOut);
+        else if (Orleans != null)
+            result.Trace = (Orleans.Spans, (_otlp?.Dropped ?? 0) + Orleans.Dropped, Orleans.SampledOut);
         if (_metrics != null)
         {
             _metrics.Publish(result.Machine, new Dictionary<string, string> { ["emu.policy"] = _policy, ["emu.engine"] = result.Engine });

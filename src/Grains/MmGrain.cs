@@ -65,9 +65,9 @@ public sealed class MmGrain : Grain, IMmGrain
         return new LockFindReply { Found = vma != null, VmaId = vma?.Id ?? -1, VmaNode = vma is null ? 0 : _ops.NodeOf(vma.Id), Clock = t.Clock };
     }
 
-    public Task ReadUnlock(int cpu, long at)
+    public Task ReadUnlock(Caller caller)
     {
-        var t = _host.Task(new Caller { Cpu = cpu, Node = _host.Spec.NodeOfCpu(cpu), Clock = at });
+        var t = _host.Task(caller);
         MmapLock.MmapReadUnlock(t, _mm);
         return Task.CompletedTask;
     }
@@ -94,6 +94,7 @@ public sealed class MmGrain : Grain, IMmGrain
         }).ToList();
         await Task.WhenAll(parts.Select(p => p.Read));
         var all = StatsCodec.Export(_host.Machine);
+        _host.ExportSpans(all);
         foreach (var (into, _) in parts) StatsCodec.Merge(all, into);
         return all;
     }

@@ -317,6 +317,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
     public Task<StatsMessage> GetStats()
     {
         var msg = StatsCodec.Export(_host.Machine);
+        _host.ExportSpans(msg);
         return Task.FromResult(msg);
     }
 }

@@ -16,7 +16,8 @@ namespace DistEmu.Silo;
 /// </summary>
 public static class SiloHosting
 {
-    public static async Task<IHost> StartEmbeddedAsync(CancellationToken cancellationToken = default)
+    /// <param name="activityPropagation">Orleans' Activity propagation through grain calls (--trace-orleans).</param>
+    public static async Task<IHost> StartEmbeddedAsync(bool activityPropagation = false, CancellationToken cancellationToken = default)
     {
         int siloPort = FreePort(), gatewayPort = FreePort();
         var builder = Host.CreateApplicationBuilder();
@@ -26,6 +27,7 @@ public static class SiloHosting
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "distemu", clusterId: $"distemu-{Environment.ProcessId}-{siloPort}");
             AddDistEmu(silo, countCrossSilo: false); // one silo: nothing crosses
+            if (activityPropagation) silo.AddActivityPropagation();
         });
         var host = builder.Build();
         await host.StartAsync(cancellationToken);

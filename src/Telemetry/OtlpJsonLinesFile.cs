@@ -6,91 +6,157 @@ namespace DistEmu.Telemetry;
 /// <summary>
 /// OTLP JSON lines, as the OpenTelemetry collector's file exporter writes them: one ExportTraceServiceRequest per
 /// line (here one trace per line), a resource per emulated CPU (service.name "cpu-N", emu.node), scope "DistEmu",
-/// ids in hex, times in Unix ns as strings. Streamed to PATH.tmp-PID and renamed on completion.
+/// ids in hex, times in Unix ns as strings. Streamed to PATH.tmp-PID (written on a thread of its own,
+/// <see cref="BackgroundFileWriter"/>) and renamed on completion; one JSON writer for every line, ids and numbers
+/// formatted straight into its buffer.
 /// </summary>
 public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
 {
+    private static readonly JsonEncodedText ResourceSpans = JsonEncodedText.Encode("resourceSpans"), Resource = JsonEncodedText.Encode("resource"),
+        Attributes = JsonEncodedText.Encode("attributes"), ScopeSpans = JsonEncodedText.Encode("scopeSpans"), Scope = JsonEncodedText.Encode("scope"),
+        NameKey = JsonEncodedText.Encode("name"), DistEmu = JsonEncodedText.Encode("DistEmu"), Spans = JsonEncodedText.Encode("spans"),
+        TraceIdKey = JsonEncodedText.Encode("traceId"), SpanIdKey = JsonEncodedText.Encode("spanId"), ParentSpanId = JsonEncodedText.Encode("parentSpanId"),
+        Kind = JsonEncodedText.Encode("kind"), Start = JsonEncodedText.Encode("startTimeUnixNano"), End = JsonEncodedText.Encode("endTimeUnixNano"),
+        Links = JsonEncodedText.Encode("links"), Key = JsonEncodedText.Encode("key"), Value = JsonEncodedText.Encode("value"),
+        BoolValue = JsonEncodedText.Encode("boolValue"), IntValue = JsonEncodedText.Encode("intValue"), StringValue = JsonEncodedText.Encode("stringValue"),
+        ServiceName = JsonEncodedText.Encode("service.name"), EmuNode = JsonEncodedText.Encode("emu.node");
+
     private readonly AtomicFile _file;
+    private readonly BackgroundFileWriter _out;
+    private readonly Utf8JsonWriter _w;
     private readonly long _epochNs;
+    private readonly JsonText _text = new();
+    private readonly List<(string Process, int Node)> _groups = new(4);
 
     public OtlpJsonLinesFile(string path, DateTimeOffset epoch)
     {
         _file = new AtomicFile(path);
+        _out = new BackgroundFileWriter(_file.Stream);
+        _w = new Utf8JsonWriter(_out, new JsonWriterOptions { SkipValidation = true });
         _epochNs = epoch.ToUnixTimeMilliseconds() * 1_000_000;
     }
 
     public void Write(IReadOnlyList<EmuSpan> trace)
     {
-        using (var w = new Utf8JsonWriter(_file.Stream))
+        // One resource per (process, node), in order of first appearance.
+        _groups.Clear();
+        foreach (var s in trace)
+            if (!_groups.Contains((s.Process, s.Node))) _groups.Add((s.Process, s.Node));
+        Span<byte> hex = stackalloc byte[32];
+        _w.WriteStartObject();
+        _w.WriteStartArray(ResourceSpans);
+        foreach (var (process, node) in _groups)
         {
-            w.WriteStartObject();
-            w.WriteStartArray("resourceSpans");
-            foreach (var group in trace.GroupBy(s => (s.Process, s.Node)))
+            _w.WriteStartObject();
+            _w.WriteStartObject(Resource);
+            _w.WriteStartArray(Attributes);
+            Attr(ServiceName, process);
+            IntAttr(EmuNode, node);
+            _w.WriteEndArray();
+            _w.WriteEndObject();
+            _w.WriteStartArray(ScopeSpans);
+            _w.WriteStartObject();
+            _w.WriteStartObject(Scope);
+            _w.WriteString(NameKey, DistEmu);
+            _w.WriteEndObject();
+            _w.WriteStartArray(Spans);
+            foreach (var s in trace)
             {
-                w.WriteStartObject();
-                w.WriteStartObject("resource");
-                w.WriteStartArray("attributes");
-                Attr(w, "service.name", group.Key.Process);
-                Attr(w, "emu.node", (long)group.Key.Node);
-                w.WriteEndArray();
-                w.WriteEndObject();
-                w.WriteStartArray("scopeSpans");
-                w.WriteStartObject();
-                w.WriteStartObject("scope");
-                w.WriteString("name", "DistEmu");
-                w.WriteEndObject();
-                w.WriteStartArray("spans");
-                foreach (var s in group)
+                if (s.Node != node || s.Process != process) continue;
+                _w.WriteStartObject();
+                s.Trace.FormatHex(hex);
+                _w.WriteString(TraceIdKey, hex);
+                _w.WriteString(SpanIdKey, JsonText.Hex16(s.SpanId, hex));
+                if (s.ParentId != 0) _w.WriteString(ParentSpanId, JsonText.Hex16(s.ParentId, hex));
+                _w.WriteString(NameKey, _text.Encoded(s.Name));
+                _w.WriteNumber(Kind, 1);
+                NumberText(Start, _epochNs + s.StartNs);
+                NumberText(End, _epochNs + s.EndNs);
+                _w.WriteStartArray(Attributes);
+                foreach (ref readonly var t in s.Attributes) Attr(t);
+                _w.WriteEndArray();
+                _w.WriteStartArray(Links);
+                foreach (var l in s.Links)
                 {
-                    w.WriteStartObject();
-                    w.WriteString("traceId", s.Trace.ToString());
-                    w.WriteString("spanId", s.SpanId.ToString("x16"));
-                    if (s.ParentId != 0) w.WriteString("parentSpanId", s.ParentId.ToString("x16"));
-                    w.WriteString("name", s.Name);
-                    w.WriteNumber("kind", 1);
-                    w.WriteString("startTimeUnixNano", (_epochNs + s.StartNs).ToString(CultureInfo.InvariantCulture));
-                    w.WriteString("endTimeUnixNano", (_epochNs + s.EndNs).ToString(CultureInfo.InvariantCulture));
-                    w.WriteStartArray("attributes");
-                    foreach (var (k, v) in s.Tags) Attr(w, k, v);
-                    w.WriteEndArray();
-                    w.WriteStartArray("links");
-                    foreach (var l in s.Links)
-                    {
-                        w.WriteStartObject();
-                        w.WriteString("traceId", l.Trace.ToString());
-                        w.WriteString("spanId", l.SpanId.ToString("x16"));
-                        w.WriteEndObject();
-                    }
-                    w.WriteEndArray();
-                    w.WriteEndObject();
+                    _w.WriteStartObject();
+                    l.Trace.FormatHex(hex);
+                    _w.WriteString(TraceIdKey, hex);
+                    _w.WriteString(SpanIdKey, JsonText.Hex16(l.SpanId, hex));
+                    _w.WriteEndObject();
                 }
-                w.WriteEndArray();
-                w.WriteEndObject();
-                w.WriteEndArray();
-                w.WriteEndObject();
+                _w.WriteEndArray();
+                _w.WriteEndObject();
             }
-            w.WriteEndArray();
-            w.WriteEndObject();
+            _w.WriteEndArray();
+            _w.WriteEndObject();
+            _w.WriteEndArray();
+            _w.WriteEndObject();
         }
-        _file.Stream.WriteByte((byte)'\n');
+        _w.WriteEndArray();
+        _w.WriteEndObject();
+        _w.Flush();
+        _out.GetSpan(1)[0] = (byte)'\n';
+        _out.Advance(1);
+        _w.Reset();
     }
 
-    private static void Attr(Utf8JsonWriter w, string key, object value)
+    /// <summary>OTLP JSON carries 64-bit integers as strings.</summary>
+    private void NumberText(JsonEncodedText key, long value)
     {
-        w.WriteStartObject();
-        w.WriteString("key", key);
-        w.WriteStartObject("value");
-        switch (value)
-        {
-            case bool b: w.WriteBoolean("boolValue", b); break;
-            case long or int: w.WriteString("intValue", Convert.ToInt64(value, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture)); break;
-            default: w.WriteString("stringValue", Convert.ToString(value, CultureInfo.InvariantCulture)); break;
-        }
-        w.WriteEndObject();
-        w.WriteEndObject();
+        Span<byte> digits = stackalloc byte[20];
+        value.TryFormat(digits, out int n, default, CultureInfo.InvariantCulture);
+        _w.WriteString(key, digits[..n]);
     }
 
-    public void Complete() => _file.Commit();
+    private void Attr(JsonEncodedText key, string value)
+    {
+        _w.WriteStartObject();
+        _w.WriteString(Key, key);
+        _w.WriteStartObject(Value);
+        _w.WriteString(StringValue, value);
+        _w.WriteEndObject();
+        _w.WriteEndObject();
+    }
 
-    public void Dispose() => _file.Dispose();
+    private void IntAttr(JsonEncodedText key, long value)
+    {
+        _w.WriteStartObject();
+        _w.WriteString(Key, key);
+        _w.WriteStartObject(Value);
+        NumberText(IntValue, value);
+        _w.WriteEndObject();
+        _w.WriteEndObject();
+    }
+
+    private void Attr(in SpanTag t)
+    {
+        _w.WriteStartObject();
+        _w.WriteString(Key, _text.Encoded(t.Key));
+        _w.WriteStartObject(Value);
+        switch (t.Kind)
+        {
+            case SpanTagKind.Bool: _w.WriteBoolean(BoolValue, t.Number != 0); break;
+            case SpanTagKind.Long: NumberText(IntValue, t.Number); break;
+            case SpanTagKind.Hex:
+                Span<byte> hex = stackalloc byte[24];
+                _w.WriteString(StringValue, hex[..t.FormatHex(hex)]);
+                break;
+            default: _w.WriteString(StringValue, t.Text); break;
+        }
+        _w.WriteEndObject();
+        _w.WriteEndObject();
+    }
+
+    public void Complete()
+    {
+        _out.Complete();
+        _file.Commit();
+    }
+
+    public void Dispose()
+    {
+        _w.Dispose();
+        _out.Dispose();
+        _file.Dispose();
+    }
 }

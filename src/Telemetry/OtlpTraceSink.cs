@@ -25,6 +25,10 @@ public sealed record OtlpSinkOptions
     public TimeSpan ScheduledDelay { get; init; } = TimeSpan.FromMilliseconds(500);
     /// <summary>How long <see cref="OtlpTraceSink.Complete"/> may take in all (flush, then shutdown).</summary>
     public TimeSpan CompleteTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Other ActivitySources exported as their activities happen (--trace-orleans: Orleans' own and the
+    /// recorder's live roots). Their activities are kept only within a trace (a parent-based sampler): Orleans' calls
+    /// outside any traced fault are not exported.</summary>
+    public IReadOnlyList<string> LiveSources { get; init; } = [];
     /// <summary>Export with this exporter instead of OTLP (tests: the in-memory exporter).</summary>
     public BaseExporter<Activity>? Exporter { get; init; }
 }
@@ -41,12 +45,6 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
 {
     public const string SourceName = "DistEmu";
 
-    // System.Diagnostics.Activity has no API to choose a span id (only the trace id, through the parent context, and
-    // a process-wide TraceIdGenerator). Its W3C ids live in two private string fields; if this runtime has them, the
-    // sink writes the EmuSpan's span id there right after Start (before any processor sees the ended span).
-    private static readonly FieldInfo? SpanIdField = typeof(Activity).GetField("_spanId", BindingFlags.Instance | BindingFlags.NonPublic);
-    private static readonly FieldInfo? IdField = typeof(Activity).GetField("_id", BindingFlags.Instance | BindingFlags.NonPublic);
-
     private readonly ActivitySource _source = new(SourceName);
     private readonly TracerProvider _provider;
     private readonly CountingExporter _exporter;
@@ -59,12 +57,15 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
     {
         _o = options;
         _exporter = new CountingExporter(options.Exporter ?? CreateOtlpExporter(options));
-        _provider = Sdk.CreateTracerProviderBuilder()
+        var builder = Sdk.CreateTracerProviderBuilder()
             .SetResourceBuilder(ResourceBuilder.CreateDefault().AddService("distemu"))
-            .AddSource(SourceName)
-            // The recorder already sampled; a root here has a trace id but no parent span, which the default
-            // parent-based sampler would treat as an unsampled parent.
-            .SetSampler(new AlwaysOnSampler())
+            .AddSource(SourceName);
+        foreach (var source in options.LiveSources) builder.AddSource(source);
+        _provider = builder
+            // The recorder already sampled; a root here has a trace id (a parent context without a span), which is
+            // sampled as its Recorded flag says. A live activity with no parent at all (an Orleans call outside any
+            // traced fault) is not.
+            .SetSampler(options.LiveSources.Count == 0 ? new AlwaysOnSampler() : new ParentBasedSampler(new AlwaysOffSampler()))
             .AddProcessor(new BatchActivityExportProcessor(_exporter, options.MaxQueueSize, (int)options.ScheduledDelay.TotalMilliseconds,
                 (int)(options.ExportTimeout ?? TimeSpan.FromSeconds(10)).TotalMilliseconds, Math.Min(options.MaxExportBatchSize, options.MaxQueueSize)))
             .Build();
@@ -72,7 +73,7 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
 
     /// <summary>True if the exported span ids are the EmuSpans' own (this runtime's Activity lets them be set);
     /// otherwise they are fresh ids, with parents and links remapped onto them within this sink.</summary>
-    public static bool PreservesSpanIds => SpanIdField?.FieldType == typeof(string) && IdField?.FieldType == typeof(string);
+    public static bool PreservesSpanIds => ActivityIds.Supported;
 
     /// <summary>Spans handed to the SDK.</summary>
     public long Received => Interlocked.Read(ref _received);
@@ -100,23 +101,12 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
         return new OtlpTraceExporter(x);
     }
 
-    /// <summary>Takes a trace; it is turned into Activities at the next <see cref="Write"/> or at <see cref="Complete"/>.
-    /// SpanRecorder hands a trace over from inside CloseRoot and only then adds the root's closing attributes
-    /// (page_fault's emu.fault.result / emu.outcome / emu.retry, a writer's emu.wait_ns); one trace of delay lets
-    /// them arrive.</summary>
+    /// <summary>Turns a trace into Activities at once (the recorder's spans are valid only during this call).</summary>
     public void Write(IReadOnlyList<EmuSpan> trace)
     {
         if (Volatile.Read(ref _completed) != 0) return;
-        IReadOnlyList<EmuSpan>? ready;
-        lock (_mapped)
-        {
-            ready = _pending;
-            _pending = trace;
-        }
-        if (ready != null) Emit(ready);
+        Emit(trace);
     }
-
-    private IReadOnlyList<EmuSpan>? _pending;
 
     private void Emit(IReadOnlyList<EmuSpan> trace)
     {
@@ -143,8 +133,8 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
         }
     }
 
-    private static ActivityTraceId TraceIdOf(TraceId t) => ActivityTraceId.CreateFromString(t.ToString());
-    private static ActivitySpanId SpanIdOf(ulong id) => ActivitySpanId.CreateFromString(id.ToString("x16"));
+    private static ActivityTraceId TraceIdOf(TraceId t) => ActivityIds.TraceIdOf(t);
+    private static ActivitySpanId SpanIdOf(ulong id) => ActivityIds.SpanIdOf(id);
 
     private ActivitySpanId Mapped(ulong emuId)
     {
@@ -154,6 +144,7 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
 
     private void EmitSpan(EmuSpan s)
     {
+        if (s.ExportedLive) return; // its live Activity was exported when it stopped
         var traceId = TraceIdOf(s.Trace);
         // A root's "parent" context carries only the trace id: Activity takes the trace id from it and leaves
         // ParentSpanId empty when the context's span id is default.
@@ -171,13 +162,7 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
         if (a is null) return; // no listener (provider shut down)
         a.SetStartTime(At(s.StartNs).UtcDateTime);
         a.Start();
-        if (PreservesSpanIds)
-        {
-            string span = s.SpanId.ToString("x16");
-            SpanIdField!.SetValue(a, span);
-            IdField!.SetValue(a, $"00-{a.TraceId.ToHexString()}-{span}-{(a.Recorded ? "01" : "00")}");
-        }
-        else
+        if (!ActivityIds.TrySet(a, s.SpanId))
         {
             lock (_mapped)
             {
@@ -185,9 +170,9 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
                 _mapped[s.SpanId] = a.SpanId;
             }
         }
-        foreach (var t in s.Tags) a.SetTag(t.Key, t.Value);
+        foreach (ref readonly var t in s.Attributes) a.SetTag(t.Key, t.Value);
         a.SetTag("emu.process", s.Process);
-        a.SetTag("emu.duration_ns", s.DurationNs);
+        a.SetTag("emu.duration_ns", s.EmulatedDurationNs);
         a.SetEndTime(At(s.EndNs).UtcDateTime);
         Interlocked.Increment(ref _received);
         a.Stop();
@@ -201,13 +186,6 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
     {
         if (Interlocked.Exchange(ref _completed, 1) != 0) return;
         var sw = Stopwatch.StartNew();
-        IReadOnlyList<EmuSpan>? last;
-        lock (_mapped)
-        {
-            last = _pending;
-            _pending = null;
-        }
-        if (last != null) Emit(last);
         int total = (int)_o.CompleteTimeout.TotalMilliseconds;
         try
         {

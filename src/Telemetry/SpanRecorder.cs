@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using DistEmu.Kernel;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Locking;
@@ -14,24 +15,27 @@ namespace DistEmu.Telemetry;
 /// lock span follows from the faults that held the lock. A trace is kept or dropped when its root ends: kept if
 /// sampled (by ratio, or contended-only), and always if it retried or met a sanitizer violation.
 /// </summary>
+/// <remarks>
+/// Cost is paid only for what is kept. Sampling is decided once, when the root opens, from its trace id; an open span
+/// is a value record on the task's stack (ids, name, start, what its attributes need), and becomes an
+/// <see cref="EmuSpan"/> only when it closes in a trace that records it — the root only when the trace is kept. A
+/// trace left out by head sampling records no children: its root can still be built for a retry or a violation.
+/// Under contended-only, only the children over the threshold are built. Span objects are reused from one trace of a
+/// task to the next (the sink sees them only during <see cref="ITraceSink.Write"/>).
+/// </remarks>
 public sealed class SpanRecorder : IKernelObserver
 {
-    private sealed class TaskState
-    {
-        public readonly List<EmuSpan> Open = new(4);
-        public readonly List<EmuSpan> Trace = new(16);
-        public readonly Dictionary<(object, LockMode), long> Waited = new();
-        public readonly Dictionary<(object, LockMode), List<SpanRef>> BlockedBy = new();
-        public long ViolationsAtStart;
-        public bool Retried;
-        public long MaxWaitOrHold;
-        /// <summary>Head sampling said no: only the root is kept (for a retry or a violation), no child is recorded.</summary>
-        public bool Suppressed;
-    }
+    private const string FaultFlagsRead = "USER|ALLOW_RETRY|KILLABLE", FaultFlagsWrite = "WRITE|USER|ALLOW_RETRY|KILLABLE";
+    private static readonly string[] PhaseNames = ["lock", "unmap", "copy", "remap", "unlock"];
 
     private readonly ITraceSink _sink;
     private readonly TracingOptions _o;
-    private readonly Dictionary<EmuTask, TaskState> _tasks = new();
+    private readonly ulong _sampleBelow;
+    private readonly bool _sampleAll;
+    private readonly long _contended;
+    private readonly Func<long>? _host;
+    private readonly string[] _lockSpanNames;
+    private readonly Dictionary<VmFault, string> _faultResults = new();
     private readonly Dictionary<long, SpanRef> _lastMigration = new();
     private ulong _next;
 
@@ -39,6 +43,17 @@ public sealed class SpanRecorder : IKernelObserver
     {
         _sink = sink;
         _o = options;
+        _sampleAll = options.SampleRatio >= 1;
+        _sampleBelow = options.SampleRatio <= 0 ? 0 : (ulong)(options.SampleRatio * ulong.MaxValue);
+        _contended = options.ContendedNs ?? -1;
+        _host = options.HostClock;
+        var classes = Enum.GetValues<LockClass>();
+        _lockSpanNames = new string[classes.Length * 2];
+        foreach (var c in classes)
+        {
+            _lockSpanNames[(int)c * 2] = $"{c.Name()} {LockMode.Read.Name()}";
+            _lockSpanNames[(int)c * 2 + 1] = $"{c.Name()} {LockMode.Write.Name()}";
+        }
     }
 
     /// <summary>Spans written, and spans of traces dropped by sampling.</summary>
@@ -47,9 +62,8 @@ public sealed class SpanRecorder : IKernelObserver
 
     private TaskState State(EmuTask t)
     {
-        if (t.ObserverState is TaskState cached) return cached;
-        if (!_tasks.TryGetValue(t, out var s))
-            _tasks[t] = s = new TaskState();
+        if (t.ObserverState is TaskState s && s.Owner == this) return s;
+        s = new TaskState(this, t.Cpu >= 0 ? $"cpu-{t.Cpu}" : t.Name);
         t.ObserverState = s;
         return s;
     }
@@ -64,206 +78,486 @@ public sealed class SpanRecorder : IKernelObserver
         return z == 0 ? 1 : z;
     }
 
-    private static string ProcessOf(EmuTask t) => t.Cpu >= 0 ? $"cpu-{t.Cpu}" : t.Name;
+    private bool Sampled(TraceId id) => _sampleAll || id.Lo < _sampleBelow;
 
-    private EmuSpan NewSpan(EmuTask t, TaskState s, string name, long start, bool tags = true)
+    /// <summary>Opens a span record: the root of a new trace if nothing is open, else a child of the innermost open span.</summary>
+    private ref OpenSpan Open(EmuTask t, TaskState s, SpanKind kind, string name, long start)
     {
-        var parent = s.Open.Count > 0 ? s.Open[^1] : null;
-        var trace = parent?.Trace ?? new TraceId(NewId(), NewId());
-        var span = new EmuSpan { Trace = trace, SpanId = NewId(), ParentId = parent?.SpanId ?? 0, Name = name, StartNs = start, Process = ProcessOf(t), Node = t.Node };
-        if (tags) BaseTags(t, span);
-        return span;
-    }
-
-    private static EmuSpan BaseTags(EmuTask t, EmuSpan span) =>
-        span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", span.StartNs);
-
-    private void OpenRoot(EmuTask t, string name, long start)
-    {
-        var s = State(t);
-        if (s.Open.Count == 0)
+        if (s.Depth == 0)
         {
-            s.Trace.Clear();
             s.Retried = false;
             s.MaxWaitOrHold = 0;
+            s.Unbuilt = 0;
             s.ViolationsAtStart = t.Machine.Sanitizer.Total;
+            var (trace, spanId) = s.Reserved ?? (new TraceId(NewId(), NewId()), NewId());
+            s.Reserved = null;
+            // Head sampling, once per trace; contended-only decides at the end, from what the children measured.
+            s.Suppressed = _contended < 0 && !Sampled(trace);
+            ref var root = ref s.Push(kind, name, start, trace, spanId, 0);
+            if (_host != null)
+            {
+                root.HostStartNs = s.LastHostNs = _host();
+                if (_o.Live != null && !s.Suppressed) root.Live = StartLive(name, trace, spanId);
+            }
+            return ref root;
         }
-        if (s.Open.Count == 0)
-        {
-            // Head sampling: a trace left out keeps only its root, untagged until a retry or violation keeps it.
-            var root = NewSpan(t, s, name, start, tags: false);
-            s.Suppressed = _o.ContendedNs is null && !Sampled(root.Trace);
-            if (!s.Suppressed) BaseTags(t, root).Tag("emu.policy", _o.Policy);
-            s.Open.Add(root);
-            return;
-        }
-        if (s.Suppressed)
-        {
-            s.Open.Add(NewSpan(t, s, name, start, tags: false));
-            return;
-        }
-        s.Open.Add(NewSpan(t, s, name, start).Tag("emu.policy", _o.Policy));
+        ref var parent = ref s.Top;
+        ref var child = ref s.Push(kind, name, start, parent.Trace, NewId(), parent.SpanId);
+        if (_host != null) child.HostStartNs = s.LastHostNs = _host();
+        return ref child;
     }
 
-    private EmuSpan? CloseRoot(EmuTask t, long end)
+    /// <summary>--trace-orleans: the root as a live Activity (its trace and span id ours), current while it runs.</summary>
+    private Activity? StartLive(string name, TraceId trace, ulong spanId)
     {
-        var s = State(t);
-        if (s.Open.Count == 0) return null;
-        var span = s.Open[^1];
-        s.Open.RemoveAt(s.Open.Count - 1);
-        span.EndNs = end;
-        s.Trace.Add(span);
-        if (s.Open.Count == 0) Finish(t, s);
-        return span;
+        var a = _o.Live!.StartActivity(name, ActivityKind.Internal, new ActivityContext(ActivityIds.TraceIdOf(trace), default, ActivityTraceFlags.Recorded));
+        if (a != null && !ActivityIds.TrySet(a, spanId))
+        {
+            // Orleans' spans would hang off an id the recorder's children do not know: better none.
+            a.ActivityTraceFlags = ActivityTraceFlags.None;
+            a.Stop();
+            return null;
+        }
+        return a;
     }
 
-    private void Finish(EmuTask t, TaskState s)
+    /// <summary>Closes the innermost open span at <paramref name="end"/>; the root's closing keeps or drops the trace.</summary>
+    private void Close(EmuTask t, TaskState s, long end)
     {
+        ref var o = ref s.Top;
+        o.EndNs = end;
+        if (_host != null) o.HostEndNs = s.LastHostNs = _host();
+        if (s.Depth > 1)
+        {
+            if (s.Suppressed) s.Unbuilt++;
+            else Build(t, s, ref o, childrenSampledOut: false);
+            s.Depth--;
+            FlushUnderRemote(s);
+            return;
+        }
         bool violated = t.Machine.Sanitizer.Total > s.ViolationsAtStart;
-        bool keep = s.Retried || violated || (_o.ContendedNs is long c ? s.MaxWaitOrHold >= c : !s.Suppressed);
-        if (keep && s.Suppressed)
-        {
-            // Kept for its retry or violation; its children were not recorded.
-            s.Trace.RemoveAll(x => x.ParentId != 0);
-            BaseTags(t, s.Trace[0]).Tag("emu.policy", _o.Policy).Tag("emu.children_sampled_out", true);
-        }
+        // With children recorded elsewhere (grains), a root that lasted the threshold is kept: theirs may be over it.
+        long longest = _o.ChildrenElsewhere ? Math.Max(s.MaxWaitOrHold, end - o.StartNs) : s.MaxWaitOrHold;
+        bool keep = s.Retried || violated || (_contended >= 0 ? longest >= _contended : !s.Suppressed);
         if (keep)
         {
+            // A trace left out by head sampling but kept for its retry or violation has its root only.
+            var root = Build(t, s, ref o, childrenSampledOut: s.Suppressed);
+            if (o.Live != null) EndLive(o.Live, root);
             Spans += s.Trace.Count;
-            _sink.Write(s.Trace.ToList());
+            _sink.Write(s.Trace);
         }
         else
         {
-            SampledOut += s.Trace.Count;
+            if (o.Live != null)
+            {
+                o.Live.ActivityTraceFlags = ActivityTraceFlags.None; // not exported
+                o.Live.Stop();
+            }
+            SampledOut += s.Trace.Count + s.Unbuilt + 1;
         }
         s.Trace.Clear();
+        s.Depth = 0;
     }
 
-    private bool Sampled(TraceId id) => _o.SampleRatio >= 1 || (_o.SampleRatio > 0 && id.Lo < (ulong)(_o.SampleRatio * ulong.MaxValue));
+    /// <summary>The live root ends with the recorded root's attributes; the files still get the recorded one.</summary>
+    private static void EndLive(Activity a, EmuSpan root)
+    {
+        foreach (ref readonly var tag in root.Attributes) a.SetTag(tag.Key, tag.Value);
+        a.SetTag("emu.process", root.Process);
+        a.SetTag("emu.duration_ns", root.EmulatedDurationNs);
+        a.Stop();
+        root.ExportedLive = true;
+    }
+
+    /// <summary>The span of a closed record, with its attributes in a fixed order.</summary>
+    private EmuSpan Build(EmuTask t, TaskState s, ref OpenSpan o, bool childrenSampledOut)
+    {
+        var span = s.Trace.Add(o.Trace, o.SpanId, o.ParentId, o.Name, o.StartNs, s.Process, t.Node);
+        span.EndNs = o.EndNs;
+        span.EmulatedDurationNs = o.EndNs - o.StartNs;
+        if (_host != null) (span.StartNs, span.EndNs) = (o.HostStartNs, o.HostEndNs);
+        span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", o.StartNs).Tag("emu.policy", _o.Policy);
+        switch (o.Kind)
+        {
+            case SpanKind.Fault:
+                span.TagHex("emu.address", o.Addr).Tag("emu.fault.flags", o.Write ? FaultFlagsWrite : FaultFlagsRead);
+                if (o.Ended)
+                    span.Tag("emu.fault.result", FaultResult(o.Result)).Tag("emu.outcome", OutcomeName(o.Outcome)).Tag("emu.retry", o.Retried);
+                break;
+            case SpanKind.Writer:
+                span.TagHex("emu.address", o.Addr).Tag("emu.length", o.Length);
+                if (o.Ended) span.Tag("emu.wait_ns", o.Waited);
+                break;
+            case SpanKind.Migrate:
+                span.Tag("emu.vma", (long)o.Vma).TagHex("emu.address", o.Addr).Tag("emu.frame", o.Frame).Tag("emu.dst_node", (long)o.DstNode).Tag("emu.success", o.Success);
+                break;
+        }
+        if (childrenSampledOut) span.Tag("emu.children_sampled_out", true);
+        return span;
+    }
+
+    private string FaultResult(VmFault r)
+    {
+        if (r == VmFault.Done) return "0";
+        if (!_faultResults.TryGetValue(r, out var text))
+            _faultResults[r] = text = r.ToString().Replace(", ", "|", StringComparison.Ordinal);
+        return text;
+    }
+
+    private static string OutcomeName(FaultOutcome o) => o switch
+    {
+        FaultOutcome.Handled => nameof(FaultOutcome.Handled),
+        FaultOutcome.Sigsegv => nameof(FaultOutcome.Sigsegv),
+        FaultOutcome.Sigbus => nameof(FaultOutcome.Sigbus),
+        _ => o.ToString(),
+    };
 
     /// <summary>
     /// A finished child of the task's open span: none if nothing is open (not part of any trace), if head sampling
     /// left the trace out, or, when only contended spans are kept, if it lasted less than the threshold.
     /// </summary>
-    private EmuSpan? Child(EmuTask t, string name, long start, long end)
+    /// <param name="hostStart">Under --trace-clock host: when the host began it (-1: at the task's previous event).</param>
+    private EmuSpan? Child(EmuTask t, TaskState s, string name, long start, long end, long hostStart = -1, long hostEnd = -1)
     {
-        var s = State(t);
-        if (s.Open.Count == 0 || s.Suppressed || (_o.ContendedNs is long c && end - start < c)) return null;
-        var span = NewSpan(t, s, name, start);
+        if (s.Depth == 0 || s.Suppressed || end - start < _contended) return null;
+        ref var parent = ref s.Top;
+        var span = s.Trace.Add(parent.Trace, NewId(), parent.SpanId, name, start, s.Process, t.Node);
         span.EndNs = end;
-        s.Trace.Add(span);
+        span.EmulatedDurationNs = end - start;
+        if (_host != null)
+        {
+            long now = hostEnd >= 0 ? hostEnd : _host();
+            (span.StartNs, span.EndNs) = (hostStart >= 0 ? hostStart : s.LastHostNs, now);
+            s.LastHostNs = now;
+        }
+        span.Tag("emu.cpu", (long)t.Cpu).Tag("emu.node", (long)t.Node).Tag("emu.start_ns", start);
+        if (parent.Remote) s.FlushPending = true;
         return span;
+    }
+
+    /// <summary>
+    /// Under a remote parent nothing here closes the trace: what was built goes to the sink as a fragment of it (the
+    /// run's collector joins the fragments by trace id). Called once the span's attributes are complete.
+    /// </summary>
+    private void FlushUnderRemote(TaskState s)
+    {
+        if (s.Depth != 1 || !s.Top.Remote || s.Trace.Count == 0) return;
+        s.FlushPending = false;
+        Spans += s.Trace.Count;
+        _sink.Write(s.Trace);
+        s.Trace.Clear();
+    }
+
+    /// <summary>
+    /// The span a call made now by <paramref name="task"/> belongs to (the innermost open one), to pass to another grain
+    /// with the call; default if none.
+    /// </summary>
+    public TraceContext Current(EmuTask task)
+    {
+        if (task.ObserverState is not TaskState s || s.Owner != this || s.Depth == 0) return default;
+        ref var top = ref s.Top;
+        return new TraceContext(top.Trace, top.SpanId, !s.Suppressed);
+    }
+
+    /// <summary>
+    /// The span a call made now belongs to, where the call does the first part of a fault that has not begun here yet
+    /// (a grain's page walk that goes on with the fault's VMA attempt): the ids the task's next root will take.
+    /// </summary>
+    public TraceContext ReserveRoot(EmuTask task)
+    {
+        var s = State(task);
+        if (s.Depth > 0) return Current(task);
+        s.Reserved ??= (new TraceId(NewId(), NewId()), NewId());
+        var (trace, spanId) = s.Reserved.Value;
+        return new TraceContext(trace, spanId, _contended >= 0 || Sampled(trace));
+    }
+
+    /// <summary>
+    /// A call from another grain arrives for <paramref name="task"/> (a stand-in for the calling CPU): what it records
+    /// is a child of the caller's span (<paramref name="context"/>), or of nothing if the caller had none. A task in the
+    /// middle of a trace of its own keeps it.
+    /// </summary>
+    public void Adopt(EmuTask task, TraceContext context)
+    {
+        var s = State(task);
+        if (s.Depth > 1 || (s.Depth == 1 && !s.Top.Remote)) return;
+        FlushUnderRemote(s);
+        s.Trace.Clear();
+        s.Depth = 0;
+        s.Suppressed = false;
+        if (context.SpanId == 0) return;
+        ref var o = ref s.Push(SpanKind.Fault, "", 0, context.Trace, context.SpanId, 0);
+        o.Remote = true;
+        s.Suppressed = !context.Sampled;
+        s.Retried = false;
+        s.MaxWaitOrHold = 0;
+        s.Unbuilt = 0;
     }
 
     public void OnFaultBegin(EmuTask task, long addr, bool write)
     {
-        OpenRoot(task, "page_fault", task.Clock);
         var s = State(task);
-        if (!s.Suppressed)
-            s.Open[^1].Tag("emu.address", $"0x{addr:x}").Tag("emu.fault.flags", write ? "WRITE|USER|ALLOW_RETRY|KILLABLE" : "USER|ALLOW_RETRY|KILLABLE");
+        ref var o = ref Open(task, s, SpanKind.Fault, "page_fault", task.Clock);
+        o.Addr = addr;
+        o.Write = write;
     }
 
     public void OnFaultEnd(EmuTask task, long addr, FaultOutcome outcome, VmFault lastResult, bool retried)
     {
         var s = State(task);
         s.Retried |= retried;
-        if (s.Open.Count == 0) return;
-        // Tag before closing: closing the root hands the trace to the sink.
-        s.Open[^1].Tag("emu.fault.result", lastResult == VmFault.Done ? "0" : lastResult.ToString().Replace(", ", "|", StringComparison.Ordinal))
-            .Tag("emu.outcome", outcome.ToString()).Tag("emu.retry", retried);
-        CloseRoot(task, task.Clock);
+        if (s.Depth == 0 || s.Top.Remote) return;
+        ref var o = ref s.Top;
+        o.Ended = true;
+        o.Outcome = outcome;
+        o.Result = lastResult;
+        o.Retried = retried;
+        Close(task, s, task.Clock);
     }
 
     public void OnLockAcquired(EmuTask task, IWaitTarget lockObject, LockMode mode, long waitedNs)
     {
         var s = State(task);
-        if (!s.Suppressed) s.Waited[(lockObject, mode)] = waitedNs;
+        if (s.Suppressed) return;
+        int i = s.FindLock(lockObject, mode);
+        if (i >= 0) s.Locks[i].Waited = waitedNs;
+        else if (waitedNs > 0 || _host != null) s.AddLock(lockObject, mode, waitedNs, null, _host?.Invoke() ?? 0);
     }
 
     public void OnLockContended(EmuTask task, IWaitTarget lockObject, LockMode mode, IReadOnlyList<EmuTask> holders)
     {
-        if (State(task).Suppressed) return;
-        var refs = new List<SpanRef>();
+        var s = State(task);
+        if (s.Suppressed) return;
+        List<SpanRef>? refs = null;
         foreach (var h in holders)
-            if (_tasks.TryGetValue(h, out var hs) && hs.Open.Count > 0)
-                refs.Add(new SpanRef(SpanRefType.FollowsFrom, hs.Open[^1].Trace, hs.Open[^1].SpanId));
-        if (refs.Count > 0) State(task).BlockedBy[(lockObject, mode)] = refs;
+            if (h.ObserverState is TaskState hs && hs.Owner == this && hs.Depth > 0)
+                (refs ??= new(holders.Count)).Add(new SpanRef(SpanRefType.FollowsFrom, hs.Top.Trace, hs.Top.SpanId));
+        if (refs is null) return;
+        int i = s.FindLock(lockObject, mode);
+        if (i >= 0) s.Locks[i].BlockedBy = refs;
+        else s.AddLock(lockObject, mode, 0, refs, _host?.Invoke() ?? 0);
     }
 
     public void OnLockReleased(EmuTask task, IWaitTarget lockObject, LockMode mode, long heldSince)
     {
         var s = State(task);
         if (s.Suppressed) return;
-        s.Waited.Remove((lockObject, mode), out long waited);
-        s.BlockedBy.Remove((lockObject, mode), out var blockedBy);
-        long hold = task.Clock - heldSince;
-        var (name, isPtl) = lockObject switch
+        long waited = 0, hostSince = -1;
+        List<SpanRef>? blockedBy = null;
+        int i = s.FindLock(lockObject, mode);
+        if (i >= 0)
         {
-            RwSemaphore r => ($"{r.Class.Name()} {mode.Name()}", r.Class == LockClass.Ptl),
-            Folio => ("folio_lock", false),
-            _ => ("lock", false),
-        };
-        if (isPtl && waited == 0) return; // uncontended PTL holds are too many to be worth a span each
+            waited = s.Locks[i].Waited;
+            blockedBy = s.Locks[i].BlockedBy;
+            if (_host != null) hostSince = s.Locks[i].HostSince;
+            s.RemoveLock(i);
+        }
+        long hold = task.Clock - heldSince;
+        string name;
+        if (lockObject is RwSemaphore r)
+        {
+            if (r.Class == LockClass.Ptl && waited == 0) return; // uncontended PTL holds are too many to be worth a span each
+            name = _lockSpanNames[(int)r.Class * 2 + (int)mode];
+        }
+        else name = lockObject is Folio ? "folio_lock" : "lock";
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, Math.Max(waited, hold));
-        var span = Child(task, name, heldSince - waited, task.Clock);
+        var span = Child(task, s, name, heldSince - waited, task.Clock, hostSince);
         if (span is null) return;
         span.Tag("emu.wait_ns", waited).Tag("emu.hold_ns", hold).Tag("emu.lock", lockObject.Describe());
         if (blockedBy != null) span.Links.AddRange(blockedBy);
+        if (s.FlushPending) FlushUnderRemote(s);
     }
 
     public void OnMigrationWait(EmuTask task, long frame, long fromNs, long toNs)
     {
         var s = State(task);
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, toNs - fromNs);
-        var span = Child(task, "migration_entry_wait", fromNs, toNs);
+        var span = Child(task, s, "migration_entry_wait", fromNs, toNs);
         if (span is null) return;
         span.Tag("emu.wait_ns", toNs - fromNs).Tag("emu.frame", frame);
         if (_lastMigration.TryGetValue(frame, out var migration))
             span.Links.Add(migration);
+        if (s.FlushPending) FlushUnderRemote(s);
     }
 
     public void OnMigrate(EmuTask task, int vma, long addr, long frame, int dstNode, ReadOnlySpan<long> phases, bool success)
     {
         var s = State(task);
-        bool root = s.Open.Count == 0;
-        OpenRoot(task, "migrate_page", phases[0]);
-        var span = s.Open[^1];
-        span.Tag("emu.vma", (long)vma).Tag("emu.address", $"0x{addr:x}").Tag("emu.frame", frame).Tag("emu.dst_node", (long)dstNode).Tag("emu.success", success);
-        string[] names = ["lock", "unmap", "copy", "remap", "unlock"];
-        if (_o.ContendedNs is null || phases[5] - phases[0] >= _o.ContendedNs)
-            for (int i = 0; i < names.Length; i++)
-                Child(task, names[i], phases[i], phases[i + 1]);
-        _lastMigration[frame] = new SpanRef(SpanRefType.FollowsFrom, span.Trace, span.SpanId);
+        long h0 = s.LastHostNs; // host clock: the migration ran since the task's previous event
+        ref var o = ref Open(task, s, SpanKind.Migrate, "migrate_page", phases[0]);
+        o.Vma = vma;
+        o.Addr = addr;
+        o.Frame = frame;
+        o.DstNode = dstNode;
+        o.Success = success;
+        _lastMigration[frame] = new SpanRef(SpanRefType.FollowsFrom, o.Trace, o.SpanId);
+        long h1 = o.HostStartNs, length = Math.Max(1, phases[5] - phases[0]);
+        if (_host != null) o.HostStartNs = h0;
+        if (_contended < 0 || phases[5] - phases[0] >= _contended)
+        {
+            for (int i = 0; i < PhaseNames.Length; i++)
+            {
+                // Host clock: the phases placed in proportion within the migration's host interval.
+                long from = _host is null ? -1 : h0 + (phases[i] - phases[0]) * (h1 - h0) / length;
+                long to = _host is null ? -1 : h0 + (phases[i + 1] - phases[0]) * (h1 - h0) / length;
+                Child(task, s, PhaseNames[i], phases[i], phases[i + 1], from, to);
+            }
+        }
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, phases[5] - phases[0]);
-        if (root)
-        {
-            CloseRoot(task, phases[5]);
-        }
-        else
-        {
-            s.Open.RemoveAt(s.Open.Count - 1);
-            span.EndNs = phases[5];
-            s.Trace.Add(span);
-        }
+        Close(task, s, phases[5]);
     }
 
     public void OnWriterBegin(EmuTask task, string syscall, long addr, long length)
     {
-        OpenRoot(task, syscall, task.Clock);
         var s = State(task);
-        if (!s.Suppressed)
-            s.Open[^1].Tag("emu.address", $"0x{addr:x}").Tag("emu.length", length);
+        ref var o = ref Open(task, s, SpanKind.Writer, syscall, task.Clock);
+        o.Addr = addr;
+        o.Length = length;
     }
 
     public void OnWriter(EmuTask task, string syscall, long fromNs, long toNs, long waitedNs)
     {
         var s = State(task);
         s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, waitedNs);
-        if (s.Open.Count == 0) return;
-        s.Open[^1].Tag("emu.wait_ns", waitedNs); // before closing: closing the root hands the trace to the sink
-        CloseRoot(task, toNs);
+        if (s.Depth == 0 || s.Top.Remote) return;
+        ref var o = ref s.Top;
+        o.Ended = true;
+        o.Waited = waitedNs;
+        Close(task, s, toNs);
     }
 
-    public void OnTlbShootdown(EmuTask task, long start, long end, int targets, long fromNs, long toNs) =>
-        Child(task, "tlb_shootdown", fromNs, toNs)?.Tag("emu.targets", (long)targets).Tag("emu.address", $"0x{start:x}").Tag("emu.length", end - start);
+    public void OnTlbShootdown(EmuTask task, long start, long end, int targets, long fromNs, long toNs)
+    {
+        var s = State(task);
+        Child(task, s, "tlb_shootdown", fromNs, toNs)?.Tag("emu.targets", (long)targets).TagHex("emu.address", start).Tag("emu.length", end - start);
+        if (s.FlushPending) FlushUnderRemote(s);
+    }
+
+    private enum SpanKind : byte
+    {
+        Fault,
+        Writer,
+        Migrate,
+    }
+
+    /// <summary>An open span: a value record until it closes (and is built only if its trace records it).</summary>
+    private struct OpenSpan
+    {
+        public SpanKind Kind;
+        public string Name;
+        public TraceId Trace;
+        public ulong SpanId, ParentId;
+        public long StartNs, EndNs;
+        public long Addr, Length, Waited, Frame;
+        public int Vma, DstNode;
+        public bool Write, Ended, Retried, Success;
+        /// <summary>A span of another recorder (the caller's, in another grain): the parent of what this task records now.</summary>
+        public bool Remote;
+        /// <summary>Host ns (--trace-clock host): when it opened and closed on the host.</summary>
+        public long HostStartNs, HostEndNs;
+        /// <summary>--trace-orleans: the root's live Activity.</summary>
+        public Activity? Live;
+        public FaultOutcome Outcome;
+        public VmFault Result;
+    }
+
+    /// <summary>A lock the task waited for or was blocked on, until its release makes the span.</summary>
+    private struct PendingLock
+    {
+        public IWaitTarget Lock;
+        public LockMode Mode;
+        public long Waited;
+        public List<SpanRef>? BlockedBy;
+        /// <summary>Host ns when it was asked for or granted (--trace-clock host).</summary>
+        public long HostSince;
+    }
+
+    private sealed class TaskState(SpanRecorder owner, string process)
+    {
+        public readonly SpanRecorder Owner = owner;
+        public readonly string Process = process;
+        public readonly SpanBuffer Trace = new();
+        private OpenSpan[] _open = new OpenSpan[4];
+        public int Depth;
+        public PendingLock[] Locks = new PendingLock[4];
+        public int LockCount;
+        public long ViolationsAtStart;
+        public bool Retried;
+        public long MaxWaitOrHold;
+        /// <summary>Closed records not built (nested spans of a trace left out by head sampling).</summary>
+        public int Unbuilt;
+        /// <summary>Head sampling said no: only the root may be built (for a retry or a violation), no child.</summary>
+        public bool Suppressed;
+        /// <summary>A span was built under a remote parent: hand it over once its attributes are complete.</summary>
+        public bool FlushPending;
+        /// <summary>Host ns of the task's latest event (--trace-clock host).</summary>
+        public long LastHostNs;
+        /// <summary>Ids handed out for the next root (<see cref="ReserveRoot"/>).</summary>
+        public (TraceId Trace, ulong SpanId)? Reserved;
+
+        public ref OpenSpan Top => ref _open[Depth - 1];
+
+        public ref OpenSpan Push(SpanKind kind, string name, long start, TraceId trace, ulong spanId, ulong parentId)
+        {
+            if (Depth == _open.Length) Array.Resize(ref _open, Depth * 2);
+            ref var o = ref _open[Depth++];
+            o = default;
+            o.Kind = kind;
+            o.Name = name;
+            o.StartNs = start;
+            o.Trace = trace;
+            o.SpanId = spanId;
+            o.ParentId = parentId;
+            return ref o;
+        }
+
+        public int FindLock(IWaitTarget l, LockMode mode)
+        {
+            for (int i = 0; i < LockCount; i++)
+                if (ReferenceEquals(Locks[i].Lock, l) && Locks[i].Mode == mode) return i;
+            return -1;
+        }
+
+        public void AddLock(IWaitTarget l, LockMode mode, long waited, List<SpanRef>? blockedBy, long hostSince)
+        {
+            if (LockCount == Locks.Length) Array.Resize(ref Locks, LockCount * 2);
+            Locks[LockCount++] = new PendingLock { Lock = l, Mode = mode, Waited = waited, BlockedBy = blockedBy, HostSince = hostSince };
+        }
+
+        public void RemoveLock(int i)
+        {
+            Locks[i] = Locks[--LockCount];
+            Locks[LockCount] = default;
+        }
+    }
+
+    /// <summary>One task's spans of the trace being recorded; the span objects are reused by the next trace.</summary>
+    private sealed class SpanBuffer : IReadOnlyList<EmuSpan>
+    {
+        private readonly List<EmuSpan> _spans = new(8);
+
+        public int Count { get; private set; }
+        public EmuSpan this[int index] => (uint)index < (uint)Count ? _spans[index] : throw new ArgumentOutOfRangeException(nameof(index));
+
+        public EmuSpan Add(TraceId trace, ulong spanId, ulong parentId, string name, long start, string process, int node)
+        {
+            if (Count == _spans.Count) _spans.Add(new EmuSpan());
+            var span = _spans[Count++];
+            span.Reset(trace, spanId, parentId, name, start, process, node);
+            return span;
+        }
+
+        public void Clear() => Count = 0;
+
+        public IEnumerator<EmuSpan> GetEnumerator()
+        {
+            for (int i = 0; i < Count; i++) yield return _spans[i];
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
 }
+
+/// <summary>A span to continue from in another recorder (W3C trace context's ids and sampled flag); default: none.</summary>
+public readonly record struct TraceContext(TraceId Trace, ulong SpanId, bool Sampled);

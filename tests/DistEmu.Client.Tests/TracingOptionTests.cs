@@ -3,6 +3,7 @@ using System.Text.Json;
 namespace DistEmu.Client.Tests;
 
 /// <summary>The tracing options of distemu run: files, live OTLP to an unreachable endpoint, bad paths.</summary>
+[Collection(OtlpCollection.Name)]
 public sealed class TracingOptionTests : InProcessCliTests
 {
     [Fact]
@@ -46,6 +47,28 @@ public sealed class TracingOptionTests : InProcessCliTests
         long all = Spans(), contended = Spans("--trace-contended", "1000");
         Assert.True(contended < all, $"{contended} spans contended-only vs {all} in all");
         Assert.True(contended > 0, "mmap-churn has writers waiting for mmap_lock");
+    }
+
+    [Fact]
+    public void The_orleans_engine_writes_the_grains_spans_to_the_trace_file_with_a_process_per_cpu()
+    {
+        var outDir = Path.Combine(_tmp, "orleans-trace");
+        var trace = Path.Combine(_tmp, "orleans.json");
+        var (code, _, stderr) = Cli("run", "--engine", "orleans", "--workload", "migrate-munmap", "--ops", "200", "--trace-file", trace, "--out", outDir);
+        Assert.True(code == 0, stderr);
+        using var stats = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        long spans = stats.RootElement.GetProperty("trace").GetProperty("spans").GetInt64();
+        using var jaeger = JsonDocument.Parse(File.ReadAllText(trace));
+        var traces = jaeger.RootElement.GetProperty("data").EnumerateArray().ToList();
+        var services = traces.SelectMany(t => t.GetProperty("processes").EnumerateObject().Select(p => p.Value.GetProperty("serviceName").GetString())).ToHashSet();
+        var names = traces.SelectMany(t => t.GetProperty("spans").EnumerateArray().Select(s => s.GetProperty("operationName").GetString())).ToHashSet();
+        Console.WriteLine($"{spans} spans in {traces.Count} traces; services {string.Join(", ", services.Order())}; names {string.Join(", ", names.Order())}");
+        Assert.True(spans > 0);
+        Assert.Equal(spans, traces.Sum(t => t.GetProperty("spans").GetArrayLength()));
+        Assert.All(services, s => Assert.StartsWith("cpu-", s));
+        Assert.True(services.Count > 1, "one process per emulated CPU");
+        Assert.Contains("page_fault", names);
+        Assert.Contains("vma_lock read", names); // recorded in the VMA grains, joined to the faults' traces
     }
 
     [Theory]

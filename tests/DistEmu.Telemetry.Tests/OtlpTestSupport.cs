@@ -29,9 +29,9 @@ internal sealed class SaltedSink(ITraceSink inner, ulong salt) : ITraceSink
 
     public void Write(IReadOnlyList<EmuSpan> trace) => inner.Write(trace.Select(s =>
     {
-        var c = new EmuSpan { Trace = Salt(s.Trace), SpanId = s.SpanId, ParentId = s.ParentId, Name = s.Name, StartNs = s.StartNs, EndNs = s.EndNs, Process = s.Process, Node = s.Node };
-        c.Tags.AddRange(s.Tags);
-        c.Links.AddRange(s.Links.Select(l => l with { Trace = Salt(l.Trace) }));
+        var c = s.Clone();
+        c.Trace = Salt(s.Trace);
+        for (int i = 0; i < c.Links.Count; i++) c.Links[i] = c.Links[i] with { Trace = Salt(c.Links[i].Trace) };
         return c;
     }).ToList());
 

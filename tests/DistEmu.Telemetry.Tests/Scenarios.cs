@@ -4,12 +4,12 @@ using DistEmu.Kernel.Workloads;
 
 namespace DistEmu.Telemetry.Tests;
 
-/// <summary>An in-memory trace sink.</summary>
+/// <summary>An in-memory trace sink (clones: the recorder reuses its span objects).</summary>
 internal sealed class ListSink : ITraceSink
 {
     public List<IReadOnlyList<EmuSpan>> Traces { get; } = new();
     public bool Completed { get; private set; }
-    public void Write(IReadOnlyList<EmuSpan> trace) => Traces.Add(trace);
+    public void Write(IReadOnlyList<EmuSpan> trace) => Traces.Add(trace.Select(s => s.Clone()).ToList());
     public void Complete() => Completed = true;
     public IEnumerable<EmuSpan> All => Traces.SelectMany(t => t);
 }

@@ -1,4 +1,6 @@
 using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Workloads;
 
 namespace DistEmu.Telemetry.Tests;
 
@@ -67,5 +69,71 @@ public class SpanTreeTests
         Assert.True(some.Traces.Count < all.Traces.Count);
         // The one fault that retried (VMA path → RETRY → mmap_lock) is kept even at ratio 0.
         Assert.Contains(some.All, s => s.Name == "page_fault" && s.Tags.Any(t => t.Key == "emu.retry" && (bool)t.Value));
+    }
+}
+
+/// <summary>Contended-only and head sampling: what is built, what is counted.</summary>
+public class SamplingTests
+{
+    [Fact]
+    public void ContendedOnly_builds_only_children_over_the_threshold_and_keeps_only_traces_that_reached_it_or_retried()
+    {
+        const long threshold = 10_000;
+        var sink = new ListSink();
+        var recorder = new SpanRecorder(sink, new TracingOptions { ContendedNs = threshold, Policy = "vma-bailout" });
+        SimRun.Run(LkmlCase.Options(FaultPolicy.VmaBailout, sameVma: false, observer: recorder));
+        Assert.NotEmpty(sink.Traces);
+        foreach (var trace in sink.Traces)
+        {
+            var root = Assert.Single(trace, s => s.ParentId == 0);
+            bool retried = root.Tags.Any(t => t.Key == "emu.retry" && (bool)t.Value);
+            var children = trace.Where(s => s.ParentId != 0 && s.Name != "migrate_page").ToList();
+            Assert.All(children, c => Assert.True(c.DurationNs >= threshold || trace.Any(p => p.SpanId == c.ParentId && p.Name == "migrate_page"),
+                $"{c.Name} lasted {c.DurationNs} ns, under the {threshold} ns threshold"));
+            long longest = trace.Select(s => s.DurationNs).DefaultIfEmpty(0).Max();
+            Assert.True(retried || longest >= threshold, $"trace of {root.Name} kept with its longest span {longest} ns and no retry");
+        }
+        Console.WriteLine($"contended-only: {recorder.Spans} spans in {sink.Traces.Count} traces, {recorder.SampledOut} sampled out");
+        Assert.True(recorder.SampledOut > 0, "short traces are left out");
+    }
+
+    [Fact]
+    public void A_trace_left_out_by_head_sampling_but_kept_for_its_retry_has_its_root_only()
+    {
+        var sink = new ListSink();
+        var recorder = new SpanRecorder(sink, new TracingOptions { SampleRatio = 0, Policy = "vma-bailout" });
+        SimRun.Run(LkmlCase.Options(FaultPolicy.VmaBailout, sameVma: false, observer: recorder));
+        var trace = Assert.Single(sink.Traces);
+        var root = Assert.Single(trace);
+        Console.WriteLine($"kept: {root.Name} [{string.Join(", ", root.Tags)}]");
+        Assert.Equal("page_fault", root.Name);
+        Assert.Contains(root.Tags, t => t.Key == "emu.children_sampled_out" && (bool)t.Value);
+        Assert.Contains(root.Tags, t => t.Key == "emu.address");
+        Assert.Equal(1, recorder.Spans);
+        Assert.True(recorder.SampledOut > 0);
+    }
+}
+
+/// <summary>--trace-clock host: span times from the host clock, emulated times in the attributes.</summary>
+public class HostClockTests
+{
+    [Fact]
+    public void On_the_host_clock_children_lie_within_their_root_and_the_emulated_times_stay_in_the_attributes()
+    {
+        long tick = 0;
+        var sink = new ListSink();
+        var recorder = new SpanRecorder(sink, new TracingOptions { Policy = "merged", HostClock = () => ++tick * 1_000 });
+        var r = SimRun.Run(LkmlCase.Options(FaultPolicy.Merged, sameVma: true, observer: recorder));
+        foreach (var trace in sink.Traces)
+        {
+            var root = Assert.Single(trace, s => s.ParentId == 0);
+            foreach (var s in trace)
+                Assert.True(s.StartNs >= root.StartNs && s.EndNs <= root.EndNs && s.StartNs <= s.EndNs,
+                    $"{s.Name} [{s.StartNs}, {s.EndNs}] outside its root {root.Name} [{root.StartNs}, {root.EndNs}] on the host clock");
+        }
+        var wait = Assert.Single(sink.All, s => s.Name == "migration_entry_wait");
+        Console.WriteLine($"migration_entry_wait: host [{wait.StartNs}, {wait.EndNs}], emulated {wait.EmulatedDurationNs} ns from {wait.Tags.First(t => t.Key == "emu.start_ns").Value}");
+        Assert.Equal(r.Machine.MigrationWait.Max, wait.EmulatedDurationNs);
+        Assert.True(wait.DurationNs < wait.EmulatedDurationNs, "the host clock here ticks 1 µs per event, far less than the 150 µs emulated wait");
     }
 }

@@ -72,7 +72,12 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         await t.Pcp.Reserve(t.Machine, t, 1);
         return new FaultRequest
         {
-            Caller = KernelHost.CallerOf(t), Addr = addr, Flags = (int)flags, Frame = t.Pcp.TakeOne(t.Machine), SpeculateFault = speculate,
+            // A speculative walk runs the fault's VMA attempt before the fault begins here: it carries the fault's span ahead.
+            Caller = KernelHost.CallerOf(t, faultAhead: speculate),
+            Addr = addr,
+            Flags = (int)flags,
+            Frame = t.Pcp.TakeOne(t.Machine),
+            SpeculateFault = speculate,
         };
     }
 
@@ -197,7 +202,9 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         Settle(t, reply);
         var fault = (VmFault)reply.Fault;
         // Released by the callee (RETRY/COMPLETED, access error), or the arch loop's mmap_read_unlock now.
-        await _mm.ReadUnlock(t.Cpu, reply.MmapReleasedAt >= 0 ? reply.MmapReleasedAt : t.Clock);
+        var caller = KernelHost.CallerOf(t);
+        caller.Clock = reply.MmapReleasedAt >= 0 ? reply.MmapReleasedAt : t.Clock;
+        await _mm.ReadUnlock(caller);
         if (reply.AccessError)
             return new MmapAttemptResult(MmapAttemptKind.AccessError, VmFault.Done);
         _fresh = (addr >> t.Machine.Spec.PageShift, reply.Pte);

@@ -2,6 +2,7 @@ using DistEmu.Abstractions;
 using DistEmu.Kernel;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sched;
+using DistEmu.Telemetry;
 
 namespace DistEmu.Grains.Support;
 
@@ -18,8 +19,11 @@ public sealed class KernelHost
     public EmuMachine Machine { get; }
     public GrainScheduler Scheduler { get; }
     public GrainFramePort Frames { get; }
+    /// <summary>The spans this grain records when the run is traced (null otherwise).</summary>
+    public SpanRecorder? Recorder { get; }
+    public GrainSpans? Spans { get; }
 
-    public KernelHost(RunConfig config, IGrainFactory grains)
+    public KernelHost(RunConfig config, IGrainFactory grains, string key = "")
     {
         Config = config;
         Spec = MachineJson.Deserialize(config.MachineJson);
@@ -29,6 +33,39 @@ public sealed class KernelHost
         Frames = new GrainFramePort(grains, config.RunId, Machine);
         Machine.FramePort = Frames;
         Machine.TlbPort = new GrainTlbPort(grains, config.RunId, Spec);
+        if (config.Tracing is { } tracing)
+        {
+            // One recorder per grain, its span ids seeded apart from every other grain's by the grain's key.
+            Spans = new GrainSpans(TracingConfig.MaxSpans);
+            Recorder = new SpanRecorder(Spans, new TracingOptions
+            {
+                SampleRatio = tracing.SampleRatio,
+                ContendedNs = tracing.ContendedNs >= 0 ? tracing.ContendedNs : null,
+                Policy = Machine.Policy.Name(),
+                Seed = config.Seed ^ (long)StableHash(key),
+                ChildrenElsewhere = true,
+                // Host clock: wall time, so that grains on other silos share the client's timeline.
+                HostClock = tracing.HostClock ? () => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100 - tracing.EpochUnixNs : null,
+                Live = tracing.LiveRoots ? new System.Diagnostics.ActivitySource(TracingConfig.LiveSourceName) : null,
+            });
+            Machine.Observer = Recorder;
+        }
+    }
+
+    /// <summary>FNV-1a of the grain key: the same on every silo and in every process (string.GetHashCode is not).</summary>
+    private static ulong StableHash(string s)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (char c in s) h = unchecked((h ^ c) * 1099511628211UL);
+        return h;
+    }
+
+    /// <summary>The spans recorded here so far and the recorder's counts, into a grain's stats.</summary>
+    public void ExportSpans(StatsMessage msg)
+    {
+        if (Recorder is null || Spans is null) return;
+        msg.Spans = Spans.Take();
+        msg.SpanCounts = [Recorder.Spans, Recorder.SampledOut, Spans.Dropped];
     }
 
     /// <summary>The stand-in for the calling CPU, its clock moved up to the caller's.</summary>
@@ -38,14 +75,26 @@ public sealed class KernelHost
             _tasks[c.Cpu] = t = new EmuTask(Machine, c.Cpu, $"cpu{c.Cpu}", c.Cpu, c.Node, Scheduler);
         if (c.Clock > t.Clock) t.Clock = c.Clock;
         t.Horizon = Scheduler.Bounded ? c.Horizon : long.MaxValue;
+        // What this call records is a child of the caller's span (the fault or system call it is part of).
+        Recorder?.Adopt(t, new TraceContext(new TraceId(c.TraceHi, c.TraceLo), c.SpanId, c.Sampled));
         return t;
     }
 
-    public static Caller CallerOf(EmuTask t) => new() { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock, Horizon = t.Horizon };
+    /// <summary>
+    /// The caller of a call <paramref name="t"/> makes now: its CPU, clock, skew bound and, when traced, its span —
+    /// with <paramref name="faultAhead"/>, the span of the fault the call begins ahead of the CPU (a speculative walk).
+    /// </summary>
+    public static Caller CallerOf(EmuTask t, bool faultAhead = false)
+    {
+        var caller = new Caller { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock, Horizon = t.Horizon };
+        if (t.Machine.Observer is SpanRecorder recorder && (faultAhead ? recorder.ReserveRoot(t) : recorder.Current(t)) is { SpanId: not 0 } span)
+            (caller.TraceHi, caller.TraceLo, caller.SpanId, caller.Sampled) = (span.Trace.Hi, span.Trace.Lo, span.SpanId, span.Sampled);
+        return caller;
+    }
 
     public static async Task<KernelHost> For(IGrainFactory grains, string key)
     {
         var config = await grains.GetGrain<IMachineGrain>(GrainKeys.RunOf(key)).GetConfig();
-        return new KernelHost(config, grains);
+        return new KernelHost(config, grains, key);
     }
 }

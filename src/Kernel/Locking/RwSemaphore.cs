@@ -225,7 +225,10 @@ public sealed class RwSemaphore : IWaitTarget
         }
     }
 
-    public string Describe() => $"{Class.Name()} {Name}";
+    /// <summary>"class name", made once: a trace's lock spans carry it.</summary>
+    public string Describe() => _description ??= $"{Class.Name()} {Name}";
+
+    private string? _description;
 
     public void AddHolders(List<EmuTask> into)
     {

@@ -16,6 +16,7 @@ public sealed class KernelSanitizer
     private readonly EmuMachine _m;
     private readonly List<Violation> _violations = new();
     private readonly Dictionary<string, long> _counts = new();
+    private long _total;
 
     public KernelSanitizer(EmuMachine m) => _m = m;
 
@@ -24,14 +25,18 @@ public sealed class KernelSanitizer
     public int MaxRecords { get; set; } = 200;
     public IReadOnlyList<Violation> Violations => _violations;
     public IReadOnlyDictionary<string, long> Counts => _counts;
-    public long Total => _counts.Values.Sum();
+    /// <summary>Violations counted so far (kept as a running sum: tracing reads it at the start and end of every fault).</summary>
+    public long Total => _total;
     public bool Any(string invariant) => _counts.ContainsKey(invariant);
 
     /// <summary>Take in violations found elsewhere (another grain's sanitizer).</summary>
     public void Absorb(IEnumerable<Violation> violations, IReadOnlyDictionary<string, long> counts)
     {
         foreach (var (k, v) in counts)
+        {
             _counts[k] = _counts.GetValueOrDefault(k) + v;
+            _total += v;
+        }
         foreach (var v in violations)
             if (_violations.Count < MaxRecords) _violations.Add(v);
     }
@@ -40,6 +45,7 @@ public sealed class KernelSanitizer
     {
         if (!Enabled) return;
         _counts[invariant] = _counts.GetValueOrDefault(invariant) + 1;
+        _total++;
         _m.Events.Record(t, EventKind.Violation, vma?.Id ?? -1, addr ?? 0, invariant.GetHashCode(StringComparison.Ordinal));
         if (_violations.Count < MaxRecords)
             _violations.Add(new Violation(invariant, _m.Policy.Name(), t.ToString(), t.Cpu, vma?.Id, addr, t.Clock, message, _m.Events.Recent()));
