@@ -303,7 +303,7 @@ public static class Cli
             Sanitizer = o.Sanitizer,
         };
         // Telemetry is opened now, so an unwritable trace file fails before the run starts.
-        using var telemetry = new RunTelemetry(o, machine);
+        using var telemetry = new RunTelemetry(o, machine, o.Engine);
         if (telemetry.Recorder != null)
             runOptions = runOptions with { Observer = telemetry.Recorder };
         // Ctrl-C stops every task after its current op; the partial results are written with status "aborted".
@@ -369,11 +369,15 @@ public static class Cli
         };
         if (ReplayEngine(o) == "orleans")
         {
+            if (o.TraceFile != null || o.Otlp != null)
+                throw new UsageException($"{(o.TraceFile != null ? "--trace-file" : "--otlp")}: a replay on the orleans engine records no spans yet; leave --engine out to replay traced on the sim engine");
             var fed = EmbeddedOrleans.Replay(o.Trace!, machine, options);
             return (fed.Run, ("trace", parameters), fed.Report.ToJson());
         }
+        // Opened now, so an unwritable trace file fails before the replay starts.
+        using var telemetry = new RunTelemetry(o, machine, "sim");
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var r = TraceReplay.RunSim(o.Trace!, machine, options);
+        var r = TraceReplay.RunSim(o.Trace!, machine, options with { Observer = telemetry.Recorder });
         sw.Stop();
         var result = new RunResult
         {
@@ -385,6 +389,7 @@ public static class Cli
             HostSeconds = sw.Elapsed.TotalSeconds,
             Stalled = r.Harness.Stalled,
         };
+        telemetry.Finish(result);
         return (result, ("trace", parameters), r.Report.ToJson());
     }
 }

@@ -23,13 +23,14 @@ public sealed class RunTelemetry : IDisposable
     public SpanRecorder? Recorder { get; }
     public OrleansTraceCollector? Orleans { get; }
 
-    public RunTelemetry(RunOptions o, MachineSpec machine)
+    /// <param name="engine">The engine the run uses (a trace replay's may differ from --engine's default).</param>
+    public RunTelemetry(RunOptions o, MachineSpec machine, string engine)
     {
         _policy = machine.Policy.Name();
         var epoch = DateTimeOffset.UtcNow;
         Uri? endpoint = o.Otlp is null ? null : ParseEndpoint(o.Otlp);
         bool otlp = endpoint != null || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
-        Validate(o, otlp); // before any file is opened
+        Validate(o, otlp, engine); // before any file is opened
         bool hostClock = o.TraceClock == "host";
         if (o.TraceFile != null)
         {
@@ -54,7 +55,7 @@ public sealed class RunTelemetry : IDisposable
             _metrics = new KernelMetrics(new KernelMetricsOptions { Endpoint = endpoint, UseEnvironment = endpoint is null });
         }
         if (_sinks.Count == 0) return;
-        if (o.Engine == "sim")
+        if (engine == "sim")
         {
             var sinceEpoch = System.Diagnostics.Stopwatch.StartNew();
             Recorder = new SpanRecorder(new FanOut(_sinks), new TracingOptions
@@ -81,14 +82,16 @@ public sealed class RunTelemetry : IDisposable
     }
 
     /// <summary>The tracing options that cannot go together (exit 2, before anything is opened).</summary>
-    private static void Validate(RunOptions o, bool otlp)
+    private static void Validate(RunOptions o, bool otlp, string engine)
     {
         if (o.TraceOrleans)
         {
             if (o.TraceClock != "host")
                 throw new UsageException("--trace-orleans: Orleans' spans are on the host clock; add --trace-clock host");
-            if (o.Engine != "orleans")
-                throw new UsageException($"--trace-orleans: needs the orleans engine (not --engine {o.Engine})");
+            if (o.Trace != null)
+                throw new UsageException("--trace-orleans: not with a trace replay (its spans are recorded on the sim engine)");
+            if (engine != "orleans")
+                throw new UsageException($"--trace-orleans: needs the orleans engine (not --engine {engine})");
             if (o.Cluster != null)
                 throw new UsageException("--trace-orleans: needs the silo in this process, not --cluster (the silos' own spans are not exported)");
             if (!otlp)

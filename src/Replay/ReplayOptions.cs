@@ -37,6 +37,9 @@ public sealed record ReplayOptions
 
     public bool Sanitizer { get; init; } = true;
 
+    /// <summary>Telemetry hooks (spans) for the replay, under the sim engine.</summary>
+    public DistEmu.Kernel.IKernelObserver? Observer { get; init; }
+
     /// <summary>Parser mode: strict throws <see cref="PerfTraceFormatException"/> on a malformed line, lenient skips and counts it.</summary>
     public PerfParseMode ParseMode { get; init; } = PerfParseMode.Strict;
 

@@ -117,6 +117,7 @@ public static class TraceReplay
 
         var harness = new SimHarness(spec, options.Seed, options.Sanitizer);
         var machine = harness.Machine;
+        machine.Observer = options.Observer;
         var mms = new List<MmStruct>();
         for (int k = 0; k < (options.SharedMm ? 1 : copies); k++)
         {
