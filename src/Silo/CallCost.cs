@@ -9,7 +9,7 @@ namespace DistEmu.Silo;
 /// factor of the scaling model (calls per fault × cross-silo fraction × cross-silo call cost). Not a
 /// DistEmu.Abstractions interface, so its calls are not counted as the emulator's.
 /// </summary>
-public interface IPingGrain : IGrainWithStringKey
+public interface ICallCostGrain : IGrainWithStringKey
 {
     /// <summary>Does nothing; interleaves, so a grain can time calls to itself.</summary>
     [AlwaysInterleave]
@@ -20,13 +20,13 @@ public interface IPingGrain : IGrainWithStringKey
 }
 
 [SiloKeyPlacement]
-internal sealed class PingGrain : Grain, IPingGrain
+internal sealed class CallCostGrain : Grain, ICallCostGrain
 {
     public Task Ping() => Task.CompletedTask;
 
     public async Task<double> TimePings(string silo, int calls)
     {
-        var target = GrainFactory.GetGrain<IPingGrain>(silo);
+        var target = GrainFactory.GetGrain<ICallCostGrain>(silo);
         for (int i = 0; i < Math.Min(calls, 100); i++) await target.Ping(); // activation and connection warm-up, not timed
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < calls; i++) await target.Ping();
@@ -47,7 +47,7 @@ public sealed record CallCost(double LocalMicros, double? CrossSiloMicros)
     public static async Task<CallCost> MeasureAsync(IGrainFactory grains, IReadOnlyList<string> silos, int calls = 2000, int rounds = 5)
     {
         if (silos.Count == 0) throw new ArgumentException("no silo to measure on", nameof(silos));
-        var from = grains.GetGrain<IPingGrain>(silos[0]);
+        var from = grains.GetGrain<ICallCostGrain>(silos[0]);
         var local = new List<double>();
         var cross = new List<double>();
         for (int r = 0; r < rounds; r++)
