@@ -93,6 +93,7 @@ public sealed class SpanRecorder : IKernelObserver
             s.Reserved = null;
             // Head sampling, once per trace; contended-only decides at the end, from what the children measured.
             s.Suppressed = _contended < 0 && !Sampled(trace);
+            t.LockEventsMuted = s.Suppressed;
             ref var root = ref s.Push(kind, name, start, trace, spanId, 0);
             if (_host != null)
             {
@@ -158,6 +159,7 @@ public sealed class SpanRecorder : IKernelObserver
         }
         s.Trace.Clear();
         s.Depth = 0;
+        t.LockEventsMuted = false;
     }
 
     /// <summary>The live root ends with the recorded root's attributes; the files still get the recorded one.</summary>
@@ -286,10 +288,12 @@ public sealed class SpanRecorder : IKernelObserver
         s.Trace.Clear();
         s.Depth = 0;
         s.Suppressed = false;
+        task.LockEventsMuted = false;
         if (context.SpanId == 0) return;
         ref var o = ref s.Push(SpanKind.Fault, "", 0, context.Trace, context.SpanId, 0);
         o.Remote = true;
         s.Suppressed = !context.Sampled;
+        task.LockEventsMuted = s.Suppressed;
         s.Retried = false;
         s.MaxWaitOrHold = 0;
         s.Unbuilt = 0;

@@ -91,7 +91,7 @@ public sealed class RwSemaphore : IWaitTarget
     private SleepAwaitable Enqueue(EmuTask t, LockMode mode)
     {
         _m.Sanitizer.OnSleep(t, this, spinning: Class == LockClass.Ptl);
-        if (_m.Observer != null && !Token)
+        if (_m.Observer != null && !Token && !t.LockEventsMuted)
         {
             var holders = new List<EmuTask>();
             AddHolders(holders);
@@ -117,7 +117,7 @@ public sealed class RwSemaphore : IWaitTarget
             {
                 _m.LockStats[Class, LockMode.Write].Hold.Record(now - _writerSince);
                 _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _writerSince);
-                _m.Observer?.OnLockReleased(t, this, mode, _writerSince);
+                if (!t.LockEventsMuted) _m.Observer?.OnLockReleased(t, this, mode, _writerSince);
             }
             _writer = null;
         }
@@ -134,7 +134,7 @@ public sealed class RwSemaphore : IWaitTarget
             {
                 _m.LockStats[Class, LockMode.Read].Hold.Record(now - _readers![i].Since);
                 _m.Events.Record(t, EventKind.Unlock, Class, mode, now - _readers![i].Since);
-                _m.Observer?.OnLockReleased(t, this, mode, _readers![i].Since);
+                if (!t.LockEventsMuted) _m.Observer?.OnLockReleased(t, this, mode, _readers![i].Since);
             }
             _readers!.RemoveAt(i);
         }
@@ -154,11 +154,11 @@ public sealed class RwSemaphore : IWaitTarget
             return;
         }
         _m.LockStats[Class, LockMode.Write].Hold.Record(now - _writerSince);
-        _m.Observer?.OnLockReleased(t, this, LockMode.Write, _writerSince);
+        if (!t.LockEventsMuted) _m.Observer?.OnLockReleased(t, this, LockMode.Write, _writerSince);
         _writer = null;
         RemoveHeld(t, LockMode.Write);
         (_readers ??= new(2)).Add((t, now));
-        _m.Observer?.OnLockAcquired(t, this, LockMode.Read, 0);
+        if (!t.LockEventsMuted) _m.Observer?.OnLockAcquired(t, this, LockMode.Read, 0);
         t.Held.Add(new HeldLock(this, LockMode.Read));
         WakeWaiters(now);
     }
@@ -210,7 +210,7 @@ public sealed class RwSemaphore : IWaitTarget
             s.Wait.Record(waited);
         }
         _m.Events.Record(t, EventKind.Lock, Class, mode, waited);
-        _m.Observer?.OnLockAcquired(t, this, mode, waited);
+        if (!t.LockEventsMuted) _m.Observer?.OnLockAcquired(t, this, mode, waited);
     }
 
     private void RemoveHeld(EmuTask t, LockMode mode)

@@ -95,7 +95,7 @@ public sealed class FolioTable
         if (f.MigrationEntries != 0)
             _m.Sanitizer.ReportMigrationEntriesAtUnlock(t, f);
         _m.LockStats[LockClass.FolioLock, LockMode.Write].Hold.Record(now - f.LockedAt);
-        _m.Observer?.OnLockReleased(t, f, LockMode.Write, f.LockedAt);
+        if (!t.LockEventsMuted) _m.Observer?.OnLockReleased(t, f, LockMode.Write, f.LockedAt);
         _m.Events.Record(t, Sanitizer.EventKind.FolioUnlock, frame, 0, now - f.LockedAt);
         f.LockedBy = null;
         for (int i = t.Held.Count - 1; i >= 0; i--)
@@ -154,7 +154,7 @@ public sealed class FolioTable
             s.Wait.Record(waited);
         }
         _m.Events.Record(t, Sanitizer.EventKind.FolioLock, f.Frame, 0, waited);
-        _m.Observer?.OnLockAcquired(t, f, LockMode.Write, waited);
+        if (!t.LockEventsMuted) _m.Observer?.OnLockAcquired(t, f, LockMode.Write, waited);
     }
 
     private void Forget(Folio f)

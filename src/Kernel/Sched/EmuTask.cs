@@ -19,6 +19,11 @@ public sealed class EmuTask
     public long Clock;
     /// <summary>A slot for an observer's per-task state (saves it a lookup per event).</summary>
     public object? ObserverState { get; set; }
+    /// <summary>
+    /// Set by the observer while the task's current trace is left out by sampling: its lock events would be dropped, so
+    /// the lock code does not make the calls (most faults of a sampled run pay nothing for tracing).
+    /// </summary>
+    public bool LockEventsMuted;
     /// <summary>How far this task may run before it must synchronise with the others (an engine's skew bound).</summary>
     public long Horizon = long.MaxValue;
     public IEmuScheduler Scheduler { get; set; }
