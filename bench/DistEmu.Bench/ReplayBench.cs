@@ -36,7 +36,7 @@ public static class ReplayBench
             double simRate = Measure("replay", () =>
             {
                 var r = TraceReplay.RunSim(path, spec, options);
-                return (r.Report.LinesRead, r.Machine.VmStat.Faults, $"max buffered ops {r.Report.MaxBufferedOps:N0}", r);
+                return (r.Report.LinesRead, r.Machine.VmStat.Faults, $"max buffered ops {r.Report.Run.MaxBufferedOps:N0}", r);
             });
             if (orleans)
             {
@@ -46,7 +46,7 @@ public static class ReplayBench
                     try
                     {
                         var r = OrleansReplay.Run(host.Services.GetRequiredService<IGrainFactory>(), path, spec, options).GetAwaiter().GetResult();
-                        return (r.Report.LinesRead, r.Report.EmulatedFaults, $"largest batch buffered {r.Report.MaxBufferedOps:N0} ops per task, {r.Report.OrderWaits:N0} mmap fences", r);
+                        return (r.Report.LinesRead, r.Report.Run.EmulatedFaults, $"largest batch buffered {r.Report.Run.MaxBufferedOps:N0} ops per task, {r.Report.Run.OrderWaits:N0} mmap fences", r);
                     }
                     finally
                     {

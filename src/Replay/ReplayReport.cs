@@ -36,28 +36,8 @@ public sealed class ReplayReport
 
     public int Mms { get; init; }
 
-    /// <summary>Emulated user faults (perf's page-faults event on the emulated machine).</summary>
-    public long EmulatedFaults { get; init; }
-
-    public long Sigsegv { get; init; }
-
-    public long Sigbus { get; init; }
-
-    public long EmulatedNs { get; init; }
-
-    /// <summary>Times a task waited for another's op to keep trace order (see <see cref="ReplayGate"/>).</summary>
-    public long OrderWaits { get; init; }
-
-    /// <summary>Times a task slept because the read-ahead cap was reached.</summary>
-    public long ReadAheadWaits { get; init; }
-
-    /// <summary>Most ops read ahead and queued at once for lagging tasks.</summary>
-    public long MaxBufferedOps { get; init; }
-
-    public ulong EventHash { get; init; }
-
-    /// <summary>VMAs of the (first) emulated mm at the end: the reconstructed mapping set.</summary>
-    public int Vmas { get; init; }
+    /// <summary>What the run itself measured: emulated faults, signals, time, ordering and read-ahead waits, VMAs.</summary>
+    public required ReplayRunFigures Run { get; init; }
 
     public string ToJson()
     {
@@ -106,15 +86,15 @@ public sealed class ReplayReport
             w.WriteBoolean("shared_mm", SharedMm);
             w.WriteNumber("tasks", Tasks);
             w.WriteNumber("mms", Mms);
-            w.WriteNumber("vmas", Vmas);
-            w.WriteNumber("emulated_faults", EmulatedFaults);
-            w.WriteNumber("sigsegv", Sigsegv);
-            w.WriteNumber("sigbus", Sigbus);
-            w.WriteNumber("emulated_ns", EmulatedNs);
-            w.WriteNumber("order_waits", OrderWaits);
-            w.WriteNumber("read_ahead_waits", ReadAheadWaits);
-            w.WriteNumber("max_buffered_ops", MaxBufferedOps);
-            w.WriteString("event_hash", EventHash.ToString("x16", CultureInfo.InvariantCulture));
+            w.WriteNumber("vmas", Run.Vmas);
+            w.WriteNumber("emulated_faults", Run.EmulatedFaults);
+            w.WriteNumber("sigsegv", Run.Sigsegv);
+            w.WriteNumber("sigbus", Run.Sigbus);
+            w.WriteNumber("emulated_ns", Run.EmulatedNs);
+            w.WriteNumber("order_waits", Run.OrderWaits);
+            w.WriteNumber("read_ahead_waits", Run.ReadAheadWaits);
+            w.WriteNumber("max_buffered_ops", Run.MaxBufferedOps);
+            w.WriteString("event_hash", Run.EventHash.ToString("x16", CultureInfo.InvariantCulture));
             w.WriteStartArray("notes");
             foreach (string n in Notes)
             {

@@ -260,15 +260,7 @@ public static class TraceReplay
             SharedMm = options.SharedMm,
             Tasks = tasks,
             Mms = mms,
-            EmulatedFaults = run.EmulatedFaults,
-            Sigsegv = run.Sigsegv,
-            Sigbus = run.Sigbus,
-            EmulatedNs = run.EmulatedNs,
-            OrderWaits = run.OrderWaits,
-            ReadAheadWaits = run.ReadAheadWaits,
-            MaxBufferedOps = run.MaxBufferedOps,
-            EventHash = run.EventHash,
-            Vmas = run.Vmas,
+            Run = run,
         };
     }
 

@@ -142,7 +142,7 @@ public class TraceReplayTests
         Assert.Equal(accesses, r.Ops["access_read"] + r.Ops["access_write"]);
         Assert.Empty(run.Harness.Violations);
         Assert.Empty(run.Harness.Stalled);
-        Assert.Equal(0, r.Sigsegv + r.Sigbus);
+        Assert.Equal(0, r.Run.Sigsegv + r.Run.Sigbus);
         Assert.Equal(expected, run.Machine.VmStat.Faults);
     }
 
@@ -197,7 +197,7 @@ public class TraceReplayTests
         Assert.Equal(15, run.Harness.Tasks.Count);
         Assert.All(run.Harness.Tasks, t => Assert.Same(mm, t.Mm));
         Assert.Empty(run.Harness.Violations);
-        Assert.Equal(0, run.Report.Sigsegv);
+        Assert.Equal(0, run.Report.Run.Sigsegv);
         // Copies touch the same pages: each page faults at most once per first touch, except when copies race on it.
         Assert.InRange(run.Machine.VmStat.Faults, SampleRun.Value.Machine.VmStat.Faults, 3 * SampleRun.Value.Machine.VmStat.Faults);
     }
@@ -210,10 +210,10 @@ public class TraceReplayTests
         var run = TraceReplay.RunSim(TestTraces.SampleGzPath, Small, new ReplayOptions { MaxBufferedOps = 256 });
         Assert.Empty(run.Harness.Violations);
         Assert.Empty(run.Harness.Stalled);
-        Assert.InRange(run.Report.MaxBufferedOps, 1, 256 + 8);
-        Assert.True(run.Report.ReadAheadWaits > 0);
+        Assert.InRange(run.Report.Run.MaxBufferedOps, 1, 256 + 8);
+        Assert.True(run.Report.Run.ReadAheadWaits > 0);
         Assert.Equal(SampleRun.Value.Machine.VmStat.Faults, run.Machine.VmStat.Faults);
-        Assert.Equal(0, run.Report.Sigsegv + run.Report.Sigbus);
+        Assert.Equal(0, run.Report.Run.Sigsegv + run.Report.Run.Sigbus);
     }
 
     [Fact]
