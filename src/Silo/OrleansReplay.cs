@@ -92,17 +92,8 @@ public static class OrleansReplay
         var collected = await machine.Collect();
         var tree = await grains.GetGrain<IMmGrain>(GrainKeys.Mm(run, 0)).GetTree(cpus[0]);
         var m = StatsCodec.ToMachine(spec, options.Sanitizer, collected);
-        var result = new RunResult
-        {
-            Machine = m,
-            Options = new SimRunOptions { Machine = spec, Workload = "trace", Seed = options.Seed, Sanitizer = options.Sanitizer },
-            Engine = "orleans",
-            Tasks = tasks,
-            PerTask = [new TaskCounters { Ops = collected.Ops, Accesses = collected.Accesses, Sigsegv = collected.Sigsegv, Sigbus = collected.Sigbus }],
-            EmulatedNs = collected.MaxClock,
-            HostSeconds = sw.Elapsed.TotalSeconds,
-            Stalled = collected.Stalled,
-        };
+        var result = OrleansRun.Result(m, new SimRunOptions { Machine = spec, Workload = "trace", Seed = options.Seed, Sanitizer = options.Sanitizer },
+            tasks, collected, sw.Elapsed);
         var report = TraceReplay.Describe(path, stats, planner, threads.Tids, cpus, options, 1, new ReplayRunFigures
         {
             EmulatedFaults = m.VmStat.Faults,

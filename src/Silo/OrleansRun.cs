@@ -152,20 +152,23 @@ public static class OrleansRun
         if (deadlock != null)
             m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],
                 new Dictionary<string, long> { ["DEADLOCK"] = 1 });
-        return new RunResult
-        {
-            Machine = m,
-            Options = o,
-            Engine = "orleans",
-            Tasks = tasks,
-            PerTask = [new TaskCounters { Ops = stats.Ops, Accesses = stats.Accesses, Sigsegv = stats.Sigsegv, Sigbus = stats.Sigbus }],
-            EmulatedNs = stats.MaxClock,
-            HostSeconds = sw.Elapsed.TotalSeconds,
-            Stalled = stats.Stalled,
-            Status = failure != null || stopped is { Aborted: true } ? "aborted" : "completed",
-            Reason = failure ?? stopped?.Reason,
-        };
+        return Result(m, o, tasks, stats, sw.Elapsed, failure != null || stopped is { Aborted: true } ? "aborted" : "completed", failure ?? stopped?.Reason);
     }
+
+    /// <summary>A run's result from the counters its grains gave back (merged into <paramref name="m"/>), as either entry reports it.</summary>
+    internal static RunResult Result(Kernel.EmuMachine m, SimRunOptions o, int tasks, StatsMessage stats, TimeSpan host, string status = "completed", string? reason = null) => new()
+    {
+        Machine = m,
+        Options = o,
+        Engine = "orleans",
+        Tasks = tasks,
+        PerTask = [new TaskCounters { Ops = stats.Ops, Accesses = stats.Accesses, Sigsegv = stats.Sigsegv, Sigbus = stats.Sigbus }],
+        EmulatedNs = stats.MaxClock,
+        HostSeconds = host.TotalSeconds,
+        Stalled = stats.Stalled,
+        Status = status,
+        Reason = reason,
+    };
 
     private static string FirstLine(string s)
     {
