@@ -111,12 +111,8 @@ public static class AttachedOrleans
                 }
                 calls = (total, cross);
             }
-            return new RunResult
-            {
-                Machine = result.Machine, Options = result.Options, PerTask = result.PerTask, Engine = result.Engine, Tasks = result.Tasks,
-                EmulatedNs = result.EmulatedNs, HostSeconds = result.HostSeconds, Stalled = result.Stalled, Status = result.Status, Reason = result.Reason,
-                GrainCalls = calls,
-            };
+            result.GrainCalls = calls;
+            return result;
         }
         finally
         {

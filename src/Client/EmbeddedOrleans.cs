@@ -24,17 +24,8 @@ public static class EmbeddedOrleans
         try
         {
             var r = await OrleansReplay.Run(host.Grains(), trace, machine, options);
-            long calls = host.GrainCalls();
-            var run = r.Run;
-            return r with
-            {
-                Run = new RunResult
-                {
-                    Machine = run.Machine, Options = run.Options, PerTask = run.PerTask, Engine = run.Engine, Tasks = run.Tasks,
-                    EmulatedNs = run.EmulatedNs, HostSeconds = run.HostSeconds, Stalled = run.Stalled, Status = run.Status, Reason = run.Reason,
-                    GrainCalls = (calls, host.CrossSiloGrainCalls()),
-                },
-            };
+            r.Run.GrainCalls = (host.GrainCalls(), host.CrossSiloGrainCalls());
+            return r;
         }
         finally
         {
@@ -64,13 +55,8 @@ public static class EmbeddedOrleans
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
             }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(SkewLine(quantumNs, skew)),
                 tracing: tracing);
-            long calls = host.GrainCalls();
-            return new RunResult
-            {
-                Machine = result.Machine, Options = result.Options, PerTask = result.PerTask, Engine = result.Engine, Tasks = result.Tasks,
-                EmulatedNs = result.EmulatedNs, HostSeconds = result.HostSeconds, Stalled = result.Stalled, Status = result.Status, Reason = result.Reason,
-                GrainCalls = (calls, host.CrossSiloGrainCalls()),
-            };
+            result.GrainCalls = (host.GrainCalls(), host.CrossSiloGrainCalls());
+            return result;
         }
         finally
         {

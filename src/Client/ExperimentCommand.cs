@@ -32,6 +32,8 @@ public sealed record ExperimentRow
     public DistEmu.Silo.CallCost? CallCost { get; init; }
     public double? FaultsPerHostSecondPerSilo => Silos is { } s ? FaultsPerHostSecond / s : null;
     public double HostMicrosPerFault => Faults > 0 ? HostSeconds * 1e6 / Faults : 0;
+    /// <summary>Under an orleans quantum: the largest clock skew between CPUs the time keepers measured, emulated ns.</summary>
+    public long? MaxSkewNs { get; init; }
 
     /// <summary>
     /// The scaling model: host µs per fault spent crossing silos = grain calls per fault × cross-silo fraction × what a
@@ -67,7 +69,7 @@ public sealed record ExperimentRow
             Faults = m.VmStat.Faults, HostSeconds = r.HostSeconds, EmulatedNs = r.EmulatedNs,
             CrossSiloFraction = r.GrainCalls is { } gc ? (gc.Total > 0 ? (double)gc.CrossSilo / gc.Total : 0) : null,
             GrainCallsPerFault = r.GrainCalls is { } calls && m.VmStat.Faults > 0 ? (double)calls.Total / m.VmStat.Faults : null,
-            Silos = silos ?? (r.Engine == "orleans" ? 1 : null), CallCost = cost,
+            Silos = silos ?? (r.Engine == "orleans" ? 1 : null), CallCost = cost, MaxSkewNs = r.Skew?.MaxSkewNs,
             FaultLatencyP99 = m.FaultLatency.P99, MmapLockWaitP99 = WaitP99(LockClass.MmapLock), VmaLockWaitP99 = WaitP99(LockClass.VmaLock),
             WriterWaitP99 = m.WriterWait.P99, MigrationWaitP99 = m.MigrationWait.P99,
             VmaLockRetry = m.VmStat.vma_lock_retry, PgmigrateSuccess = m.VmStat.pgmigrate_success,

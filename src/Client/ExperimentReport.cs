@@ -16,7 +16,7 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         "vma_lock_retry", "sanitizer_violations", "sanitizer_by_invariant",
         // Scaling across silos (orleans; the call costs and the model with --silos).
         "silos", "faults_per_host_second_per_silo", "host_us_per_fault", "grain_calls_per_fault", "local_call_us",
-        "cross_silo_call_us", "model_cross_silo_us_per_fault",
+        "cross_silo_call_us", "model_cross_silo_us_per_fault", "max_skew_ns",
     ];
 
     /// <summary>The workload whose runs the policy comparison reads.</summary>
@@ -52,6 +52,7 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         r.SanitizerViolations.ToString(Inv), Counts(r),
         r.Silos is { } silos ? silos.ToString(Inv) : "", r.FaultsPerHostSecondPerSilo is { } ps ? ps.ToString("0", Inv) : "", F(r.HostMicrosPerFault),
         F(r.GrainCallsPerFault), F(r.CallCost?.LocalMicros), F(r.CallCost?.CrossSiloMicros), F(r.ModelCrossSiloMicrosPerFault),
+        r.MaxSkewNs is { } skew ? skew.ToString(Inv) : "",
     ];
 
     public string Csv()

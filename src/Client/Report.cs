@@ -221,6 +221,13 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
                 w.WriteNumber("sampled_out", tr.SampledOut);
                 w.WriteEndObject();
             }
+            if (result.Skew is { } skew)
+            {
+                w.WriteStartObject("quantum");
+                w.WriteNumber("ns", skew.QuantumNs);
+                w.WriteNumber("max_skew_ns", skew.MaxSkewNs);
+                w.WriteEndObject();
+            }
             if (result.GrainCalls is { } gc)
             {
                 w.WriteStartObject("grain_calls");

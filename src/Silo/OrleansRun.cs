@@ -152,7 +152,9 @@ public static class OrleansRun
         if (deadlock != null)
             m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],
                 new Dictionary<string, long> { ["DEADLOCK"] = 1 });
-        return Result(m, o, tasks, stats, sw.Elapsed, failure != null || stopped is { Aborted: true } ? "aborted" : "completed", failure ?? stopped?.Reason);
+        var result = Result(m, o, tasks, stats, sw.Elapsed, failure != null || stopped is { Aborted: true } ? "aborted" : "completed", failure ?? stopped?.Reason);
+        if (quantumNs > 0) result.Skew = (quantumNs, stats.MaxSkewNs);
+        return result;
     }
 
     /// <summary>A run's result from the counters its grains gave back (merged into <paramref name="m"/>), as either entry reports it.</summary>

@@ -5,6 +5,26 @@ namespace DistEmu.Client.Tests;
 
 public sealed class CliTests : InProcessCliTests
 {
+    [Fact]
+    public void An_orleans_run_under_a_quantum_reports_the_bound_and_the_measured_skew_in_stats_json()
+    {
+        var bounded = Path.Combine(_tmp, "bounded");
+        var (code, stdout, stderr) = Cli("run", "--preset", "small", "--workload", "page-fault1", "--param", "size_mb=4", "--ops", "1500", "--quantum", "1000", "--out", bounded);
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(bounded, "stats.json")));
+        var q = doc.RootElement.GetProperty("quantum");
+        Assert.Equal(1000, q.GetProperty("ns").GetInt64());
+        long skew = q.GetProperty("max_skew_ns").GetInt64();
+        Assert.True(skew > 0, "eight CPUs faulting under a 1 µs quantum never measured apart");
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"measured max skew {skew:N0} ns"), stdout); // the printed line and the file agree
+
+        var lax = Path.Combine(_tmp, "lax");
+        (code, _, stderr) = Cli("run", "--preset", "small", "--workload", "page-fault1", "--param", "size_mb=4", "--ops", "500", "--out", lax);
+        Assert.True(code == 0, stderr);
+        using var laxDoc = JsonDocument.Parse(File.ReadAllText(Path.Combine(lax, "stats.json")));
+        Assert.False(laxDoc.RootElement.TryGetProperty("quantum", out _), "a run without --quantum has no skew bound to report");
+    }
+
     [Theory]
     [InlineData("orleans")]
     [InlineData("sim")]

@@ -61,8 +61,10 @@ public sealed class RunResult
     public string? Reason { get; init; }
     /// <summary>Spans written to the trace file, dropped by a full exporter, and left out by sampling (when tracing).</summary>
     public (long Spans, long Dropped, long SampledOut)? Trace { get; set; }
+    /// <summary>Under an orleans quantum: the bound and the largest clock skew the time keepers measured, emulated ns.</summary>
+    public (long QuantumNs, long MaxSkewNs)? Skew { get; set; }
     /// <summary>Grain calls made (orleans engine): total and those that crossed silos.</summary>
-    public (long Total, long CrossSilo)? GrainCalls { get; init; }
+    public (long Total, long CrossSilo)? GrainCalls { get; set; }
     public long Ops => PerTask.Sum(p => p.Ops);
     public long Accesses => PerTask.Sum(p => p.Accesses);
     public long Signals => PerTask.Sum(p => p.Sigsegv + p.Sigbus);
