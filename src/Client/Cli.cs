@@ -354,8 +354,13 @@ public static class Cli
     {
         var options = new ReplayOptions
         {
-            TimeScale = o.TimeScale, AsFastAsPossible = o.AsFastAsPossible, Replicate = o.Replicate, SharedMm = o.SharedMm,
-            CpuMap = o.CpuMap is null ? null : ReplayOptions.ParseCpuMap(o.CpuMap), Seed = o.Seed, Sanitizer = o.Sanitizer,
+            TimeScale = o.TimeScale,
+            AsFastAsPossible = o.AsFastAsPossible,
+            Replicate = o.Replicate,
+            SharedMm = o.SharedMm,
+            CpuMap = o.CpuMap is null ? null : ReplayOptions.ParseCpuMap(o.CpuMap),
+            Seed = o.Seed,
+            Sanitizer = o.Sanitizer,
             ParseMode = o.Lenient ? PerfParseMode.Lenient : PerfParseMode.Strict,
         };
         var parameters = new Dictionary<string, string>

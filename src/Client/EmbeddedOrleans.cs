@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using DistEmu.Kernel.Machine;
 using DistEmu.Grains.Placement;
+using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
 using DistEmu.Replay;
 using DistEmu.Silo;

@@ -65,14 +65,27 @@ public sealed record ExperimentRow
         }
         return new ExperimentRow
         {
-            Policy = policy, Preset = preset, Workload = workload, Cpus = r.Tasks, Repeat = repeat, Seed = r.Options.Seed,
-            Faults = m.VmStat.Faults, HostSeconds = r.HostSeconds, EmulatedNs = r.EmulatedNs,
+            Policy = policy,
+            Preset = preset,
+            Workload = workload,
+            Cpus = r.Tasks,
+            Repeat = repeat,
+            Seed = r.Options.Seed,
+            Faults = m.VmStat.Faults,
+            HostSeconds = r.HostSeconds,
+            EmulatedNs = r.EmulatedNs,
             CrossSiloFraction = r.GrainCalls is { } gc ? (gc.Total > 0 ? (double)gc.CrossSilo / gc.Total : 0) : null,
             GrainCallsPerFault = r.GrainCalls is { } calls && m.VmStat.Faults > 0 ? (double)calls.Total / m.VmStat.Faults : null,
-            Silos = silos ?? (r.Engine == "orleans" ? 1 : null), CallCost = cost, MaxSkewNs = r.Skew?.MaxSkewNs,
-            FaultLatencyP99 = m.FaultLatency.P99, MmapLockWaitP99 = WaitP99(LockClass.MmapLock), VmaLockWaitP99 = WaitP99(LockClass.VmaLock),
-            WriterWaitP99 = m.WriterWait.P99, MigrationWaitP99 = m.MigrationWait.P99,
-            VmaLockRetry = m.VmStat.vma_lock_retry, PgmigrateSuccess = m.VmStat.pgmigrate_success,
+            Silos = silos ?? (r.Engine == "orleans" ? 1 : null),
+            CallCost = cost,
+            MaxSkewNs = r.Skew?.MaxSkewNs,
+            FaultLatencyP99 = m.FaultLatency.P99,
+            MmapLockWaitP99 = WaitP99(LockClass.MmapLock),
+            VmaLockWaitP99 = WaitP99(LockClass.VmaLock),
+            WriterWaitP99 = m.WriterWait.P99,
+            MigrationWaitP99 = m.MigrationWait.P99,
+            VmaLockRetry = m.VmStat.vma_lock_retry,
+            PgmigrateSuccess = m.VmStat.pgmigrate_success,
             SanitizerViolations = m.Sanitizer.Total,
             SanitizerCounts = new SortedDictionary<string, long>(m.Sanitizer.Counts.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal),
         };
@@ -99,7 +112,13 @@ public static class ExperimentCommand
     {
         var options = new SimRunOptions
         {
-            Machine = p.Machine, Workload = p.Workload, Params = p.Params, Seed = o.Seed, OpsPerTask = Math.Min(o.Ops, WarmUpOps), Tasks = p.Cpus, Sanitizer = true,
+            Machine = p.Machine,
+            Workload = p.Workload,
+            Params = p.Params,
+            Seed = o.Seed,
+            OpsPerTask = Math.Min(o.Ops, WarmUpOps),
+            Tasks = p.Cpus,
+            Sanitizer = true,
         };
         stdout.WriteLine($"warm-up run on {cluster.ClusterId} ({options.OpsPerTask} ops per task, not recorded)");
         var result = AttachedOrleans.Run(cluster.Target, options, o.Quantum, TextWriter.Null);
@@ -201,8 +220,14 @@ public static class ExperimentCommand
                     stdout.Flush();
                     var options = new SimRunOptions
                     {
-                        Machine = p.Machine, Workload = p.Workload, Params = p.Params, Seed = seed, OpsPerTask = o.Ops, Tasks = p.Cpus,
-                        Sanitizer = true, Exploration = o.Engine == "sim" ? Exploration.Default : null,
+                        Machine = p.Machine,
+                        Workload = p.Workload,
+                        Params = p.Params,
+                        Seed = seed,
+                        OpsPerTask = o.Ops,
+                        Tasks = p.Cpus,
+                        Sanitizer = true,
+                        Exploration = o.Engine == "sim" ? Exploration.Default : null,
                         Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)") : null,
                     };
                     var result = o.Engine == "sim" ? SimRun.Run(options)

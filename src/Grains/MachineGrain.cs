@@ -92,7 +92,11 @@ public sealed class MachineGrain : Grain, IMachineGrain
 
     public async Task<RunStatus> Status() => new RunStatus
     {
-        Tasks = _config?.Tasks ?? 0, Done = _done, Faults = _faults.Values.Sum(), MaxClock = _maxClock, Error = _error,
+        Tasks = _config?.Tasks ?? 0,
+        Done = _done,
+        Faults = _faults.Values.Sum(),
+        MaxClock = _maxClock,
+        Error = _error,
         Deadlock = _config is null ? null : await GrainFactory.GetGrain<IWaitGraphGrain>(_config.RunId).Deadlock(),
     };
 

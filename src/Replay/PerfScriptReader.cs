@@ -156,29 +156,29 @@ public sealed class PerfScriptReader : IDisposable
             switch (status)
             {
                 case LineStatus.Line:
-                {
-                    long lineNumber = ++Stats.LinesRead;
-                    if (lineNumber == 1 && line.StartsWith("\uFEFF"u8))
                     {
-                        line = line[3..]; // a UTF-8 byte order mark added by some editor
-                    }
+                        long lineNumber = ++Stats.LinesRead;
+                        if (lineNumber == 1 && line.StartsWith("\uFEFF"u8))
+                        {
+                            line = line[3..]; // a UTF-8 byte order mark added by some editor
+                        }
 
-                    var kind = ParseLine(line, lineNumber, out record);
-                    if (kind == PerfRecordKind.Mmap)
-                    {
-                        Stats.Mmaps++;
-                        return true;
-                    }
+                        var kind = ParseLine(line, lineNumber, out record);
+                        if (kind == PerfRecordKind.Mmap)
+                        {
+                            Stats.Mmaps++;
+                            return true;
+                        }
 
-                    if (kind == PerfRecordKind.PageFault)
-                    {
-                        Stats.PageFaults++;
-                        return true;
-                    }
+                        if (kind == PerfRecordKind.PageFault)
+                        {
+                            Stats.PageFaults++;
+                            return true;
+                        }
 
-                    Skip(_failReason, _failField, line.Slice(_failStart, _failLength), lineNumber);
-                    break;
-                }
+                        Skip(_failReason, _failField, line.Slice(_failStart, _failLength), lineNumber);
+                        break;
+                    }
 
                 case LineStatus.TooLong:
                     Skip(PerfSkipReason.LineTooLong, "line", line, ++Stats.LinesRead);

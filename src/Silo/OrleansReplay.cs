@@ -46,8 +46,14 @@ public static class OrleansReplay
         var machine = grains.GetGrain<IMachineGrain>(run);
         await machine.Configure(new RunConfig
         {
-            RunId = run, MachineJson = MachineJson.Serialize(spec), Sanitizer = options.Sanitizer, Workload = "trace", Seed = options.Seed,
-            Tasks = tasks, Cpus = cpus, FedFiles = fileNames,
+            RunId = run,
+            MachineJson = MachineJson.Serialize(spec),
+            Sanitizer = options.Sanitizer,
+            Workload = "trace",
+            Seed = options.Seed,
+            Tasks = tasks,
+            Cpus = cpus,
+            FedFiles = fileNames,
         });
         await machine.Start();
         var cpuGrains = cpus.Select(c => grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, spec.NodeOfCpu(c), c))).ToArray();

@@ -40,9 +40,17 @@ public static class OrleansRun
         string run = $"run-{Guid.NewGuid():N}";
         var config = new RunConfig
         {
-            RunId = run, MachineJson = MachineJson.Serialize(o.Machine), Sanitizer = o.Sanitizer, Workload = o.Workload,
-            Params = o.Params?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new(), Seed = o.Seed, OpsPerTask = o.OpsPerTask,
-            Tasks = tasks, EmulatedNsLimit = o.EmulatedNs ?? 0, QuantumNs = quantumNs, NodeSilos = nodeSilos,
+            RunId = run,
+            MachineJson = MachineJson.Serialize(o.Machine),
+            Sanitizer = o.Sanitizer,
+            Workload = o.Workload,
+            Params = o.Params?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new(),
+            Seed = o.Seed,
+            OpsPerTask = o.OpsPerTask,
+            Tasks = tasks,
+            EmulatedNsLimit = o.EmulatedNs ?? 0,
+            QuantumNs = quantumNs,
+            NodeSilos = nodeSilos,
             Script = o.Script?.ToDictionary(kv => kv.Key, kv => kv.Value.Select(OpMessages.From).ToArray()),
             Delays = o.Delays?.ToDictionary(kv => GrainScheduler.DelayKey(kv.Key.Cpu, kv.Key.Site), kv => kv.Value),
             Tracing = tracing?.Config,

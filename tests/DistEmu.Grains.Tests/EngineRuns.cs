@@ -8,7 +8,12 @@ internal static class EngineRuns
 {
     public static MachineSpec Small(FaultPolicy policy) => new()
     {
-        Name = "small", Nodes = 2, CpusPerNode = 4, MemoryPerNodeBytes = 1L << 30, Distance = MachineSpec.UniformDistance(2), Policy = policy,
+        Name = "small",
+        Nodes = 2,
+        CpusPerNode = 4,
+        MemoryPerNodeBytes = 1L << 30,
+        Distance = MachineSpec.UniformDistance(2),
+        Policy = policy,
     };
 
     public static SimRunOptions Options(string workload, FaultPolicy policy, long ops) => new()

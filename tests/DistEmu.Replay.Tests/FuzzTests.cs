@@ -55,15 +55,15 @@ public sealed class FuzzTests
                     data.RemoveRange(at, data.Count - at);
                     break;
                 case 5: // duplicate a separator
-                {
-                    int sep = data.FindIndex(at, b => Array.IndexOf(Separators, b) >= 0);
-                    if (sep >= 0)
                     {
-                        data.Insert(sep, data[sep]);
-                    }
+                        int sep = data.FindIndex(at, b => Array.IndexOf(Separators, b) >= 0);
+                        if (sep >= 0)
+                        {
+                            data.Insert(sep, data[sep]);
+                        }
 
-                    break;
-                }
+                        break;
+                    }
 
                 case 6: // replace a byte with a digit or hex letter
                     data[at] = (byte)"0123456789abcdefg"[rng.Next(17)];

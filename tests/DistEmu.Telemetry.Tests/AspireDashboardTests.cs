@@ -40,7 +40,9 @@ public sealed class AspireDashboard : IDisposable
         }
         var psi = new ProcessStartInfo(Executable)
         {
-            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
             WorkingDirectory = Path.GetDirectoryName(Executable)!,
         };
         psi.Environment["ASPNETCORE_URLS"] = Frontend.ToString();
@@ -183,10 +185,12 @@ public class AspireDashboardTests(AspireDashboard dashboard) : IClassFixture<Asp
         var recorded = new ListSink();
         OtlpTraceSink sink;
         using (sink = new OtlpTraceSink(new OtlpSinkOptions
-               {
-                   Endpoint = protocol == OtlpExportProtocol.Grpc ? dashboard.OtlpGrpc : dashboard.OtlpHttp, Protocol = protocol,
-                   Epoch = DateTimeOffset.UtcNow.AddMinutes(-1), ScheduledDelay = TimeSpan.FromMilliseconds(50),
-               }))
+        {
+            Endpoint = protocol == OtlpExportProtocol.Grpc ? dashboard.OtlpGrpc : dashboard.OtlpHttp,
+            Protocol = protocol,
+            Epoch = DateTimeOffset.UtcNow.AddMinutes(-1),
+            ScheduledDelay = TimeSpan.FromMilliseconds(50),
+        }))
         {
             Scenarios.Lkml(FaultPolicy.Merged, sameVma: true, new SaltedSink(new TeeSink(recorded, sink), salt));
             sink.Complete();

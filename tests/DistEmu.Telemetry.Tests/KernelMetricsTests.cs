@@ -15,12 +15,12 @@ public class KernelMetricsTests
     {
         var r = new Dictionary<string, long>();
         var m = Last(metrics, name);
-            foreach (var p in m.MetricPoints)
-            {
-                var key = string.Join(",", Tags(p).Where(t => t.Key.StartsWith("emu.", StringComparison.Ordinal)).Select(t => $"{t.Key}={t.Value}").Order());
-                long v = m.MetricType == MetricType.LongSum ? p.GetSumLong() : p.GetHistogramCount();
-                r[key] = r.GetValueOrDefault(key) + v;
-            }
+        foreach (var p in m.MetricPoints)
+        {
+            var key = string.Join(",", Tags(p).Where(t => t.Key.StartsWith("emu.", StringComparison.Ordinal)).Select(t => $"{t.Key}={t.Value}").Order());
+            long v = m.MetricType == MetricType.LongSum ? p.GetSumLong() : p.GetHistogramCount();
+            r[key] = r.GetValueOrDefault(key) + v;
+        }
         return r;
     }
 

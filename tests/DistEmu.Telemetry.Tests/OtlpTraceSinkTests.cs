@@ -85,10 +85,14 @@ public class OtlpTraceSinkTests
         var timeout = TimeSpan.FromSeconds(3);
         var sw = Stopwatch.StartNew();
         using (var sink = new OtlpTraceSink(new OtlpSinkOptions
-               {
-                   Endpoint = new Uri("http://127.0.0.1:1"), Protocol = protocol, Epoch = Epoch, CompleteTimeout = timeout,
-                   ExportTimeout = TimeSpan.FromSeconds(2), ScheduledDelay = TimeSpan.FromMilliseconds(50),
-               }))
+        {
+            Endpoint = new Uri("http://127.0.0.1:1"),
+            Protocol = protocol,
+            Epoch = Epoch,
+            CompleteTimeout = timeout,
+            ExportTimeout = TimeSpan.FromSeconds(2),
+            ScheduledDelay = TimeSpan.FromMilliseconds(50),
+        }))
         {
             var r = Scenarios.Lkml(FaultPolicy.Merged, sameVma: true, new TeeSink(recorded, sink));
             Assert.Equal("completed", r.Status);

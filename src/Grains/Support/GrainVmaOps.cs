@@ -43,9 +43,18 @@ public sealed class GrainVmaOps : IVmaOps
 
     public static VmaInit Describe(Vma v) => new()
     {
-        MmId = v.Mm.Id, VmaId = v.Id, Start = v.Start, End = v.End, Flags = (byte)v.Flags, FileId = v.File?.Id ?? -1,
-        FileName = v.File?.Name, FileDiskBacked = v.File?.DiskBacked ?? false, PgOff = v.PgOff, HasAnonVma = v.HasAnonVma,
-        VmLockSeq = v.VmLockSeq, MmLockSeq = v.Mm.MmLockSeq,
+        MmId = v.Mm.Id,
+        VmaId = v.Id,
+        Start = v.Start,
+        End = v.End,
+        Flags = (byte)v.Flags,
+        FileId = v.File?.Id ?? -1,
+        FileName = v.File?.Name,
+        FileDiskBacked = v.File?.DiskBacked ?? false,
+        PgOff = v.PgOff,
+        HasAnonVma = v.HasAnonVma,
+        VmLockSeq = v.VmLockSeq,
+        MmLockSeq = v.Mm.MmLockSeq,
     };
 
     public async ValueTask Created(EmuTask t, Vma vma)

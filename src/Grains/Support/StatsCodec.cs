@@ -26,16 +26,27 @@ public static class StatsCodec
             if (e.Acquisitions == 0 && e.Hold.Count == 0) continue;
             msg.Locks.Add(new LockStatMessage
             {
-                Class = (byte)e.Class, Mode = (byte)e.Mode, Acquisitions = e.Acquisitions, Contentions = e.Contentions,
-                Wait = Export(e.Wait), Hold = Export(e.Hold),
+                Class = (byte)e.Class,
+                Mode = (byte)e.Mode,
+                Acquisitions = e.Acquisitions,
+                Contentions = e.Contentions,
+                Wait = Export(e.Wait),
+                Hold = Export(e.Hold),
             });
         }
         foreach (var v in m.Sanitizer.Violations)
         {
             msg.Violations.Add(new ViolationMessage
             {
-                Invariant = v.Invariant, Policy = v.Policy, Task = v.Task, Cpu = v.Cpu, Vma = v.Vma, Address = v.Address,
-                EmulatedNs = v.EmulatedNs, Message = v.Message, History = v.History.ToArray(),
+                Invariant = v.Invariant,
+                Policy = v.Policy,
+                Task = v.Task,
+                Cpu = v.Cpu,
+                Vma = v.Vma,
+                Address = v.Address,
+                EmulatedNs = v.EmulatedNs,
+                Message = v.Message,
+                History = v.History.ToArray(),
             });
         }
         return msg;
