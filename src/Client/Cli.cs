@@ -371,15 +371,14 @@ public static class Cli
             ["shared_mm"] = o.SharedMm ? "true" : "false",
             ["mode"] = o.Lenient ? "lenient" : "strict",
         };
+        // Opened now, so an unwritable trace file fails before the replay starts.
+        using var telemetry = new RunTelemetry(o, machine, ReplayEngine(o));
         if (ReplayEngine(o) == "orleans")
         {
-            if (o.TraceFile != null || o.Otlp != null)
-                throw new UsageException($"{(o.TraceFile != null ? "--trace-file" : "--otlp")}: a replay on the orleans engine records no spans yet; leave --engine out to replay traced on the sim engine");
-            var fed = EmbeddedOrleans.Replay(o.Trace!, machine, options);
+            var fed = EmbeddedOrleans.Replay(o.Trace!, machine, options, telemetry.Orleans);
+            telemetry.Finish(fed.Run);
             return (fed.Run, ("trace", parameters), fed.Report.ToJson());
         }
-        // Opened now, so an unwritable trace file fails before the replay starts.
-        using var telemetry = new RunTelemetry(o, machine, "sim");
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var r = TraceReplay.RunSim(o.Trace!, machine, options with { Observer = telemetry.Recorder });
         sw.Stop();

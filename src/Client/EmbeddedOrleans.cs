@@ -16,14 +16,16 @@ public static class EmbeddedOrleans
         $"quantum {quantumNs:N0} ns (node → machine time keepers): measured max skew {skewNs:N0} ns");
 
     /// <summary>A perf trace replayed on the embedded silo (<see cref="OrleansReplay"/>), with the silo's grain-call counts.</summary>
-    public static OrleansReplayResult Replay(string trace, MachineSpec machine, ReplayOptions options) => ReplayAsync(trace, machine, options).GetAwaiter().GetResult();
+    /// <param name="tracing">Spans recorded in the grains, written by the client at the end (null: no tracing).</param>
+    public static OrleansReplayResult Replay(string trace, MachineSpec machine, ReplayOptions options, OrleansTraceCollector? tracing = null) =>
+        ReplayAsync(trace, machine, options, tracing).GetAwaiter().GetResult();
 
-    private static async Task<OrleansReplayResult> ReplayAsync(string trace, MachineSpec machine, ReplayOptions options)
+    private static async Task<OrleansReplayResult> ReplayAsync(string trace, MachineSpec machine, ReplayOptions options, OrleansTraceCollector? tracing)
     {
-        using var host = await SiloHosting.StartEmbeddedAsync();
+        using var host = await SiloHosting.StartEmbeddedAsync(activityPropagation: tracing?.Config.LiveRoots == true);
         try
         {
-            var r = await OrleansReplay.Run(host.Grains(), trace, machine, options);
+            var r = await OrleansReplay.Run(host.Grains(), trace, machine, options, tracing: tracing);
             r.Run.GrainCalls = (host.GrainCalls(), host.CrossSiloGrainCalls());
             return r;
         }

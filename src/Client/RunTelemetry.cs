@@ -88,8 +88,6 @@ public sealed class RunTelemetry : IDisposable
         {
             if (o.TraceClock != "host")
                 throw new UsageException("--trace-orleans: Orleans' spans are on the host clock; add --trace-clock host");
-            if (o.Trace != null)
-                throw new UsageException("--trace-orleans: not with a trace replay (its spans are recorded on the sim engine)");
             if (engine != "orleans")
                 throw new UsageException($"--trace-orleans: needs the orleans engine (not --engine {engine})");
             if (o.Cluster != null)
