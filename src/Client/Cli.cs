@@ -236,8 +236,8 @@ public static class Cli
         }
         else if (o.ClusterId != null || o.ServiceId != null)
             throw new UsageException($"{(o.ClusterId != null ? "--cluster-id" : "--service-id")}: only with --cluster");
-        if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1)
-            throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays one copy of the trace for now (use --engine sim)");
+        if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1 && !o.SharedMm)
+            throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays copies as threads of one process (add --shared-mm, or use --engine sim)");
         if (cluster is null && o.Engine == "orleans")
             MachineLoader.CheckPlacement(placement, 1, "one silo in this process; --cluster runs on more"); // a cluster's silos are counted when attached
         if (o.Trace != null && !File.Exists(o.Trace))

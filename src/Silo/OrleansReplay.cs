@@ -25,7 +25,7 @@ public static class OrleansReplay
 
     /// <summary>
     /// Replays the trace at <paramref name="path"/> on the machine grains of a new run. Throws
-    /// <see cref="KernelConfigException"/> on options the orleans engine does not take (replicate &gt; 1) or a machine with
+    /// <see cref="KernelConfigException"/> on options the orleans engine does not take (replicate &gt; 1 without shared mm) or a machine with
     /// too few CPUs, and <see cref="PerfTraceFormatException"/> on malformed input in strict mode (before anything runs).
     /// With <paramref name="tracing"/>, the grains record spans of the replayed faults and the collector writes them at the end.
     /// </summary>
@@ -34,14 +34,17 @@ public static class OrleansReplay
     {
         options.Validate();
         spec.Validate();
-        if (options.Replicate != 1)
-            throw new KernelConfigException("replicate", options.Replicate, "the orleans engine replays one copy of the trace for now (use --engine sim for --replicate)");
+        if (options.Replicate != 1 && !options.SharedMm)
+            throw new KernelConfigException("replicate", options.Replicate,
+                "the orleans engine replays copies as threads of one process (add --shared-mm); copies with their own address spaces need --engine sim");
         var sw = Stopwatch.StartNew();
         var threads = TraceReplay.ScanThreads(path, options.ParseMode);
-        int tasks = threads.Tids.Count;
+        int nTids = threads.Tids.Count, copies = options.Replicate;
+        int tasks = nTids * copies;
         if (tasks > spec.Cpus)
-            throw new KernelConfigException("cpus", spec.Cpus, $"the trace has {tasks} threads; the machine needs at least that many CPUs (one task per CPU)");
-        int[] cpus = TraceReplay.AssignCpus(threads.Tids, 1, spec, options.CpuMap);
+            throw new KernelConfigException("cpus", spec.Cpus,
+                $"the trace has {nTids} threads × replicate {copies} = {tasks} tasks; the machine needs at least that many CPUs (one task per CPU)");
+        int[] cpus = TraceReplay.AssignCpus(threads.Tids, copies, spec, options.CpuMap);
         var fileNames = ScanFiles(path, spec.PageSize, options);
 
         string run = $"replay-{Guid.NewGuid():N}";
@@ -61,12 +64,16 @@ public static class OrleansReplay
         await machine.Start();
         var cpuGrains = cpus.Select(c => grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, spec.NodeOfCpu(c), c))).ToArray();
 
+        // Task copy * nTids + i runs TID i's ops (copy 0 is the trace as recorded), as under sim.
         var tidIndex = new Dictionary<int, int>();
-        for (int i = 0; i < tasks; i++)
+        for (int i = 0; i < nTids; i++)
             tidIndex.Add(threads.Tids[i], i);
         var feed = new Feed(cpuGrains, batchOps);
-        for (int i = 0; i < tasks; i++)
-            feed.Floor[i] = options.AsFastAsPossible ? 0 : (long)Math.Min((threads.FirstTimeNs[threads.Tids[i]] - threads.StartNs) * options.TimeScale, long.MaxValue / 4);
+        for (int task = 0; task < tasks; task++)
+        {
+            int tid = threads.Tids[task % nTids];
+            feed.Floor[task] = options.AsFastAsPossible ? 0 : (long)Math.Min((threads.FirstTimeNs[tid] - threads.StartNs) * options.TimeScale, long.MaxValue / 4);
+        }
 
         var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible);
         var scratch = new List<PlannedOp>();
@@ -83,12 +90,14 @@ public static class OrleansReplay
                     var msg = OpMessages.From(op.Op);
                     if (op.Op.Kind == OpKind.Mmap)
                     {
+                        // One address space: the mapping is made once, by copy 0; every copy then uses it.
                         msg.PgOff = op.PageOffset / spec.PageSize;
                         await feed.Fence(task, msg);
                     }
                     else
                     {
-                        await feed.Add(task, msg);
+                        for (int copy = 0; copy < copies; copy++)
+                            await feed.Add(copy * nTids + task, msg);
                     }
                 }
             }
