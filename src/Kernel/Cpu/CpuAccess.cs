@@ -16,7 +16,7 @@ public static class CpuAccess
 
     // The fault path's async methods suspend at every engine yield (several per fault with many CPUs); pooled builders
     // reuse their state-machine boxes instead of allocating one per suspended frame.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<FaultOutcome> Access(EmuTask t, long addr, bool write)
     {
         var m = t.Machine;

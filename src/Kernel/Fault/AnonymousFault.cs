@@ -13,7 +13,7 @@ public static partial class MmFault
     /// node (per-CPU list), zeroes it and maps it writable. anon_vma_prepare runs here on the first write; it needs
     /// only mmap_lock for read (mm/rmap.c), which is why lock_vma_under_rcu refuses VMAs without one.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> DoAnonymousPage(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;

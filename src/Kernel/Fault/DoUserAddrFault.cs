@@ -19,7 +19,7 @@ public static class ArchFault
     /// MAJOR). Under mmap_lock: no VMA or access error → SIGSEGV; COMPLETED → done, lock already released; RETRY →
     /// TRIED, again; else unlocked by the attempt, done. Each attempt ends holding nothing.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<FaultOutcome> DoUserAddrFault(EmuTask t, long addr, bool write)
     {
         var m = t.Machine;
@@ -78,7 +78,7 @@ public static class ArchFault
     }
 
     /// <summary>The lock_mmap / retry part of the loop: every VMA-path failure ends here (L3).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<(FaultOutcome, VmFault Last, bool Retried)> LockMmapPath(EmuTask t, IAddressSpacePort aspace, long addr, FaultFlags flags)
     {
         bool retried = false;

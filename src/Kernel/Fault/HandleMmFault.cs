@@ -19,7 +19,7 @@ public static partial class MmFault
     /// Under the merged policy, Retry or Completed ⇒ the lock was released here; anything else ⇒ the caller still
     /// holds it. <see cref="CallerStillHolds"/> gives the contract of every policy (S7).
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<VmFault> HandleMmFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;
@@ -52,7 +52,7 @@ public static partial class MmFault
     }
 
     /// <summary>handle_pte_fault: read the entry without the PTL (vmf->orig_pte) and dispatch on its kind.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> HandlePteFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;
@@ -102,7 +102,7 @@ public static partial class MmFault
     /// the entry still equals <paramref name="expected"/> (pte_same) replace it by <paramref name="value"/>.
     /// The caller holds the fault lock, which keeps the page table alive (S8).
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     internal static async ValueTask<bool> SetPteIfSame(EmuTask t, Vma vma, long addr, long expected, long value)
     {
         var m = t.Machine;

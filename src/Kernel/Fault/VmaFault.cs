@@ -29,7 +29,7 @@ public static class VmaFault
     /// handle_mm_fault with FAULT_FLAG_VMA_LOCK, then the release the policy assigns to the arch loop (PROTOCOL.md §5).
     /// Ends holding nothing (S6), unless the historical bug §8.3 is switched on.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<(VmaLockResult Lock, VmFault Fault)> AttemptUnderVmaLock(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;
@@ -73,7 +73,7 @@ public static class VmaFault
     /// With mmap_lock held for read and <paramref name="vma"/> found: access_error (→ unlock, false), else
     /// handle_mm_fault and the S7 check. Returns with mmap_lock still held unless the result is RETRY or COMPLETED.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<(bool AccessError, VmFault Fault)> HandleUnderMmapLock(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;

@@ -58,7 +58,7 @@ public sealed class PerCpuPages
     }
 
     /// <summary>alloc_pages on the local node: pop from the list, refilling it from the node when empty. -1 = OOM.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public async ValueTask<long> Alloc(EmuMachine m, EmuTask t)
     {
         t.Advance(m.Cost.PageAllocNs); // the list is this CPU's own

@@ -24,7 +24,7 @@ public sealed class LocalAddressSpace : IAddressSpacePort
     }
 
     /// <summary>lock_vma_under_rcu over the current tree version, then the VMA attempt.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public async ValueTask<VmaAttemptResult> VmaAttempt(EmuTask t, long addr, FaultFlags flags)
     {
         var m = t.Machine;
@@ -53,7 +53,7 @@ public sealed class LocalAddressSpace : IAddressSpacePort
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public async ValueTask<MmapAttemptResult> MmapAttempt(EmuTask t, long addr, FaultFlags flags)
     {
         var vma = await VmaLookup.LockMmAndFindVma(t, _mm, addr);

@@ -35,7 +35,7 @@ public sealed record Exploration
 /// </summary>
 public sealed class SimEngine : IEmuScheduler
 {
-    private readonly PriorityQueue<Action, (long Time, long Tie)> _queue = new();
+    private readonly EventQueue _queue = new();
     private readonly Random _rng;
     private long _seq;
 
@@ -51,7 +51,7 @@ public sealed class SimEngine : IEmuScheduler
         Exploration = exploration ?? Exploration.None;
     }
 
-    public bool MustYield(EmuTask task) => _queue.TryPeek(out _, out var head) && task.Clock > head.Time;
+    public bool MustYield(EmuTask task) => _queue.TryPeekTime(out long head) && task.Clock > head;
 
     public void Resume(EmuTask task, long at, Action continuation) => Schedule(at, continuation);
 
@@ -68,7 +68,7 @@ public sealed class SimEngine : IEmuScheduler
     {
         long tie = Exploration.RandomTies ? ((long)_rng.Next() << 32) | (uint)_seq : _seq;
         _seq++;
-        _queue.Enqueue(action, (at, tie));
+        _queue.Enqueue(at, tie, action);
     }
 
     public long PreemptionDelay(EmuTask task, PreemptSite site)
@@ -94,9 +94,9 @@ public sealed class SimEngine : IEmuScheduler
         SynchronizationContext.SetSynchronizationContext(null);
         try
         {
-            while (_queue.TryDequeue(out var action, out var key))
+            while (_queue.TryDequeue(out var action, out long time))
             {
-                if (key.Time > Now) Now = key.Time;
+                if (time > Now) Now = time;
                 EventsRun++;
                 action();
                 if (stop != null && stop()) break;

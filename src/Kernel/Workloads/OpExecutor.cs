@@ -20,7 +20,7 @@ public sealed class TaskCounters
 /// <summary>Runs one op of a task's stream against the kernel core: the system-call and access layer.</summary>
 public static class OpExecutor
 {
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder))]
     public static async ValueTask Execute(EmuTask t, Op op, IReadOnlyList<FileObject> files, TaskBarrier barrier, TaskCounters c)
     {
         c.Ops++;
