@@ -60,6 +60,7 @@ public static partial class MmFault
     /// file page is made writable in place (wp_page_reuse / wp_page_shared); the zero page or a private file page is
     /// copied to a new frame (wp_page_copy), and other CPUs' stale translations are shot down.
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> DoWpPage(EmuTask t, Vma vma, long addr, FaultFlags flags, long orig)
     {
         var m = t.Machine;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Sched;
@@ -14,6 +15,7 @@ public static partial class MmFault
     /// released, the task sleeps and the fault returns RETRY; on a TRIED attempt it sleeps holding the lock.
     /// Then a private write copies the page (do_cow_fault), anything else maps the page-cache page itself.
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> DoFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;

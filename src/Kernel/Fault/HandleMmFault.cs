@@ -131,6 +131,7 @@ public static partial class MmFault
     }
 
     /// <summary>Sleep until the folio of <paramref name="frame"/> is unlocked (folio_wait_locked).</summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder))]
     internal static async ValueTask WaitFolioUnlocked(EmuTask t, long frame)
     {
         var m = t.Machine;

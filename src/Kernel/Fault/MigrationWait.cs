@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
@@ -16,6 +17,7 @@ public static class MigrationWait
     /// unlocked. Whatever lock the caller holds must keep the page table alive until the PTL is taken (S8): under
     /// the v2/v3 proposals nothing does, and a munmap that freed the page meanwhile makes this a use-after-free.
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder))]
     public static async ValueTask MigrationEntryWait(EmuTask t, Vma vma, PtePage page, long addr)
     {
         var m = t.Machine;
@@ -40,6 +42,7 @@ public static class MigrationWait
     /// drop the PTL and sleep holding nothing. Returns COMPLETED (lock released by the callee), or 0 with the VMA
     /// lock still held if the migration already finished.
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<VmFault> MigrationEntryWaitDropVmaLock(EmuTask t, Vma vma, PtePage page, long addr)
     {
         var m = t.Machine;
@@ -58,6 +61,7 @@ public static class MigrationWait
         return VmFault.Completed;
     }
 
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder))]
     private static async ValueTask SleepOnFolioDroppingPtl(EmuTask t, PtePage page, long frame)
     {
         var m = t.Machine;

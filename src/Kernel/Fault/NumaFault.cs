@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Migration;
 using DistEmu.Kernel.Mm;
@@ -14,6 +15,7 @@ public static partial class MmFault
     /// itself — asynchronously, trylock only — while still holding its fault lock; others touching the page
     /// meanwhile meet the migration entry and wait. If the migration fails the entry is restored.
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> DoNumaPage(EmuTask t, Vma vma, long addr, long orig)
     {
         var m = t.Machine;

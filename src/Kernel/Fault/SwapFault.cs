@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Memory;
@@ -16,6 +17,7 @@ public static partial class MmFault
     /// nothing; lock-dropped — drop it, wait, COMPLETED; ptl-drop — drop it under the PTL, register, wait, COMPLETED.
     /// Under mmap_lock every policy waits holding mmap_lock and returns 0. A swap entry is read in (swap-in).
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> DoSwapPage(EmuTask t, Vma vma, long addr, FaultFlags flags, PtePage page, long orig)
     {
         var m = t.Machine;
@@ -56,6 +58,7 @@ public static partial class MmFault
     /// and reads it (a major fault); a second task finds the locked folio in the swap cache and goes through
     /// folio_lock_or_retry (release, wait, RETRY on the first try; wait holding the lock once TRIED).
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> SwapIn(EmuTask t, Vma vma, long addr, FaultFlags flags, long orig)
     {
         var m = t.Machine;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Sched;
@@ -11,6 +12,7 @@ public static class VmaLookup
     /// lock_mm_and_find_vma: mmap_read_lock (may sleep), then find the VMA covering the address. Returns it with
     /// mmap_lock read-held, or null with nothing held. (Stack growth is not modelled: the stack is one VMA.)
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<Vma?> LockMmAndFindVma(EmuTask t, MmStruct mm, long addr)
     {
         await MmapLock.MmapReadLock(t, mm);

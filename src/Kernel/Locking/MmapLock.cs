@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Sched;
 
@@ -10,6 +11,7 @@ namespace DistEmu.Kernel.Locking;
 /// </summary>
 public static class MmapLock
 {
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder))]
     public static async ValueTask MmapReadLock(EmuTask t, MmStruct mm)
     {
         await mm.MmapLock.AcquireRead(t);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
@@ -25,6 +26,7 @@ public static class MigratePages
     /// zapped it meanwhile, drop the copy. (5) unlock the source folio, waking every waiter; free the source.
     /// Returns true on success (pgmigrate_success), false on failure (pgmigrate_fail).
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     public static async ValueTask<bool> MigrateFolio(EmuTask t, Vma vma, long addr, long frame, int dstNode, MigrateMode mode)
     {
         var m = t.Machine;

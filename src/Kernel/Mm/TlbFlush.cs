@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Kernel.Sanitizer;
 using DistEmu.Kernel.Sched;
 
@@ -10,6 +11,7 @@ public static class TlbFlush
     /// Shoot down [start, end) on every CPU that may cache it: the local TLB directly, remote ones by IPI, each
     /// costing the initiator <c>TlbShootdownPerCpuNs</c> on top of the fixed part (it waits for the acks).
     /// </summary>
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder))]
     public static async ValueTask FlushRange(EmuTask t, MmStruct mm, long start, long end)
     {
         var m = t.Machine;

@@ -92,11 +92,11 @@ public abstract class EmuAsyncBox<T> : IValueTaskSource<T>, IValueTaskSource
 /// <summary>The box of one async method's state machine type, with a per-thread free list of reusable boxes.</summary>
 internal sealed class EmuAsyncBox<T, TStateMachine> : EmuAsyncBox<T> where TStateMachine : IAsyncStateMachine
 {
-    /// <summary>Boxes kept per thread and type: enough for every CPU's suspended frames of a large machine.</summary>
-    private const int MaxPooled = 4096;
-
+    /// <summary>
+    /// Boxes free for reuse on this thread. Unbounded: it holds at most as many boxes as frames of this method were
+    /// ever suspended at once on the thread (one per emulated task in the sim engine).
+    /// </summary>
     [ThreadStatic] private static EmuAsyncBox<T, TStateMachine>? t_free;
-    [ThreadStatic] private static int t_freeCount;
 
     private EmuAsyncBox<T, TStateMachine>? _nextFree;
     private ExecutionContext? _context;
@@ -112,7 +112,6 @@ internal sealed class EmuAsyncBox<T, TStateMachine> : EmuAsyncBox<T> where TStat
             return new EmuAsyncBox<T, TStateMachine>();
         t_free = box._nextFree;
         box._nextFree = null;
-        t_freeCount--;
         return box;
     }
 
@@ -134,9 +133,7 @@ internal sealed class EmuAsyncBox<T, TStateMachine> : EmuAsyncBox<T> where TStat
     {
         StateMachine = default!;
         _context = null;
-        if (t_freeCount >= MaxPooled) return;
         _nextFree = t_free;
         t_free = this;
-        t_freeCount++;
     }
 }
