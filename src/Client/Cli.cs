@@ -23,6 +23,7 @@ public static class Cli
           replay    replay a perf trace: distemu replay FILE [run options] (the same as run --trace FILE)
           presets   list the machine presets with their sizes
           experiment run a policy × preset × workload × cpus matrix; writes results.csv, report.md and plots
+          explore   schedule exploration on the sim engine: many seeds per policy, each finding with the seed that shows it
           cluster   cluster status: the silos of a cluster and the grains each hosts
           db        db init: create the PostgreSQL membership tables (Orleans' scripts, deploy/sql) for adonet clustering
           silo      run one silo of a cluster until SIGTERM (the same as dotnet run --project src/Silo)
@@ -64,6 +65,8 @@ public static class Cli
                                 time is missed; 1000 makes host order follow emulated time)
           --tasks N             tasks (one per CPU; default: every CPU)
           --sanitizer on|off    check the protocol invariants (default: on)
+          --explore             sim: schedule exploration on (seeded preemption delays, leaning on the window right
+                                after a lock is dropped), exactly as distemu explore runs a seed: reproduces its findings
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
 
         trace replay (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans):
@@ -122,6 +125,8 @@ public static class Cli
                     return RunCommand(RunOptions.Parse(rest[1..], trace: rest[0]), stdout, stderr);
                 case "experiment":
                     return ExperimentCommand.Run(rest, stdout, stderr);
+                case "explore":
+                    return ExploreCommand.Run(rest, stdout, stderr);
                 case "presets":
                     if (rest.Any(a => a is "-h" or "--help")) { stdout.WriteLine(PresetsHelp); return 0; }
                     if (rest.Length > 0) throw new UsageException($"presets: unexpected argument '{rest[0]}'");
@@ -135,7 +140,7 @@ public static class Cli
                 case "silo":
                     return SiloProgram.RunAsync(rest, stdout, stderr).GetAwaiter().GetResult();
                 default:
-                    throw new UsageException($"unknown command '{args[0]}'; expected run, replay, presets, experiment, cluster, db or silo (see distemu --help)");
+                    throw new UsageException($"unknown command '{args[0]}'; expected run, replay, presets, experiment, explore, cluster, db or silo (see distemu --help)");
             }
         }
         catch (UsageException e)
@@ -236,6 +241,11 @@ public static class Cli
         }
         else if (o.ClusterId != null || o.ServiceId != null)
             throw new UsageException($"{(o.ClusterId != null ? "--cluster-id" : "--service-id")}: only with --cluster");
+        if (o.Explore && (o.Engine != "sim" || o.Trace != null))
+            throw new UsageException(o.Trace != null ? "--explore: explores a workload's schedules, not a trace replay"
+                : $"--explore: schedule exploration is the sim engine's (add --engine sim; not --engine {o.Engine})");
+        if (o.Explore && !o.Sanitizer)
+            throw new UsageException("--explore: needs the sanitizer (drop --sanitizer off); the findings are its reports");
         if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1 && !o.SharedMm)
             throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays copies as threads of one process (add --shared-mm, or use --engine sim)");
         if (cluster is null && o.Engine == "orleans")
@@ -300,6 +310,7 @@ public static class Cli
             OpsPerTask = o.Ops,
             Tasks = tasks,
             Sanitizer = o.Sanitizer,
+            Exploration = o.Explore ? Exploration.Default : null,
         };
         // Telemetry is opened now, so an unwritable trace file fails before the run starts.
         using var telemetry = new RunTelemetry(o, machine, o.Engine);

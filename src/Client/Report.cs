@@ -48,7 +48,8 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         var paramText = string.Join(" ", workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
         sb.AppendLine($"distemu run: engine {result.Engine}, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
         sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, " +
-            (workload.Name == "trace" ? "" : $"{N(options.Ops)} ops per task, ") + $"seed {options.Seed}");
+            (workload.Name == "trace" ? "" : $"{N(options.Ops)} ops per task, ") + $"seed {options.Seed}" +
+            (options.Explore ? " (schedule exploration on)" : ""));
         if (result.Status != "completed") sb.AppendLine($"status: {result.Status} ({result.Reason})");
         else if (result.Reason != null) sb.AppendLine($"stopped early: {result.Reason}");
         sb.AppendLine();
@@ -159,6 +160,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         sb.Append($"  ops_per_task: {options.Ops}\n");
         sb.Append($"  tasks: {result.Tasks}\n");
         sb.Append($"  sanitizer: {(options.Sanitizer ? "on" : "off")}\n");
+        if (options.Explore) sb.Append("  explore: on\n");
         return sb.ToString();
     }
 
@@ -240,21 +242,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             w.WriteBoolean("enabled", san.Enabled);
             w.WriteStartArray("violations");
             foreach (var v in san.Violations)
-            {
-                w.WriteStartObject();
-                w.WriteString("invariant", v.Invariant);
-                w.WriteString("policy", v.Policy);
-                w.WriteString("task", v.Task);
-                w.WriteNumber("cpu", v.Cpu);
-                if (v.Vma is { } vma) w.WriteNumber("vma", vma); else w.WriteNull("vma");
-                if (v.Address is { } addr) w.WriteString("address", $"0x{addr:x}"); else w.WriteNull("address");
-                w.WriteNumber("emulated_ns", v.EmulatedNs);
-                w.WriteString("message", v.Message);
-                w.WriteStartArray("history");
-                foreach (var h in v.History) w.WriteStringValue(h);
-                w.WriteEndArray();
-                w.WriteEndObject();
-            }
+                WriteViolation(w, v);
             w.WriteEndArray();
             w.WriteEndObject();
             if (result.Stalled.Count > 0)
@@ -277,6 +265,24 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         w.WriteNumber("p99", h.P99);
         w.WriteNumber("max", h.Max);
         w.WriteNumber("total", h.Total);
+        w.WriteEndObject();
+    }
+
+    /// <summary>A sanitizer report as JSON (stats.json's violations, explore.json's findings).</summary>
+    public static void WriteViolation(Utf8JsonWriter w, DistEmu.Kernel.Sanitizer.Violation v)
+    {
+        w.WriteStartObject();
+        w.WriteString("invariant", v.Invariant);
+        w.WriteString("policy", v.Policy);
+        w.WriteString("task", v.Task);
+        w.WriteNumber("cpu", v.Cpu);
+        if (v.Vma is { } vma) w.WriteNumber("vma", vma); else w.WriteNull("vma");
+        if (v.Address is { } addr) w.WriteString("address", $"0x{addr:x}"); else w.WriteNull("address");
+        w.WriteNumber("emulated_ns", v.EmulatedNs);
+        w.WriteString("message", v.Message);
+        w.WriteStartArray("history");
+        foreach (var h in v.History) w.WriteStringValue(h);
+        w.WriteEndArray();
         w.WriteEndObject();
     }
 }

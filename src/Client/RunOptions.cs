@@ -16,6 +16,8 @@ public sealed class RunOptions
     public long Ops { get; private set; } = Cli.DefaultOps;
     public int? Tasks { get; private set; }
     public bool Sanitizer { get; private set; } = true;
+    /// <summary>Sim engine: schedule exploration on (seeded preemption delays), as distemu explore runs each seed.</summary>
+    public bool Explore { get; private set; }
     public string? Out { get; private set; }
     public TimeSpan? Duration { get; private set; }
     public long Quantum { get; private set; }
@@ -105,6 +107,7 @@ public sealed class RunOptions
                     };
                     break;
                 case "--out": o.Out = Value(); break;
+                case "--explore": o.Explore = true; break;
                 case "--cluster": o.Cluster = Value(); break;
                 case "--cluster-id": o.ClusterId = Value(); break;
                 case "--service-id": o.ServiceId = Value(); break;

@@ -1,0 +1,205 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Client;
+
+/// <summary>
+/// distemu explore: <see cref="ScheduleExplorer"/> per policy, a table of what each showed, the first finding of each
+/// invariant with the `distemu run --explore` command that replays its schedule, and explore.json.
+/// </summary>
+public static class ExploreCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Any(a => a is "-h" or "--help"))
+        {
+            stdout.WriteLine(ExploreOptions.Help);
+            return 0;
+        }
+        var o = ExploreOptions.Parse(args);
+        // Everything is validated before the results folder is claimed.
+        var machine = o.MachineFile != null ? MachineLoader.LoadFileWithPlacement(o.MachineFile).Machine : MachineLoader.LoadPreset(o.Preset);
+        var label = o.MachineFile ?? o.Preset;
+        var workload = Workloads.Create(o.Workload, o.Params);
+        int tasks = o.Tasks ?? machine.Cpus;
+        if (tasks > machine.Cpus)
+            throw new UsageException($"--tasks {tasks}: must be in 1..{machine.Cpus} (one task per CPU)");
+        workload.CheckFits(new WorkloadContext(machine, tasks, o.Seed));
+        var outDir = ResultsFolder.Claim(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-explore-{o.Workload}"));
+
+        stdout.WriteLine(string.Create(Inv,
+            $"exploring {o.Workload} on {label}: {o.Schedules:N0} schedules per policy (seeds {o.Seed}..{o.Seed + o.Schedules - 1}), {o.Ops:N0} ops per task, {tasks} tasks, {o.Jobs} at once; Ctrl-C stops and keeps what ran"));
+        stdout.Flush();
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        var results = new List<PolicyExploration>();
+        try
+        {
+            foreach (var policy in o.Policies)
+            {
+                if (cancel.IsCancellationRequested) break;
+                var template = new SimRunOptions
+                {
+                    Machine = machine with { Policy = policy },
+                    Workload = o.Workload,
+                    Params = o.Params,
+                    OpsPerTask = o.Ops,
+                    Tasks = tasks,
+                };
+                var every = System.Diagnostics.Stopwatch.StartNew();
+                var r = ScheduleExplorer.Explore(template, o.Seed, o.Schedules, o.Jobs, o.StopAtFirst, progress: done =>
+                {
+                    lock (every)
+                    {
+                        if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
+                        every.Restart();
+                        stdout.WriteLine(string.Create(Inv, $"progress: {policy.Name()} {done:N0}/{o.Schedules:N0} schedules"));
+                        stdout.Flush();
+                    }
+                }, cancel: cancel.Token);
+                results.Add(r);
+                stdout.WriteLine(string.Create(Inv, $"{r.Policy}: {r.Schedules:N0} schedules, {r.Schedules - r.Clean:N0} with findings{(r.Findings.Count > 0 ? " (" + string.Join(", ", r.Findings.Select(f => f.Invariant)) + ")" : "")}"));
+                stdout.Flush();
+            }
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+
+        bool interrupted = cancel.IsCancellationRequested;
+        var summary = Summary(o, label, tasks, workload.Params, results, interrupted);
+        stdout.WriteLine();
+        stdout.Write(summary);
+        ResultsFolder.Write(outDir, dir =>
+        {
+            File.WriteAllText(Path.Combine(dir, "explore.json"), Json(o, label, tasks, workload.Params, results, interrupted));
+            File.WriteAllText(Path.Combine(dir, "summary.md"), "```\n" + summary + "```\n");
+        });
+        stdout.WriteLine($"results: {outDir}");
+        if (interrupted)
+        {
+            stderr.WriteLine($"distemu: explore interrupted (Ctrl-C); what ran is in {outDir}");
+            return 1;
+        }
+        int withFindings = results.Sum(r => r.Schedules - r.Clean);
+        if (o.ExpectClean && withFindings > 0)
+        {
+            stderr.WriteLine($"distemu: explore: {withFindings} schedule(s) with findings (--expect-clean)");
+            return 1;
+        }
+        return 0;
+    }
+
+    /// <summary>The command that replays <paramref name="seed"/>'s schedule under <paramref name="policy"/>.</summary>
+    public static string ReproduceCommand(ExploreOptions o, string policy, int tasks, long seed)
+    {
+        var sb = new StringBuilder("distemu run --engine sim --explore");
+        sb.Append(o.MachineFile != null ? $" --machine {o.MachineFile}" : $" --preset {o.Preset}");
+        sb.Append($" --policy {policy} --workload {o.Workload}");
+        foreach (var (k, v) in o.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($" --param {k}={v}");
+        sb.Append(string.Create(Inv, $" --ops {o.Ops}"));
+        if (o.Tasks != null) sb.Append(string.Create(Inv, $" --tasks {tasks}"));
+        sb.Append(string.Create(Inv, $" --seed {seed}"));
+        return sb.ToString();
+    }
+
+    private static string Summary(ExploreOptions o, string label, int tasks, IReadOnlyDictionary<string, string> parameters, List<PolicyExploration> results, bool interrupted)
+    {
+        var sb = new StringBuilder();
+        var paramText = string.Join(" ", parameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
+        sb.AppendLine(string.Create(Inv, $"distemu explore: {o.Workload} ({paramText}) on {label}, {tasks} tasks, {o.Ops:N0} ops per task, seeds from {o.Seed}{(interrupted ? " — interrupted" : "")}"));
+        sb.AppendLine();
+        sb.Append(Report.Table(["policy", "schedules", "clean", "with findings", "found (schedules, first seed)", "faults", "host s"],
+            results.Select(r => new[]
+            {
+                r.Policy,
+                r.Schedules.ToString("N0", Inv) + (r.StoppedAtSeed is { } s ? $" (stopped at seed {s})" : ""),
+                r.Clean.ToString("N0", Inv),
+                (r.Schedules - r.Clean).ToString("N0", Inv),
+                r.Findings.Count == 0 ? "-" : string.Join("; ", r.Findings.Select(f => string.Create(Inv, $"{f.Invariant} ({f.Seeds.Count:N0}, seed {f.FirstSeed})"))),
+                r.Faults.ToString("N0", Inv),
+                r.HostSeconds.ToString("F1", Inv),
+            }).ToList()));
+        foreach (var r in results)
+            foreach (var f in r.Findings)
+            {
+                sb.AppendLine();
+                sb.AppendLine(string.Create(Inv, $"{f.Invariant} under {r.Policy}: {f.Seeds.Count:N0} of {r.Schedules:N0} schedules, first at seed {f.FirstSeed}"));
+                sb.AppendLine("  " + (f.First?.ToString() ?? f.Detail));
+                sb.AppendLine("  reproduce: " + ReproduceCommand(o, r.Policy, tasks, f.FirstSeed));
+            }
+        return sb.ToString();
+    }
+
+    private static string Json(ExploreOptions o, string label, int tasks, IReadOnlyDictionary<string, string> parameters, List<PolicyExploration> results, bool interrupted)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("status", interrupted ? "interrupted" : "completed");
+            w.WriteString("machine", label);
+            w.WriteString("workload", o.Workload);
+            w.WriteStartObject("params");
+            foreach (var (k, v) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal)) w.WriteString(k, v);
+            w.WriteEndObject();
+            w.WriteNumber("tasks", tasks);
+            w.WriteNumber("ops_per_task", o.Ops);
+            w.WriteNumber("first_seed", o.Seed);
+            w.WriteNumber("schedules_per_policy", o.Schedules);
+            w.WriteBoolean("stop_at_first", o.StopAtFirst);
+            w.WriteStartArray("policies");
+            foreach (var r in results)
+            {
+                w.WriteStartObject();
+                w.WriteString("policy", r.Policy);
+                w.WriteNumber("schedules", r.Schedules);
+                w.WriteNumber("clean", r.Clean);
+                w.WriteNumber("with_findings", r.Schedules - r.Clean);
+                if (r.StoppedAtSeed is { } s) w.WriteNumber("stopped_at_seed", s); else w.WriteNull("stopped_at_seed");
+                w.WriteNumber("faults", r.Faults);
+                w.WriteNumber("host_seconds", Math.Round(r.HostSeconds, 3));
+                w.WriteStartArray("findings");
+                foreach (var f in r.Findings)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("invariant", f.Invariant);
+                    w.WriteNumber("schedules", f.Seeds.Count);
+                    w.WriteNumber("first_seed", f.FirstSeed);
+                    w.WriteString("reproduce", ReproduceCommand(o, r.Policy, tasks, f.FirstSeed));
+                    w.WriteStartArray("seeds");
+                    foreach (var seed in f.Seeds) w.WriteNumberValue(seed);
+                    w.WriteEndArray();
+                    if (f.First != null)
+                    {
+                        w.WritePropertyName("first");
+                        Report.WriteViolation(w, f.First);
+                    }
+                    else
+                    {
+                        w.WriteNull("first");
+                        w.WriteString("detail", f.Detail);
+                    }
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+}
