@@ -4,6 +4,7 @@ using DistEmu.Bench;
 // dotnet run -c Release --project bench/DistEmu.Bench -- sim [--inproc] [BenchmarkDotNet args]
 // dotnet run -c Release --project bench/DistEmu.Bench -- memory
 // dotnet run -c Release --project bench/DistEmu.Bench -- quick [reps]
+// dotnet run -c Release --project bench/DistEmu.Bench -- engine [reps]
 // dotnet run -c Release --project bench/DistEmu.Bench -- orleans [reps] [--pings N] [--ops N]
 // dotnet run -c Release --project bench/DistEmu.Bench -- replay [--lines N] [--orleans]
 // dotnet run -c Release --project bench/DistEmu.Bench -- tracing [reps]
@@ -26,6 +27,8 @@ switch (mode)
     case "quick":
         int reps = rest.Length > 0 && int.TryParse(rest[0], out int n) && n > 0 ? n : 3;
         return QuickBench.Run(reps);
+    case "engine":
+        return EngineBench.Run(rest.Length > 0 && int.TryParse(rest[0], out int er) && er > 0 ? er : 3);
     case "orleans":
         {
             int oreps = rest.Length > 0 && int.TryParse(rest[0], out int r) && r > 0 ? r : 3;
@@ -42,7 +45,7 @@ switch (mode)
             return LaunchBench.Run(which, timeout, (int)(Option(rest, "--reps") ?? 2));
         }
     default:
-        Console.Error.WriteLine("usage: DistEmu.Bench sim [--inproc] [BenchmarkDotNet args] | memory | quick [reps (default 3)]"
+        Console.Error.WriteLine("usage: DistEmu.Bench sim [--inproc] [BenchmarkDotNet args] | memory | quick [reps (default 3)] | engine [reps (default 3)]"
             + " | orleans [reps (default 3)] [--pings N] [--ops N] | replay [--lines N (default 10M)] [--orleans] | tracing [reps (default 3)] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)]");
         return 2;
 }
