@@ -98,6 +98,27 @@ public sealed class EmuSpan
     /// <summary>The span was exported live as it happened (an Activity, under --trace-orleans): exporters skip it.</summary>
     public bool ExportedLive { get; set; }
 
+    /// <summary>Jaeger's mark of a failed span; exporters turn it into the OTLP status Error.</summary>
+    public const string ErrorKey = "error";
+    /// <summary>The sanitizer report a fault met ("S8: …"): the error status's description.</summary>
+    public const string ViolationKey = "emu.violation";
+
+    /// <summary>Null unless the span is marked failed (<see cref="ErrorKey"/>); then its description.</summary>
+    public string? ErrorDescription
+    {
+        get
+        {
+            bool error = false;
+            string? text = null;
+            foreach (ref readonly var t in Attributes)
+            {
+                if (t.Key == ErrorKey && t.Kind == SpanTagKind.Bool) error = t.Number != 0;
+                else if (t.Key == ViolationKey) text = t.Text;
+            }
+            return error ? text ?? "error" : null;
+        }
+    }
+
     /// <summary>The attributes in the order they were added, unboxed.</summary>
     public ReadOnlySpan<SpanTag> Attributes => _tags.AsSpan(0, _tagCount);
 

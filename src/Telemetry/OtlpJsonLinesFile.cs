@@ -19,7 +19,8 @@ public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
         Kind = JsonEncodedText.Encode("kind"), Start = JsonEncodedText.Encode("startTimeUnixNano"), End = JsonEncodedText.Encode("endTimeUnixNano"),
         Links = JsonEncodedText.Encode("links"), Key = JsonEncodedText.Encode("key"), Value = JsonEncodedText.Encode("value"),
         BoolValue = JsonEncodedText.Encode("boolValue"), IntValue = JsonEncodedText.Encode("intValue"), StringValue = JsonEncodedText.Encode("stringValue"),
-        ServiceName = JsonEncodedText.Encode("service.name"), EmuNode = JsonEncodedText.Encode("emu.node");
+        ServiceName = JsonEncodedText.Encode("service.name"), EmuNode = JsonEncodedText.Encode("emu.node"),
+        Status = JsonEncodedText.Encode("status"), Code = JsonEncodedText.Encode("code"), Message = JsonEncodedText.Encode("message");
 
     private readonly AtomicFile _file;
     private readonly BackgroundFileWriter _out;
@@ -85,6 +86,14 @@ public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
                     _w.WriteEndObject();
                 }
                 _w.WriteEndArray();
+                if (s.ErrorDescription is { } error)
+                {
+                    // OTLP's STATUS_CODE_ERROR: a fault that met a sanitizer report.
+                    _w.WriteStartObject(Status);
+                    _w.WriteNumber(Code, 2);
+                    _w.WriteString(Message, error);
+                    _w.WriteEndObject();
+                }
                 _w.WriteEndObject();
             }
             _w.WriteEndArray();

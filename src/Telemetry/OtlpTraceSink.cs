@@ -173,6 +173,7 @@ public sealed class OtlpTraceSink : ITraceSink, IDisposable
         foreach (ref readonly var t in s.Attributes) a.SetTag(t.Key, t.Value);
         a.SetTag("emu.process", s.Process);
         a.SetTag("emu.duration_ns", s.EmulatedDurationNs);
+        if (s.ErrorDescription is { } error) a.SetStatus(ActivityStatusCode.Error, error);
         a.SetEndTime(At(s.EndNs).UtcDateTime);
         Interlocked.Increment(ref _received);
         a.Stop();

@@ -144,6 +144,8 @@ public sealed partial class SpanRecorder : IKernelObserver
         {
             // A trace left out by head sampling but kept for its retry or violation has its root only.
             var root = Build(t, s, ref o, childrenSampledOut: s.Suppressed);
+            if (violated && ViolationBy(t, s.ViolationsAtStart) is { } v)
+                root.Tag(EmuSpan.ErrorKey, true).Tag(EmuSpan.ViolationKey, $"{v.Invariant}: {v.Message}");
             if (o.Live != null) EndLive(o.Live, root);
             Spans += s.Trace.Count;
             _sink.Write(s.Trace);
@@ -160,6 +162,19 @@ public sealed partial class SpanRecorder : IKernelObserver
         s.Trace.Clear();
         s.Depth = 0;
         t.LockEventsMuted = false;
+    }
+
+    /// <summary>
+    /// The first sanitizer report made on <paramref name="t"/>'s CPU since the fault began (a fault that merely ran at the
+    /// time of another CPU's violation is kept for context, but not marked).
+    /// </summary>
+    private static DistEmu.Kernel.Sanitizer.Violation? ViolationBy(EmuTask t, long since)
+    {
+        var list = t.Machine.Sanitizer.Violations;
+        for (long i = since; i < list.Count; i++)
+            if (list[(int)i].Cpu == t.Cpu && list[(int)i].Task == t.ToString())
+                return list[(int)i];
+        return null;
     }
 
     /// <summary>The live root ends with the recorded root's attributes; the files still get the recorded one.</summary>
