@@ -46,12 +46,15 @@ public sealed class RwSemaphore : IWaitTarget
     public bool HasWaiters => _waiters is { Count: > 0 };
     public bool IsLocked => _writer != null || ReaderCount > 0;
 
-    public bool IsReadHeldBy(EmuTask t)
+    public bool IsReadHeldBy(EmuTask t) => ReaderIndex(t) >= 0;
+
+    /// <summary>Where <paramref name="t"/> is among the readers, or -1 (a loop: a lambda would allocate a closure per release).</summary>
+    private int ReaderIndex(EmuTask t)
     {
-        if (_readers is null) return false;
-        foreach (var r in _readers)
-            if (r.Task == t) return true;
-        return false;
+        if (_readers is null) return -1;
+        for (int i = 0; i < _readers.Count; i++)
+            if (_readers[i].Task == t) return i;
+        return -1;
     }
 
     /// <summary>down_read_trylock: fails if a writer holds or anyone waits.</summary>
@@ -123,7 +126,7 @@ public sealed class RwSemaphore : IWaitTarget
         }
         else
         {
-            int i = _readers?.FindIndex(r => r.Task == t) ?? -1;
+            int i = ReaderIndex(t);
             if (i < 0)
             {
                 _m.Sanitizer.BadRelease(t, this, mode,
