@@ -67,6 +67,8 @@ public static class Cli
           --sanitizer on|off    check the protocol invariants (default: on)
           --explore             sim: schedule exploration on (seeded preemption delays, leaning on the window right
                                 after a lock is dropped), exactly as distemu explore runs a seed: reproduces its findings
+          --bug NAME            sim: switch a historical bug back in (PROTOCOL.md §8), repeatable:
+        {BugHelp}
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
 
         trace replay (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans):
@@ -79,6 +81,13 @@ public static class Cli
           --lenient             skip malformed lines (counted in replay.json) instead of stopping at the first
           -h, --help            show this help
         """;
+
+    /// <summary>A --bug value: one of the switch names, else a usage error listing them.</summary>
+    internal static string ParseBug(string name) => DistEmu.Kernel.BugSwitches.Names.ContainsKey(name) ? name
+        : throw new UsageException($"--bug '{name}': unknown bug switch; expected one of {string.Join(", ", DistEmu.Kernel.BugSwitches.Names.Keys)}");
+
+    /// <summary>The --bug names with what each puts back, indented for the help texts.</summary>
+    internal static string BugHelp => string.Join("\n", DistEmu.Kernel.BugSwitches.Names.Select(b => $"                          {b.Key}: {b.Value}"));
 
     private const string PresetsHelp = """
         usage: distemu presets
@@ -246,6 +255,9 @@ public static class Cli
                 : $"--explore: schedule exploration is the sim engine's (add --engine sim; not --engine {o.Engine})");
         if (o.Explore && !o.Sanitizer)
             throw new UsageException("--explore: needs the sanitizer (drop --sanitizer off); the findings are its reports");
+        if (o.Bugs.Count > 0 && (o.Engine != "sim" || o.Trace != null))
+            throw new UsageException(o.Trace != null ? "--bug: switches bugs into a workload's run, not a trace replay"
+                : $"--bug: the bug switches are the sim engine's (add --engine sim; not --engine {o.Engine})");
         if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1 && !o.SharedMm)
             throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays copies as threads of one process (add --shared-mm, or use --engine sim)");
         if (cluster is null && o.Engine == "orleans")
@@ -253,6 +265,8 @@ public static class Cli
         if (o.Trace != null && !File.Exists(o.Trace))
             throw new UsageException($"--trace {o.Trace}: no such file");
         var workload = o.Trace is null ? Workloads.Create(o.Workload, o.Params) : null; // throws KernelConfigException on a bad name or param
+        if (workload is { Forks: true } && o.Engine != "sim")
+            throw new UsageException($"--workload {workload.Name}: it forks, and fork runs on the sim engine only (add --engine sim)");
         int tasks = o.Tasks ?? machine.Cpus;
         if (tasks < 1 || tasks > machine.Cpus)
             throw new UsageException($"--tasks {tasks}: must be in 1..{machine.Cpus} (one task per CPU)");
@@ -311,6 +325,7 @@ public static class Cli
             Tasks = tasks,
             Sanitizer = o.Sanitizer,
             Exploration = o.Explore ? Exploration.Default : null,
+            Bugs = o.Bugs,
         };
         // Telemetry is opened now, so an unwritable trace file fails before the run starts.
         using var telemetry = new RunTelemetry(o, machine, o.Engine);

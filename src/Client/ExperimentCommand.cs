@@ -174,6 +174,8 @@ public static class ExperimentCommand
                 Workload workload;
                 try { workload = Workloads.Create(w, paramsByWorkload[w]); }
                 catch (KernelConfigException e) { throw new UsageException($"--param: {w}: {e.Message}"); }
+                if (workload.Forks && o.Engine != "sim")
+                    throw new UsageException($"--workloads {w}: it forks, and fork runs on the sim engine only (not --engine {o.Engine})");
                 foreach (var c in cpusList)
                 {
                     try { workload.CheckFits(new WorkloadContext(machine, c, o.Seed)); }

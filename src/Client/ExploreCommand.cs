@@ -56,6 +56,7 @@ public static class ExploreCommand
                     Params = o.Params,
                     OpsPerTask = o.Ops,
                     Tasks = tasks,
+                    Bugs = o.Bugs,
                 };
                 var every = System.Diagnostics.Stopwatch.StartNew();
                 var r = ScheduleExplorer.Explore(template, o.Seed, o.Schedules, o.Jobs, o.StopAtFirst, progress: done =>
@@ -108,6 +109,7 @@ public static class ExploreCommand
         var sb = new StringBuilder("distemu run --engine sim --explore");
         sb.Append(o.MachineFile != null ? $" --machine {o.MachineFile}" : $" --preset {o.Preset}");
         sb.Append($" --policy {policy} --workload {o.Workload}");
+        foreach (var bug in o.Bugs) sb.Append($" --bug {bug}");
         foreach (var (k, v) in o.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($" --param {k}={v}");
         sb.Append(string.Create(Inv, $" --ops {o.Ops}"));
         if (o.Tasks != null) sb.Append(string.Create(Inv, $" --tasks {tasks}"));
@@ -120,6 +122,7 @@ public static class ExploreCommand
         var sb = new StringBuilder();
         var paramText = string.Join(" ", parameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
         sb.AppendLine(string.Create(Inv, $"distemu explore: {o.Workload} ({paramText}) on {label}, {tasks} tasks, {o.Ops:N0} ops per task, seeds from {o.Seed}{(interrupted ? " — interrupted" : "")}"));
+        if (o.Bugs.Count > 0) sb.AppendLine($"bugs switched in: {string.Join(", ", o.Bugs)}");
         sb.AppendLine();
         sb.Append(Report.Table(["policy", "schedules", "clean", "with findings", "found (schedules, first seed)", "faults", "host s"],
             results.Select(r => new[]
@@ -160,6 +163,9 @@ public static class ExploreCommand
             w.WriteNumber("first_seed", o.Seed);
             w.WriteNumber("schedules_per_policy", o.Schedules);
             w.WriteBoolean("stop_at_first", o.StopAtFirst);
+            w.WriteStartArray("bugs");
+            foreach (var bug in o.Bugs) w.WriteStringValue(bug);
+            w.WriteEndArray();
             w.WriteStartArray("policies");
             foreach (var r in results)
             {

@@ -27,6 +27,8 @@ public sealed class ExploreOptions
           --seed N              first seed (default: 1): seeds N, N+1, ... N+schedules-1
           --ops N               ops per task of each schedule (default: {DefaultOps})
           --tasks N             tasks, one per CPU (default: every CPU)
+          --bug NAME            switch a historical bug back in (PROTOCOL.md §8), repeatable; does exploration find it?
+        {Cli.BugHelp}
           --jobs N              schedules run at once (default: the host's cores, {Environment.ProcessorCount} here)
           --stop-at-first       stop a policy at its first seed with a finding
           --expect-clean        exit 1 if any schedule has a finding (for scripts and CI)
@@ -47,6 +49,7 @@ public sealed class ExploreOptions
     public long Ops { get; private set; } = DefaultOps;
     public int? Tasks { get; private set; }
     public int Jobs { get; private set; } = Environment.ProcessorCount;
+    public List<string> Bugs { get; } = [];
     public bool StopAtFirst { get; private set; }
     public bool ExpectClean { get; private set; }
     public string? Out { get; private set; }
@@ -106,6 +109,10 @@ public sealed class ExploreOptions
                 case "--jobs":
                     var j = r.Long();
                     o.Jobs = j is >= 1 and <= 1024 ? (int)j : throw new UsageException($"--jobs {j}: must be in 1..1024");
+                    break;
+                case "--bug":
+                    var bug = Cli.ParseBug(r.Value());
+                    if (!o.Bugs.Contains(bug)) o.Bugs.Add(bug);
                     break;
                 case "--stop-at-first": o.StopAtFirst = true; break;
                 case "--expect-clean": o.ExpectClean = true; break;

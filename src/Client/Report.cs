@@ -50,6 +50,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, " +
             (workload.Name == "trace" ? "" : $"{N(options.Ops)} ops per task, ") + $"seed {options.Seed}" +
             (options.Explore ? " (schedule exploration on)" : ""));
+        if (options.Bugs.Count > 0) sb.AppendLine($"bugs switched in: {string.Join(", ", options.Bugs)}");
         if (result.Status != "completed") sb.AppendLine($"status: {result.Status} ({result.Reason})");
         else if (result.Reason != null) sb.AppendLine($"stopped early: {result.Reason}");
         sb.AppendLine();
@@ -161,6 +162,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         sb.Append($"  tasks: {result.Tasks}\n");
         sb.Append($"  sanitizer: {(options.Sanitizer ? "on" : "off")}\n");
         if (options.Explore) sb.Append("  explore: on\n");
+        if (options.Bugs.Count > 0) sb.Append($"  bugs: [{string.Join(", ", options.Bugs)}]\n");
         return sb.ToString();
     }
 

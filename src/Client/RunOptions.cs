@@ -18,6 +18,8 @@ public sealed class RunOptions
     public bool Sanitizer { get; private set; } = true;
     /// <summary>Sim engine: schedule exploration on (seeded preemption delays), as distemu explore runs each seed.</summary>
     public bool Explore { get; private set; }
+    /// <summary>Sim engine: historical bugs switched back in (BugSwitches.Names).</summary>
+    public List<string> Bugs { get; } = [];
     public string? Out { get; private set; }
     public TimeSpan? Duration { get; private set; }
     public long Quantum { get; private set; }
@@ -108,6 +110,10 @@ public sealed class RunOptions
                     break;
                 case "--out": o.Out = Value(); break;
                 case "--explore": o.Explore = true; break;
+                case "--bug":
+                    var bug = Cli.ParseBug(Value());
+                    if (!o.Bugs.Contains(bug)) o.Bugs.Add(bug);
+                    break;
                 case "--cluster": o.Cluster = Value(); break;
                 case "--cluster-id": o.ClusterId = Value(); break;
                 case "--service-id": o.ServiceId = Value(); break;

@@ -96,4 +96,29 @@ public sealed class BugSwitches
     public bool SkipVmaStartWriteInMprotect { get; set; }
     /// <summary>§8.1 (6.4 fork): dup_mmap copies the parent's VMAs and page tables without vma_start_write on them.</summary>
     public bool ForkWithoutVmaWriteLock { get; set; }
+
+    /// <summary>The switches by their command-line names (--bug), with the scenario each puts back.</summary>
+    public static IReadOnlyDictionary<string, string> Names { get; } = new Dictionary<string, string>
+    {
+        ["fork-without-vma-write-lock"] = "§8.1 (6.4): dup_mmap copies the parent's VMAs without vma_start_write (S4)",
+        ["mprotect-without-vma-start-write"] = "§8.1's class in mprotect: a VMA changed without vma_start_write (S4)",
+        ["mmap-unlock-after-vma-fault"] = "§8.3 (Aug 2023): mmap_read_unlock instead of vma_end_read after a VMA-lock fault (S6)",
+        ["use-vma-after-retry-unlock"] = "§8.6 (2024 hugetlb): the VMA used after a callee dropped its lock (S5)",
+    };
+
+    /// <summary>Switch on the bug named <paramref name="name"/> (one of <see cref="Names"/>).</summary>
+    public void Set(string name)
+    {
+        switch (name)
+        {
+            case "fork-without-vma-write-lock": ForkWithoutVmaWriteLock = true; break;
+            case "mprotect-without-vma-start-write": SkipVmaStartWriteInMprotect = true; break;
+            case "mmap-unlock-after-vma-fault": MmapUnlockAfterVmaFault = true; break;
+            case "use-vma-after-retry-unlock": UseVmaAfterRetryUnlock = true; break;
+            default: throw UnknownBug(name);
+        }
+    }
+
+    private static KernelConfigException UnknownBug(string name) =>
+        new("bug", name, "unknown bug switch; expected one of " + string.Join(", ", Names.Keys));
 }

@@ -34,6 +34,10 @@ public static class OrleansRun
             throw new KernelConfigException("tasks", tasks, $"must be in 1..{o.Machine.Cpus} (one task per CPU)");
         if (o.OpsPerTask < 1)
             throw new KernelConfigException("ops", o.OpsPerTask, "must be at least 1");
+        if (workload.Forks)
+            throw new KernelConfigException("workload", o.Workload, "it forks, and fork runs on the sim engine only: the grains have no fork path");
+        if (o.Bugs is { Count: > 0 })
+            throw new KernelConfigException("bugs", string.Join(",", o.Bugs), "the bug switches are the sim engine's");
         if (o.Script is null)
             workload.CheckFits(new WorkloadContext(o.Machine, tasks, o.Seed));
         var sw = Stopwatch.StartNew();

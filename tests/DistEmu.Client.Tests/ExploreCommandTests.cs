@@ -86,4 +86,42 @@ public class ExploreCommandTests : InProcessCliTests
         Assert.Contains("needs the sanitizer", stderr);
         Assert.False(Directory.Exists(Path.Combine(_tmp, "x")));
     }
+
+    [Fact]
+    public void A_bug_switched_in_is_found_and_its_reproduce_command_switches_it_in_too()
+    {
+        var dir = Path.Combine(_tmp, "fork");
+        var (code, stdout, stderr) = Cli("explore", "--workload", "fork-fault", "--policies", "merged", "--bug", "fork-without-vma-write-lock",
+            "--schedules", "5", "--out", dir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("bugs switched in: fork-without-vma-write-lock", stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "explore.json")));
+        Assert.Equal("fork-without-vma-write-lock", doc.RootElement.GetProperty("bugs")[0].GetString());
+        var s4 = doc.RootElement.GetProperty("policies")[0].GetProperty("findings").EnumerateArray().Single();
+        Assert.Equal("S4", s4.GetProperty("invariant").GetString());
+        string reproduce = s4.GetProperty("reproduce").GetString()!;
+        Assert.Contains("--bug fork-without-vma-write-lock", reproduce);
+
+        var (runCode, runOut, runErr) = Cli([.. reproduce.Split(' ')[1..], "--out", Path.Combine(_tmp, "again")]);
+        Assert.True(runCode == 0, runErr);
+        Assert.Contains("bugs switched in: fork-without-vma-write-lock", runOut);
+        Assert.Contains("sanitizer: ", runOut);
+        Assert.Contains("S4 violated", runOut);
+        Assert.Contains("bugs: [fork-without-vma-write-lock]", File.ReadAllText(Path.Combine(_tmp, "again", "config.yaml")));
+    }
+
+    [Theory]
+    [InlineData(new[] { "run", "--workload", "fork-fault", "--ops", "10" }, "fork runs on the sim engine only")]
+    [InlineData(new[] { "run", "--engine", "sim", "--bug", "no-such-bug", "--ops", "10" }, "'no-such-bug'")]
+    [InlineData(new[] { "run", "--bug", "mmap-unlock-after-vma-fault", "--ops", "10" }, "the bug switches are the sim engine's")]
+    [InlineData(new[] { "explore", "--bug", "no-such-bug" }, "fork-without-vma-write-lock")]
+    [InlineData(new[] { "experiment", "--engine", "orleans", "--workloads", "fork-fault" }, "fork runs on the sim engine only")]
+    public void Forking_workloads_and_bug_switches_off_the_sim_engine_are_refused_before_anything_runs(string[] args, string expected)
+    {
+        var dir = Path.Combine(_tmp, "never");
+        var (code, _, stderr) = Cli([.. args, "--out", dir]);
+        Assert.Equal(2, code);
+        Assert.Contains(expected, stderr);
+        Assert.False(Directory.Exists(dir));
+    }
 }

@@ -71,6 +71,30 @@ public static class Fork
     }
 
     /// <summary>
+    /// exit_mmap of an mm nobody runs in any more: every VMA unmapped (its pages freed, its page tables with it), through
+    /// the munmap path so the usual locks and checks apply.
+    /// </summary>
+    public static async ValueTask ExitMmap(EmuTask t, MmStruct mm)
+    {
+        var vmas = mm.Tree.Vmas;
+        if (vmas.Count > 0)
+            await Munmap.DoMunmap(t, mm, vmas[0].Start, vmas[vmas.Count - 1].End);
+    }
+
+    /// <summary>
+    /// A fork whose child exits at once (fork() then _exit() in the child, as a shell's helper or a pre-fork server's
+    /// short-lived child): the parent pays for dup_mmap, the child's exit_mmap gives every copied page back. The op a
+    /// workload issues to put fork's locking (§8.1) among its faults. Returns the emulated ns the fork waited.
+    /// </summary>
+    public static async ValueTask<long> ForkAndExit(EmuTask t, MmStruct parent)
+    {
+        var (child, waited) = await DupMmap(t, parent);
+        if (child != null)
+            await ExitMmap(t, child);
+        return waited;
+    }
+
+    /// <summary>
     /// copy_page_range / copy_pte_range: page-table page by page-table page, under the source PTL (and the child's).
     /// Zero-page and file entries are shared (the page cache owns the frame); an anonymous page is copied to a new
     /// frame of the forking CPU's node; a swap entry gets its own slot. A migration entry cannot be copied without an

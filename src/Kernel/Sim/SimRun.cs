@@ -22,6 +22,8 @@ public sealed record SimRunOptions
     public int? Tasks { get; init; }
     public bool Sanitizer { get; init; } = true;
     public Exploration? Exploration { get; init; }
+    /// <summary>Historical bugs switched back in (<see cref="BugSwitches.Names"/>), PROTOCOL.md §8.</summary>
+    public IReadOnlyList<string>? Bugs { get; init; }
     public bool KeepEventLog { get; init; }
     /// <summary>Telemetry hooks (spans, metrics) for this run.</summary>
     public IKernelObserver? Observer { get; init; }
@@ -83,6 +85,8 @@ public static class SimRun
             throw new KernelConfigException("ops", o.OpsPerTask, "must be at least 1");
         var sw = Stopwatch.StartNew();
         var h = new SimHarness(o.Machine, o.Seed, o.Sanitizer, o.Exploration);
+        foreach (var bug in o.Bugs ?? [])
+            h.Machine.Bugs.Set(bug);
         if (o.KeepEventLog) h.Machine.Events.Full = new List<EmuEvent>();
         h.Machine.Observer = o.Observer;
         var ctx = new WorkloadContext(o.Machine, tasks, o.Seed);

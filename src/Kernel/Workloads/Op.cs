@@ -22,6 +22,8 @@ public enum OpKind : byte
     Compute,
     /// <summary>Wait until every task of the workload has arrived (pthread_barrier_wait).</summary>
     Barrier,
+    /// <summary>fork() with a child that exits at once: dup_mmap of the task's mm, then the child's exit_mmap.</summary>
+    Fork,
 }
 
 /// <summary>One step of a task's op stream: workloads are data, so the same stream runs under either engine.</summary>
@@ -39,4 +41,5 @@ public readonly record struct Op(OpKind Kind, long Addr = 0, long Length = 0, Vm
     public static Op Pageout(long addr, long len) => new(OpKind.PageOut, addr, len);
     public static Op Compute(long ns) => new(OpKind.Compute, Ns: ns);
     public static Op Barrier() => new(OpKind.Barrier);
+    public static Op ForkExit() => new(OpKind.Fork);
 }

@@ -79,6 +79,9 @@ public static class OpExecutor
                 await t.Delay(m.Cost.SyscallNs);
                 await PageOut.MadvisePageout(t, mm, start, end);
                 break;
+            case OpKind.Fork:
+                await Fork.ForkAndExit(t, mm);
+                break;
             default:
                 throw new ArgumentException($"{op.Kind} is not a system call", nameof(op));
         }

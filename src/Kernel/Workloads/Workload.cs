@@ -26,6 +26,9 @@ public abstract class Workload
     /// </summary>
     public virtual long PeakBytes(WorkloadContext ctx) => 0;
 
+    /// <summary>The workload forks (an <see cref="OpKind.Fork"/> op): only the sim engine has fork's path.</summary>
+    public virtual bool Forks => false;
+
     /// <summary>A <see cref="KernelConfigException"/> if the machine cannot hold what the workload touches.</summary>
     public void CheckFits(WorkloadContext ctx)
     {
@@ -79,7 +82,7 @@ public abstract class Workload
 /// <summary>The built-in workloads by name.</summary>
 public static class Workloads
 {
-    public static readonly IReadOnlyList<string> Names = ["page-fault1", "page-fault3", "mmap-churn", "numa-migrate", "migrate-munmap", "mixed"];
+    public static readonly IReadOnlyList<string> Names = ["page-fault1", "page-fault3", "mmap-churn", "numa-migrate", "migrate-munmap", "mixed", "fork-fault"];
 
     public static Workload Create(string name, IReadOnlyDictionary<string, string>? parameters = null)
     {
@@ -91,6 +94,7 @@ public static class Workloads
             "numa-migrate" => new NumaMigrate(),
             "migrate-munmap" => new MigrateMunmap(),
             "mixed" => new Mixed(),
+            "fork-fault" => new ForkFault(),
             _ => throw new KernelConfigException("workload", name, "unknown workload; expected one of " + string.Join(", ", Names)),
         };
         return w.Configure(parameters);
