@@ -10,7 +10,7 @@ namespace DistEmu.Kernel.Sched;
 /// continuation inline, on the thread that completed the frame: the engine's thread under sim, the grain's turn under
 /// orleans (the frames of one fault complete within the turn that resumed their innermost one).
 /// </summary>
-public abstract class EmuAsyncBox<T> : IValueTaskSource<T>, IValueTaskSource
+internal abstract class EmuAsyncBox<T> : IValueTaskSource<T>, IValueTaskSource
 {
     private Action<object?>? _continuation;
     private object? _continuationState;
