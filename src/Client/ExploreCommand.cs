@@ -36,11 +36,14 @@ public static class ExploreCommand
         stdout.WriteLine(string.Create(Inv,
             $"exploring {o.Workload} on {label}: {o.Schedules:N0} schedules per policy (seeds {o.Seed}..{o.Seed + o.Schedules - 1}), {o.Ops:N0} ops per task, {tasks} tasks, {o.Jobs} at once; Ctrl-C stops and keeps what ran"));
         stdout.Flush();
-        using var cancel = new CancellationTokenSource();
+        // Ctrl-C interrupts; --duration ends the exploration normally, each policy getting an equal share of it and
+        // reporting the seeds it finished.
+        using var interrupt = new CancellationTokenSource();
+        bool timedOut = false;
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             e.Cancel = true;
-            cancel.Cancel();
+            interrupt.Cancel();
         };
         Console.CancelKeyPress += onCancel;
         var results = new List<PolicyExploration>();
@@ -48,7 +51,9 @@ public static class ExploreCommand
         {
             foreach (var policy in o.Policies)
             {
-                if (cancel.IsCancellationRequested) break;
+                if (interrupt.IsCancellationRequested) break;
+                using var cancel = CancellationTokenSource.CreateLinkedTokenSource(interrupt.Token);
+                if (o.Duration is { } limit) cancel.CancelAfter(limit / o.Policies.Count);
                 var template = new SimRunOptions
                 {
                     Machine = machine with { Policy = policy },
@@ -70,6 +75,7 @@ public static class ExploreCommand
                     }
                 }, cancel: cancel.Token);
                 results.Add(r);
+                timedOut |= cancel.IsCancellationRequested && !interrupt.IsCancellationRequested;
                 stdout.WriteLine(string.Create(Inv, $"{r.Policy}: {r.Schedules:N0} schedules, {r.Schedules - r.Clean:N0} with findings{(r.Findings.Count > 0 ? " (" + string.Join(", ", r.Findings.Select(f => f.Invariant)) + ")" : "")}"));
                 stdout.Flush();
             }
@@ -79,13 +85,14 @@ public static class ExploreCommand
             Console.CancelKeyPress -= onCancel;
         }
 
-        bool interrupted = cancel.IsCancellationRequested;
-        var summary = Summary(o, label, tasks, workload.Params, results, interrupted);
+        bool interrupted = interrupt.IsCancellationRequested;
+        string? stopped = !interrupted && timedOut ? $"--duration {o.DurationText} reached (an equal share per policy)" : null;
+        var summary = Summary(o, label, tasks, workload.Params, results, interrupted, stopped);
         stdout.WriteLine();
         stdout.Write(summary);
         ResultsFolder.Write(outDir, dir =>
         {
-            File.WriteAllText(Path.Combine(dir, "explore.json"), Json(o, label, tasks, workload.Params, results, interrupted));
+            File.WriteAllText(Path.Combine(dir, "explore.json"), Json(o, label, tasks, workload.Params, results, interrupted, stopped));
             File.WriteAllText(Path.Combine(dir, "summary.md"), "```\n" + summary + "```\n");
         });
         stdout.WriteLine($"results: {outDir}");
@@ -117,12 +124,13 @@ public static class ExploreCommand
         return sb.ToString();
     }
 
-    private static string Summary(ExploreOptions o, string label, int tasks, IReadOnlyDictionary<string, string> parameters, List<PolicyExploration> results, bool interrupted)
+    private static string Summary(ExploreOptions o, string label, int tasks, IReadOnlyDictionary<string, string> parameters, List<PolicyExploration> results, bool interrupted, string? stopped)
     {
         var sb = new StringBuilder();
         var paramText = string.Join(" ", parameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
         sb.AppendLine(string.Create(Inv, $"distemu explore: {o.Workload} ({paramText}) on {label}, {tasks} tasks, {o.Ops:N0} ops per task, seeds from {o.Seed}{(interrupted ? " — interrupted" : "")}"));
         if (o.Bugs.Count > 0) sb.AppendLine($"bugs switched in: {string.Join(", ", o.Bugs)}");
+        if (stopped != null) sb.AppendLine($"stopped early: {stopped}");
         sb.AppendLine();
         sb.Append(Report.Table(["policy", "schedules", "clean", "with findings", "found (schedules, first seed)", "faults", "host s"],
             results.Select(r => new[]
@@ -146,13 +154,14 @@ public static class ExploreCommand
         return sb.ToString();
     }
 
-    private static string Json(ExploreOptions o, string label, int tasks, IReadOnlyDictionary<string, string> parameters, List<PolicyExploration> results, bool interrupted)
+    private static string Json(ExploreOptions o, string label, int tasks, IReadOnlyDictionary<string, string> parameters, List<PolicyExploration> results, bool interrupted, string? stopped)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
             w.WriteString("status", interrupted ? "interrupted" : "completed");
+            if (stopped != null) w.WriteString("stopped", stopped);
             w.WriteString("machine", label);
             w.WriteString("workload", o.Workload);
             w.WriteStartObject("params");

@@ -8,6 +8,8 @@ public sealed class ExploreOptions
     /// <summary>Short runs, many seeds: races live in the interleavings, not in long runs (as the exploration tests do).</summary>
     public const long DefaultOps = 150;
     public const int DefaultSchedules = 1000;
+    /// <summary>About an hour of the default exploration on a 2-core host; each schedule's outcome is kept until the report.</summary>
+    public const int MaxSchedules = 1_000_000;
 
     public static readonly string Help = $"""
         usage: distemu explore [options]
@@ -31,6 +33,7 @@ public sealed class ExploreOptions
         {Cli.BugHelp}
           --jobs N              schedules run at once (default: the host's cores, {Environment.ProcessorCount} here)
           --stop-at-first       stop a policy at its first seed with a finding
+          --duration T          stop exploring after T of host time (e.g. 30s, 10m); what ran is reported, in seed order
           --expect-clean        exit 1 if any schedule has a finding (for scripts and CI)
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-explore-<workload>)
           -h, --help            show this help
@@ -52,6 +55,8 @@ public sealed class ExploreOptions
     public List<string> Bugs { get; } = [];
     public bool StopAtFirst { get; private set; }
     public bool ExpectClean { get; private set; }
+    public TimeSpan? Duration { get; private set; }
+    public string? DurationText { get; private set; }
     public string? Out { get; private set; }
 
     public static ExploreOptions Parse(string[] args)
@@ -95,7 +100,7 @@ public sealed class ExploreOptions
                     break;
                 case "--schedules":
                     var n = r.Long();
-                    o.Schedules = n is >= 1 and <= 10_000_000 ? (int)n : throw new UsageException($"--schedules {n}: must be in 1..10000000");
+                    o.Schedules = n is >= 1 and <= MaxSchedules ? (int)n : throw new UsageException($"--schedules {n}: must be in 1..{MaxSchedules}");
                     break;
                 case "--seed": o.Seed = r.Long(); break;
                 case "--ops":
@@ -116,6 +121,10 @@ public sealed class ExploreOptions
                     break;
                 case "--stop-at-first": o.StopAtFirst = true; break;
                 case "--expect-clean": o.ExpectClean = true; break;
+                case "--duration":
+                    o.DurationText = r.Value();
+                    o.Duration = RunOptions.ParseDuration(o.DurationText);
+                    break;
                 case "--out": o.Out = r.Value(); break;
                 default: throw new UsageException($"explore: unknown option '{r.Raw}' (see distemu explore --help)");
             }

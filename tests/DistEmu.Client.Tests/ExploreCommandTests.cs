@@ -124,4 +124,22 @@ public class ExploreCommandTests : InProcessCliTests
         Assert.Contains(expected, stderr);
         Assert.False(Directory.Exists(dir));
     }
+
+    [Fact]
+    public void Duration_ends_the_exploration_normally_with_a_share_of_the_time_per_policy()
+    {
+        var dir = Path.Combine(_tmp, "timed");
+        var (code, stdout, stderr) = Cli("explore", "--policies", "merged,ptl-drop", "--schedules", "1000000", "--duration", "1s", "--out", dir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("stopped early: --duration 1s reached", stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "explore.json")));
+        Assert.Equal("completed", doc.RootElement.GetProperty("status").GetString());
+        Assert.StartsWith("--duration 1s", doc.RootElement.GetProperty("stopped").GetString());
+        foreach (var p in doc.RootElement.GetProperty("policies").EnumerateArray())
+        {
+            int n = p.GetProperty("schedules").GetInt32();
+            Assert.InRange(n, 1, 999_999); // each policy ran, and none ran them all
+            Assert.Equal(n, p.GetProperty("clean").GetInt32());
+        }
+    }
 }
