@@ -54,29 +54,44 @@ public static class ScheduleExplorer
         exploration ??= Exploration.Default;
         var outcomes = new ScheduleOutcome?[schedules];
         int finished = 0;
+        int next = 0;
+        int stopAt = int.MaxValue; // with stopAtFirst: the lowest index with a finding so far
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = jobs };
-        try
+        // Seeds are handed out in increasing order, so whatever stops the exploration (cancel, stop-at-first), the seeds
+        // that ran form a prefix, bar those in flight; and every seed below a finding has run when it is reported.
+        void Worker()
         {
-            Parallel.For(0, schedules, parallel, (i, state) =>
+            while (!cancel.IsCancellationRequested)
             {
-                if (cancel.IsCancellationRequested)
-                {
-                    state.Break();
-                    return;
-                }
+                int i = Interlocked.Increment(ref next) - 1;
+                if (i >= schedules || i > Volatile.Read(ref stopAt)) return;
                 long seed = firstSeed + i;
                 var r = SimRun.Run(template with { Seed = seed, Exploration = exploration, Sanitizer = true, KeepEventLog = false });
-                outcomes[i] = ScheduleOutcome.Of(seed, r);
+                var outcome = ScheduleOutcome.Of(seed, r);
+                outcomes[i] = outcome;
                 progress?.Invoke(Interlocked.Increment(ref finished));
-                // Break, not Stop: every lower seed still runs, so the first finding is the same at any parallelism.
-                if (stopAtFirst && !outcomes[i]!.Clean)
-                    state.Break();
-            });
+                if (stopAtFirst && !outcome.Clean)
+                {
+                    int seen = Volatile.Read(ref stopAt);
+                    while (i < seen)
+                    {
+                        int was = Interlocked.CompareExchange(ref stopAt, i, seen);
+                        if (was == seen) break;
+                        seen = was;
+                    }
+                }
+            }
         }
-        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        var workers = Enumerable.Range(0, Math.Min(jobs, schedules))
+            .Select(_ => Task.Factory.StartNew(Worker, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default))
+            .ToArray();
+        try
         {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+            Task.WaitAll(workers, CancellationToken.None);
+        }
+        catch (AggregateException e)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.Flatten().InnerExceptions[0]);
         }
 
         var result = new PolicyExploration { Policy = template.Machine.Policy.Name(), HostSeconds = clock.Elapsed.TotalSeconds };
