@@ -11,8 +11,9 @@ namespace DistEmu.Client;
 /// <summary>
 /// A cluster of silo processes on this host (the silo program, DistEmu.Silo.dll beside this assembly, on loopback and
 /// free ports) with a membership table: the one given, else a redis-server started here on a free loopback port for
-/// this cluster only. Dispose stops all of it — silos, then redis — and so does the end of this process (SIGTERM,
-/// Ctrl-C that ends it) through a process-exit hook, so no silo outlives the command that started it.
+/// this cluster only. Dispose stops all of it — silos (SIGTERM: they leave the cluster), then redis — and the end of
+/// this process (SIGTERM, Ctrl-C that ends it) kills it all through a process-exit hook, so no silo outlives the
+/// command that started it.
 /// </summary>
 public sealed class LocalCluster : IDisposable
 {
@@ -160,9 +161,12 @@ public sealed class LocalCluster : IDisposable
     public async Task<List<string>> ActiveSilosAsync() =>
         (await ClusterStatus.QueryAsync(Client)).Where(s => s.Status == "Active").Select(s => s.Address).ToList();
 
-    private void Kill()
+    /// <summary>How long silos get to leave the cluster after SIGTERM (the silo's own shutdown timeout is 10 s).</summary>
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(12);
+
+    private static void Kill(IEnumerable<Process> processes)
     {
-        foreach (var p in Processes.ToList())
+        foreach (var p in processes.ToList())
         {
             try
             {
@@ -173,12 +177,63 @@ public sealed class LocalCluster : IDisposable
         }
     }
 
+    private void Kill() => Kill(Processes);
+
+    /// <summary>
+    /// SIGTERM to the silos, so each leaves the cluster and marks itself dead in the membership table (a killed silo
+    /// stays "Active" there until the others vote it out: a user's own table would list ghosts), then SIGKILL for any
+    /// still up after <see cref="StopGrace"/>; the redis-server goes last, as the silos need it to leave.
+    /// </summary>
+    private void StopGracefully()
+    {
+        var running = _silos.Where(p => !HasExited(p)).ToList();
+        foreach (var p in running) Terminate(p);
+        var clock = Stopwatch.StartNew();
+        foreach (var p in running)
+        {
+            var left = StopGrace - clock.Elapsed;
+            if (left > TimeSpan.Zero && !HasExited(p)) p.WaitForExit(left);
+        }
+        Kill(_silos);
+        if (_redis != null) Kill([_redis]);
+    }
+
+    private static bool HasExited(Process p)
+    {
+        try
+        {
+            return p.HasExited;
+        }
+        catch (InvalidOperationException)
+        {
+            return true; // never started or already reaped
+        }
+    }
+
+    /// <summary>kill -TERM: .NET's Process has no portable way to send SIGTERM, and the generic host stops cleanly on it.</summary>
+    private static void Terminate(Process p)
+    {
+        try
+        {
+            using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", p.Id.ToString(CultureInfo.InvariantCulture)])
+            {
+                UseShellExecute = false,
+                RedirectStandardError = true,
+            });
+            kill?.WaitForExit(2000);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            // Already gone, or no kill(1): the SIGKILL after the grace period still stops it.
+        }
+    }
+
     public void Dispose()
     {
         AppDomain.CurrentDomain.ProcessExit -= _onExit;
         if (_client != null) AttachedOrleans.StopQuietly(_client).GetAwaiter().GetResult();
         _client = null;
-        Kill();
+        StopGracefully();
         foreach (var p in Processes) p.Dispose();
         _silos.Clear();
         _redis = null;

@@ -106,5 +106,9 @@ public sealed class PostgresClusterTests : IDisposable
         var silos = await DistEmu.Client.ClusterStatus.QueryAsync(cluster.Client);
         Assert.Equal(2, silos.Count(s => s.Status == "Active"));
         Assert.All(silos.Where(s => s.Status == "Active"), s => Assert.Contains(s.Grains.Keys, k => k.Kind == "cpu"));
+
+        // Stopped with SIGTERM, both silos leave the cluster: the membership table says dead (6), not active ghosts.
+        cluster.Dispose();
+        Assert.Equal(2, db.Count($"SELECT count(*) FROM orleansmembershiptable WHERE deploymentid = '{cluster.ClusterId}' AND status = 6"));
     }
 }
