@@ -124,6 +124,11 @@ public static class ExploreCommand
         return sb.ToString();
     }
 
+    /// <summary>A policy's findings per invariant: the schedules that showed it at any site, and the first of them.</summary>
+    private static IEnumerable<(string Invariant, int Schedules, long FirstSeed)> ByInvariant(PolicyExploration r) =>
+        r.Findings.GroupBy(f => f.Invariant, StringComparer.Ordinal)
+            .Select(g => (g.Key, g.SelectMany(f => f.Seeds).Distinct().Count(), g.Min(f => f.FirstSeed)));
+
     private static string Summary(ExploreOptions o, string label, int tasks, IReadOnlyDictionary<string, string> parameters, List<PolicyExploration> results, bool interrupted, string? stopped)
     {
         var sb = new StringBuilder();
@@ -139,7 +144,7 @@ public static class ExploreCommand
                 r.Schedules.ToString("N0", Inv) + (r.StoppedAtSeed is { } s ? $" (stopped at seed {s})" : ""),
                 r.Clean.ToString("N0", Inv),
                 (r.Schedules - r.Clean).ToString("N0", Inv),
-                r.Findings.Count == 0 ? "-" : string.Join("; ", r.Findings.Select(f => string.Create(Inv, $"{f.Invariant} ({f.Seeds.Count:N0}, seed {f.FirstSeed})"))),
+                r.Findings.Count == 0 ? "-" : string.Join("; ", ByInvariant(r).Select(i => string.Create(Inv, $"{i.Invariant} ({i.Schedules:N0}, seed {i.FirstSeed})"))),
                 r.Faults.ToString("N0", Inv),
                 r.HostSeconds.ToString("F1", Inv),
             }).ToList()));
@@ -147,7 +152,8 @@ public static class ExploreCommand
             foreach (var f in r.Findings)
             {
                 sb.AppendLine();
-                sb.AppendLine(string.Create(Inv, $"{f.Invariant} under {r.Policy}: {f.Seeds.Count:N0} of {r.Schedules:N0} schedules, first at seed {f.FirstSeed}"));
+                string where = f.Site == f.Invariant ? "" : $" at {f.Site}";
+                sb.AppendLine(string.Create(Inv, $"{f.Invariant} under {r.Policy}{where}: {f.Seeds.Count:N0} of {r.Schedules:N0} schedules, first at seed {f.FirstSeed}"));
                 sb.AppendLine("  " + (f.First?.ToString() ?? f.Detail));
                 sb.AppendLine("  reproduce: " + ReproduceCommand(o, r.Policy, tasks, f.FirstSeed));
             }
@@ -191,6 +197,7 @@ public static class ExploreCommand
                 {
                     w.WriteStartObject();
                     w.WriteString("invariant", f.Invariant);
+                    w.WriteString("site", f.Site);
                     w.WriteNumber("schedules", f.Seeds.Count);
                     w.WriteNumber("first_seed", f.FirstSeed);
                     w.WriteString("reproduce", ReproduceCommand(o, r.Policy, tasks, f.FirstSeed));

@@ -282,6 +282,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         if (v.Address is { } addr) w.WriteString("address", $"0x{addr:x}"); else w.WriteNull("address");
         w.WriteNumber("emulated_ns", v.EmulatedNs);
         w.WriteString("message", v.Message);
+        if (v.Site != null) w.WriteString("site", v.Site);
         w.WriteStartArray("history");
         foreach (var h in v.History) w.WriteStringValue(h);
         w.WriteEndArray();

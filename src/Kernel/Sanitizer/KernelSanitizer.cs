@@ -41,29 +41,30 @@ public sealed class KernelSanitizer
             if (_violations.Count < MaxRecords) _violations.Add(v);
     }
 
-    public void Report(string invariant, EmuTask t, Vma? vma, long? addr, string message)
+    /// <param name="site">The kernel path and check, without particulars (default: the invariant).</param>
+    public void Report(string invariant, EmuTask t, Vma? vma, long? addr, string message, string? site = null)
     {
         if (!Enabled) return;
         _counts[invariant] = _counts.GetValueOrDefault(invariant) + 1;
         _total++;
         _m.Events.Record(t, EventKind.Violation, vma?.Id ?? -1, addr ?? 0, invariant.GetHashCode(StringComparison.Ordinal));
         if (_violations.Count < MaxRecords)
-            _violations.Add(new Violation(invariant, _m.Policy.Name(), t.ToString(), t.Cpu, vma?.Id, addr, t.Clock, message, _m.Events.Recent()));
+            _violations.Add(new Violation(invariant, _m.Policy.Name(), t.ToString(), t.Cpu, vma?.Id, addr, t.Clock, message, _m.Events.Recent(), site ?? invariant));
     }
 
     // ---- S6: every lock released exactly once, by its holder, in the mode it was taken ----
 
     internal void BadRelease(EmuTask t, RwSemaphore l, LockMode mode, string why) =>
-        Report("S6", t, null, null, $"{l.Describe()} released for {mode.Name()} by {t}, who does not hold it so ({why})");
+        Report("S6", t, null, null, $"{l.Describe()} released for {mode.Name()} by {t}, who does not hold it so ({why})", $"{l.Class.Name()} {mode.Name()} release by a non-holder");
 
     internal void ReportFolioBadUnlock(EmuTask t, long frame, EmuTask? holder) =>
-        Report("S6", t, null, null, $"folio_unlock of frame {frame} by {t}, but it is {(holder == null ? "not locked" : "locked by " + holder)}");
+        Report("S6", t, null, null, $"folio_unlock of frame {frame} by {t}, but it is {(holder == null ? "not locked" : "locked by " + holder)}", "folio_unlock by a non-holder");
 
     /// <summary>S6: each fault attempt (and each syscall) ends holding nothing.</summary>
     public void CheckHoldsNothing(EmuTask t, string where, Vma? vma = null, long? addr = null)
     {
         if (!Enabled || t.Held.Count == 0) return;
-        Report("S6", t, vma, addr, $"{where} ended still holding {string.Join(", ", t.Held.Select(h => Describe(h)))}");
+        Report("S6", t, vma, addr, $"{where} ended still holding {string.Join(", ", t.Held.Select(h => Describe(h)))}", $"{where}, ended holding a lock");
     }
 
     private static string Describe(HeldLock h) => h.Lock is IWaitTarget w ? $"{w.Describe()} ({h.Mode.Name()})" : h.Lock.ToString() ?? "?";
@@ -128,7 +129,7 @@ public sealed class KernelSanitizer
         if (!Enabled) return;
         if (vma.VmLock.IsReadHeldBy(t) || t.Holds(vma.Mm.MmapLock))
             return;
-        Report("S5", t, vma, addr, $"{what}: {vma} used while {t} holds neither its VMA lock nor mmap_lock");
+        Report("S5", t, vma, addr, $"{what}: {vma} used while {t} holds neither its VMA lock nor mmap_lock", $"{what}, VMA used unlocked");
     }
 
     /// <summary>S8: a page-table dereference needs the VMA read lock, mmap_lock, the PTL or the rmap lock, and a live page.</summary>
@@ -137,12 +138,12 @@ public sealed class KernelSanitizer
         if (!Enabled) return;
         if (page is { Freed: true })
         {
-            Report("S8", t, vma, addr, $"{what}: page-table page {page.Index} of {vma} dereferenced after munmap freed it (use-after-free)");
+            Report("S8", t, vma, addr, $"{what}: page-table page {page.Index} of {vma} dereferenced after munmap freed it (use-after-free)", $"{what}, freed page table");
             return;
         }
         if (viaRmap || takingPtl || vma.VmLock.IsReadHeldBy(t) || t.Holds(vma.Mm.MmapLock) || (page != null && t.Holds(page.Ptl)))
             return;
-        Report("S8", t, vma, addr, $"{what}: page table of {vma} dereferenced holding neither the VMA lock, mmap_lock nor the PTL");
+        Report("S8", t, vma, addr, $"{what}: page table of {vma} dereferenced holding neither the VMA lock, mmap_lock nor the PTL", $"{what}, page table unlocked");
     }
 
     /// <summary>S9: a detached VMA is never faulted.</summary>
@@ -159,9 +160,9 @@ public sealed class KernelSanitizer
     {
         if (!Enabled) return;
         if (vma.Mm.MmapLock.Writer != t)
-            Report("S4", t, vma, vma.Start, $"{what} on {vma} without holding mmap_lock for write");
+            Report("S4", t, vma, vma.Start, $"{what} on {vma} without holding mmap_lock for write", $"{what}, without mmap_lock write");
         else if (!vma.IsWriteLocked)
-            Report("S4", t, vma, vma.Start, $"{what} on {vma} which is not write-locked (vm_lock_seq {vma.VmLockSeq} ≠ mm_lock_seq {vma.Mm.MmLockSeq})");
+            Report("S4", t, vma, vma.Start, $"{what} on {vma} which is not write-locked (vm_lock_seq {vma.VmLockSeq} ≠ mm_lock_seq {vma.Mm.MmLockSeq})", $"{what}, VMA not write-locked");
     }
 
     /// <summary>S4 (§8.1): a VMA's entries are copied for fork only while no fault holds its read lock.</summary>
@@ -170,7 +171,7 @@ public sealed class KernelSanitizer
         if (!Enabled || vma.VmLock.ReaderCount == 0) return;
         var holders = new List<EmuTask>();
         vma.VmLock.AddHolders(holders);
-        Report("S4", t, vma, vma.Start, $"{what} on {vma} while {string.Join(", ", holders)} hold(s) its read lock: a fault races the copy");
+        Report("S4", t, vma, vma.Start, $"{what} on {vma} while {string.Join(", ", holders)} hold(s) its read lock: a fault races the copy", $"{what}, a fault races it");
     }
 
     /// <summary>S1: at vma_start_write's publication, no reader holds the VMA lock and the caller is the only mmap writer.</summary>

@@ -4,12 +4,15 @@ using DistEmu.Kernel.Sanitizer;
 namespace DistEmu.Kernel.Sim;
 
 /// <summary>
-/// One kind of finding over many schedules: an invariant of PROTOCOL.md §7 the sanitizer reported, "stall" (tasks
-/// left sleeping when the run ended) or "A1-frames" (frames allocated ≠ mapped + free + in flight at the end).
+/// One kind of finding over many schedules: an invariant of PROTOCOL.md §7 the sanitizer reported at one site (the
+/// kernel path and check, <see cref="Violation.Site"/>), "stall" (tasks left sleeping when the run ended) or
+/// "A1-frames" (frames allocated ≠ mapped + free + in flight at the end).
 /// </summary>
 public sealed class ExplorationFinding
 {
     public required string Invariant { get; init; }
+    /// <summary>Where it was reported (for a stall or lost frames, the same as <see cref="Invariant"/>).</summary>
+    public required string Site { get; init; }
     /// <summary>Every seed whose schedule showed it, ascending.</summary>
     public List<long> Seeds { get; } = [];
     public long FirstSeed => Seeds[0];
@@ -29,7 +32,7 @@ public sealed class PolicyExploration
     public double HostSeconds { get; set; }
     /// <summary>Set with stop-at-first: the schedules ran were seeds up to this one.</summary>
     public long? StoppedAtSeed { get; set; }
-    /// <summary>Findings by invariant, in the order of their first seed.</summary>
+    /// <summary>Findings by invariant and site, in the order of their first seed.</summary>
     public List<ExplorationFinding> Findings { get; } = [];
 }
 
@@ -95,7 +98,7 @@ public static class ScheduleExplorer
         }
 
         var result = new PolicyExploration { Policy = template.Machine.Policy.Name(), HostSeconds = clock.Elapsed.TotalSeconds };
-        var byInvariant = new Dictionary<string, ExplorationFinding>(StringComparer.Ordinal);
+        var bySite = new Dictionary<(string, string), ExplorationFinding>();
         // Seeds count in order up to the first gap (a cancelled or broken-off schedule), so the report is a prefix.
         foreach (var o in outcomes)
         {
@@ -103,11 +106,11 @@ public static class ScheduleExplorer
             result.Schedules++;
             result.Faults += o.Faults;
             if (o.Clean) result.Clean++;
-            foreach (var (invariant, first, detail) in o.Findings)
+            foreach (var (invariant, site, first, detail) in o.Findings)
             {
-                if (!byInvariant.TryGetValue(invariant, out var f))
+                if (!bySite.TryGetValue((invariant, site), out var f))
                 {
-                    byInvariant[invariant] = f = new ExplorationFinding { Invariant = invariant, First = first, Detail = detail };
+                    bySite[(invariant, site)] = f = new ExplorationFinding { Invariant = invariant, Site = site, First = first, Detail = detail };
                     result.Findings.Add(f);
                 }
                 f.Seeds.Add(o.Seed);
@@ -121,24 +124,27 @@ public static class ScheduleExplorer
         return result;
     }
 
-    /// <summary>What one schedule showed, kept small: its first report per invariant, not the machine.</summary>
-    private sealed record ScheduleOutcome(long Seed, long Faults, List<(string Invariant, Violation? First, string? Detail)> Findings)
+    /// <summary>What one schedule showed, kept small: its first report per invariant and site, not the machine.</summary>
+    private sealed record ScheduleOutcome(long Seed, long Faults, List<(string Invariant, string Site, Violation? First, string? Detail)> Findings)
     {
         public bool Clean => Findings.Count == 0;
 
         public static ScheduleOutcome Of(long seed, RunResult r)
         {
             var m = r.Machine;
-            var findings = new List<(string, Violation?, string?)>();
+            var findings = new List<(string Invariant, string Site, Violation?, string?)>();
             foreach (var v in m.Sanitizer.Violations)
-                if (!findings.Exists(f => f.Item1 == v.Invariant))
-                    findings.Add((v.Invariant, v, null));
+            {
+                string site = v.Site ?? v.Invariant;
+                if (!findings.Exists(f => f.Invariant == v.Invariant && f.Site == site))
+                    findings.Add((v.Invariant, site, v, null));
+            }
             if (m.Sanitizer.Total > m.Sanitizer.Violations.Count && findings.Count == 0)
-                findings.Add(("sanitizer", null, $"{m.Sanitizer.Total} violation(s) beyond the recorded ones"));
+                findings.Add(("sanitizer", "sanitizer", null, $"{m.Sanitizer.Total} violation(s) beyond the recorded ones"));
             if (r.Stalled.Count > 0)
-                findings.Add(("stall", null, $"{r.Stalled.Count} task(s) still sleeping at the end: {string.Join("; ", r.Stalled.Take(3))}"));
+                findings.Add(("stall", "stall", null, $"{r.Stalled.Count} task(s) still sleeping at the end: {string.Join("; ", r.Stalled.Take(3))}"));
             if (!m.Frames.Conserved)
-                findings.Add(("A1-frames", null, $"frames not conserved: {m.Frames}"));
+                findings.Add(("A1-frames", "A1-frames", null, $"frames not conserved: {m.Frames}"));
             return new ScheduleOutcome(seed, m.VmStat.Faults, findings);
         }
     }
