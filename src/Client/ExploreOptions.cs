@@ -33,7 +33,8 @@ public sealed class ExploreOptions
         {Cli.BugHelp}
           --jobs N              schedules run at once (default: the host's cores, {Environment.ProcessorCount} here)
           --stop-at-first       stop a policy at its first seed with a finding
-          --duration T          stop exploring after T of host time (e.g. 30s, 10m); what ran is reported, in seed order
+          --duration T          explore for T of host time (e.g. 30s, 10m), an equal share per policy; the seeds that ran
+                                are reported (always the first ones)
           --expect-clean        exit 1 if any schedule has a finding (for scripts and CI)
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-explore-<workload>)
           -h, --help            show this help
