@@ -37,6 +37,8 @@ public sealed class RunConfig
     [Id(14)] public int[]? NodeSilos { get; set; }
     /// <summary>Record spans (null: no tracing).</summary>
     [Id(15)] public TracingConfig? Tracing { get; set; }
+    /// <summary>Historical bugs switched back in, by name (the kernel's BugSwitches.Names), in every grain's kernel.</summary>
+    [Id(16)] public string[]? Bugs { get; set; }
 }
 
 /// <summary>A CPU's view of the VMA tree (its RCU snapshot): ranges and VMA ids, with the version it was taken at.</summary>

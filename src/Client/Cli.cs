@@ -67,7 +67,7 @@ public static class Cli
           --sanitizer on|off    check the protocol invariants (default: on)
           --explore             sim: schedule exploration on (seeded preemption delays, leaning on the window right
                                 after a lock is dropped), exactly as distemu explore runs a seed: reproduces its findings
-          --bug NAME            sim: switch a historical bug back in (PROTOCOL.md §8), repeatable:
+          --bug NAME            switch a historical bug back in (PROTOCOL.md §8), repeatable:
         {BugHelp}
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
 
@@ -255,9 +255,8 @@ public static class Cli
                 : $"--explore: schedule exploration is the sim engine's (add --engine sim; not --engine {o.Engine})");
         if (o.Explore && !o.Sanitizer)
             throw new UsageException("--explore: needs the sanitizer (drop --sanitizer off); the findings are its reports");
-        if (o.Bugs.Count > 0 && (o.Engine != "sim" || o.Trace != null))
-            throw new UsageException(o.Trace != null ? "--bug: switches bugs into a workload's run, not a trace replay"
-                : $"--bug: the bug switches are the sim engine's (add --engine sim; not --engine {o.Engine})");
+        if (o.Bugs.Count > 0 && o.Trace != null)
+            throw new UsageException("--bug: switches bugs into a workload's run, not a trace replay");
         if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1 && !o.SharedMm)
             throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays copies as threads of one process (add --shared-mm, or use --engine sim)");
         if (cluster is null && o.Engine == "orleans")

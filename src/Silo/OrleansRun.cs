@@ -36,8 +36,8 @@ public static class OrleansRun
             throw new KernelConfigException("ops", o.OpsPerTask, "must be at least 1");
         if (workload.Forks)
             throw new KernelConfigException("workload", o.Workload, "it forks, and fork runs on the sim engine only: the grains have no fork path");
-        if (o.Bugs is { Count: > 0 })
-            throw new KernelConfigException("bugs", string.Join(",", o.Bugs), "the bug switches are the sim engine's");
+        foreach (var bug in o.Bugs ?? [])
+            new Kernel.BugSwitches().Set(bug); // an unknown name fails here, before any grain exists
         if (o.Script is null)
             workload.CheckFits(new WorkloadContext(o.Machine, tasks, o.Seed));
         var sw = Stopwatch.StartNew();
@@ -58,6 +58,7 @@ public static class OrleansRun
             Script = o.Script?.ToDictionary(kv => kv.Key, kv => kv.Value.Select(OpMessages.From).ToArray()),
             Delays = o.Delays?.ToDictionary(kv => GrainScheduler.DelayKey(kv.Key.Cpu, kv.Key.Site), kv => kv.Value),
             Tracing = tracing?.Config,
+            Bugs = o.Bugs is { Count: > 0 } bugs ? [.. bugs] : null,
         };
         var machine = grains.GetGrain<IMachineGrain>(run);
         await machine.Configure(config);

@@ -114,10 +114,10 @@ public class ExploreCommandTests : InProcessCliTests
     [Theory]
     [InlineData(new[] { "run", "--workload", "fork-fault", "--ops", "10" }, "fork runs on the sim engine only")]
     [InlineData(new[] { "run", "--engine", "sim", "--bug", "no-such-bug", "--ops", "10" }, "'no-such-bug'")]
-    [InlineData(new[] { "run", "--bug", "mmap-unlock-after-vma-fault", "--ops", "10" }, "the bug switches are the sim engine's")]
+    [InlineData(new[] { "run", "--trace", "t.perf", "--bug", "mmap-unlock-after-vma-fault" }, "not a trace replay")]
     [InlineData(new[] { "explore", "--bug", "no-such-bug" }, "fork-without-vma-write-lock")]
     [InlineData(new[] { "experiment", "--engine", "orleans", "--workloads", "fork-fault" }, "fork runs on the sim engine only")]
-    public void Forking_workloads_and_bug_switches_off_the_sim_engine_are_refused_before_anything_runs(string[] args, string expected)
+    public void Forking_workloads_off_the_sim_engine_and_bad_bug_switches_are_refused_before_anything_runs(string[] args, string expected)
     {
         var dir = Path.Combine(_tmp, "never");
         var (code, _, stderr) = Cli([.. args, "--out", dir]);

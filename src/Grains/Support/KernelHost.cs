@@ -28,6 +28,8 @@ public sealed class KernelHost
         Config = config;
         Spec = MachineJson.Deserialize(config.MachineJson);
         Machine = new EmuMachine(Spec, config.Sanitizer, ownsFrames: false);
+        foreach (var bug in config.Bugs ?? [])
+            Machine.Bugs.Set(bug);
         Scheduler = new GrainScheduler(config.QuantumNs > 0 ? node => grains.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(config.RunId, node)) : null, config.Delays,
             grains.GetGrain<IWaitGraphGrain>(config.RunId));
         Frames = new GrainFramePort(grains, config.RunId, Machine);
