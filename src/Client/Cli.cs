@@ -67,7 +67,8 @@ public static class Cli
           --sanitizer on|off    check the protocol invariants (default: on)
           --explore             sim: schedule exploration on (seeded preemption delays, leaning on the window right
                                 after a lock is dropped), exactly as distemu explore runs a seed: reproduces its findings
-          --bug NAME            switch a historical bug back in (PROTOCOL.md §8), repeatable:
+          --bug NAME            switch a historical bug back in (PROTOCOL.md §8), repeatable (the fork and
+                                mm_lock_seq ones under the sim engine only):
         {BugHelp}
           --out DIR             results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)
 
@@ -257,6 +258,8 @@ public static class Cli
             throw new UsageException("--explore: needs the sanitizer (drop --sanitizer off); the findings are its reports");
         if (o.Bugs.Count > 0 && o.Trace != null)
             throw new UsageException("--bug: switches bugs into a workload's run, not a trace replay");
+        if (o.Engine != "sim" && o.Bugs.FirstOrDefault(DistEmu.Kernel.BugSwitches.SimOnly.Contains) is { } simOnly)
+            throw new UsageException($"--bug {simOnly}: its path exists under the sim engine only (add --engine sim)");
         if (o.Trace != null && ReplayEngine(o) == "orleans" && o.Replicate != 1 && !o.SharedMm)
             throw new UsageException($"--replicate {o.Replicate}: the orleans engine replays copies as threads of one process (add --shared-mm, or use --engine sim)");
         if (cluster is null && o.Engine == "orleans")

@@ -96,6 +96,15 @@ public sealed class BugSwitches
     public bool SkipVmaStartWriteInMprotect { get; set; }
     /// <summary>§8.1 (6.4 fork): dup_mmap copies the parent's VMAs and page tables without vma_start_write on them.</summary>
     public bool ForkWithoutVmaWriteLock { get; set; }
+    /// <summary>
+    /// §8.2 (6.4, fixed by b1f02b95758d): mm_lock_seq read without acquire and bumped without release, so a
+    /// vma_start_read can see a write section as ended before its stores to the VMA are visible. Modelled as a window
+    /// of <see cref="StaleWindowNs"/> after mmap_write_unlock in which a reader gets the VMA's flags from before the
+    /// section: a sequentially consistent emulator has no reordering of its own.
+    /// </summary>
+    public bool MmLockSeqWithoutOrdering { get; set; }
+    /// <summary>How long, with §8.2's bug, a write section's stores to a VMA stay invisible to other CPUs' readers.</summary>
+    public long StaleWindowNs { get; set; } = 1000;
 
     /// <summary>The switches by their command-line names (--bug), with the scenario each puts back.</summary>
     public static IReadOnlyDictionary<string, string> Names { get; } = new Dictionary<string, string>
@@ -104,7 +113,11 @@ public sealed class BugSwitches
         ["mprotect-without-vma-start-write"] = "§8.1's class in mprotect: a VMA changed without vma_start_write (S4)",
         ["mmap-unlock-after-vma-fault"] = "§8.3 (Aug 2023): mmap_read_unlock instead of vma_end_read after a VMA-lock fault (S6)",
         ["use-vma-after-retry-unlock"] = "§8.6 (2024 hugetlb): the VMA used after a callee dropped its lock (S5)",
+        ["mm-lock-seq-without-acquire-release"] = "§8.2 (6.4): a reader sees a write section end before its VMA stores (S4)",
     };
+
+    /// <summary>Switches whose path exists only under the sim engine (fork; the VMA stores' visibility window).</summary>
+    public static IReadOnlySet<string> SimOnly { get; } = new HashSet<string> { "fork-without-vma-write-lock", "mm-lock-seq-without-acquire-release" };
 
     /// <summary>Switch on the bug named <paramref name="name"/> (one of <see cref="Names"/>).</summary>
     public void Set(string name)
@@ -115,6 +128,7 @@ public sealed class BugSwitches
             case "mprotect-without-vma-start-write": SkipVmaStartWriteInMprotect = true; break;
             case "mmap-unlock-after-vma-fault": MmapUnlockAfterVmaFault = true; break;
             case "use-vma-after-retry-unlock": UseVmaAfterRetryUnlock = true; break;
+            case "mm-lock-seq-without-acquire-release": MmLockSeqWithoutOrdering = true; break;
             default: throw UnknownBug(name);
         }
     }

@@ -37,7 +37,11 @@ public static class OrleansRun
         if (workload.Forks)
             throw new KernelConfigException("workload", o.Workload, "it forks, and fork runs on the sim engine only: the grains have no fork path");
         foreach (var bug in o.Bugs ?? [])
+        {
             new Kernel.BugSwitches().Set(bug); // an unknown name fails here, before any grain exists
+            if (Kernel.BugSwitches.SimOnly.Contains(bug))
+                throw new KernelConfigException("bugs", bug, "its path exists under the sim engine only");
+        }
         if (o.Script is null)
             workload.CheckFits(new WorkloadContext(o.Machine, tasks, o.Seed));
         var sw = Stopwatch.StartNew();

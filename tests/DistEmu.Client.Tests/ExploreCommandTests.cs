@@ -115,6 +115,7 @@ public class ExploreCommandTests : InProcessCliTests
     [InlineData(new[] { "run", "--workload", "fork-fault", "--ops", "10" }, "fork runs on the sim engine only")]
     [InlineData(new[] { "run", "--engine", "sim", "--bug", "no-such-bug", "--ops", "10" }, "'no-such-bug'")]
     [InlineData(new[] { "run", "--trace", "t.perf", "--bug", "mmap-unlock-after-vma-fault" }, "not a trace replay")]
+    [InlineData(new[] { "run", "--bug", "mm-lock-seq-without-acquire-release", "--ops", "10" }, "under the sim engine only")]
     [InlineData(new[] { "explore", "--bug", "no-such-bug" }, "fork-without-vma-write-lock")]
     [InlineData(new[] { "experiment", "--engine", "orleans", "--workloads", "fork-fault" }, "fork runs on the sim engine only")]
     public void Forking_workloads_off_the_sim_engine_and_bad_bug_switches_are_refused_before_anything_runs(string[] args, string expected)

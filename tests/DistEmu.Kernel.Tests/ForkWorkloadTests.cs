@@ -65,6 +65,7 @@ public class ForkWorkloadTests
     [InlineData("mprotect-without-vma-start-write", nameof(BugSwitches.SkipVmaStartWriteInMprotect))]
     [InlineData("mmap-unlock-after-vma-fault", nameof(BugSwitches.MmapUnlockAfterVmaFault))]
     [InlineData("use-vma-after-retry-unlock", nameof(BugSwitches.UseVmaAfterRetryUnlock))]
+    [InlineData("mm-lock-seq-without-acquire-release", nameof(BugSwitches.MmLockSeqWithoutOrdering))]
     public void Each_bug_name_switches_exactly_its_bug(string name, string property)
     {
         var bugs = new BugSwitches();

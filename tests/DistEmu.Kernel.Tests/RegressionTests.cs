@@ -1,4 +1,5 @@
 using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Sim;
 
@@ -34,6 +35,89 @@ public class RegressionTests
         var h = FaultsAndMprotect(m => m.Bugs.SkipVmaStartWriteInMprotect = true);
         Assert.Contains(h.Violations, v => v.Invariant == "S4");
         Assert.Empty(FaultsAndMprotect(_ => { }).Violations);
+    }
+
+    /// <summary>
+    /// A task writes a page of a mapping, another mprotects the mapping read-only, and a third writes the page again
+    /// <paramref name="after"/> ns after the mprotect's mmap_write_unlock (its first write there: its TLB is cold).
+    /// Returns the harness, the third task's outcome, and the page's entry at the end.
+    /// </summary>
+    private static (SimHarness H, Fault.FaultOutcome Outcome, long Pte) WriteAfterMprotect(bool bug, long after)
+    {
+        long unlockedAt = 0;
+        SimHarness Build(bool withReader, out Func<Fault.FaultOutcome> outcome)
+        {
+            var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+            h.Machine.Bugs.MmLockSeqWithoutOrdering = bug;
+            var mm = h.Machine.CreateMm();
+            var result = Fault.FaultOutcome.Handled;
+            outcome = () => result;
+            h.Spawn(h.NewTask(0, mm), 0, async t =>
+            {
+                await Mmap.DoMmap(t, mm, TestMachines.AreaA, 16 * TestMachines.Page, VmFlags.Read | VmFlags.Write);
+                await Cpu.CpuAccess.Access(t, TestMachines.AreaA, write: true);
+            });
+            h.Spawn(h.NewTask(1, mm), 10_000, async t =>
+            {
+                await Mprotect.DoMprotect(t, mm, TestMachines.AreaA, TestMachines.AreaA + 16 * TestMachines.Page, VmFlags.Read);
+                unlockedAt = t.Clock; // mmap_write_unlock is its last step
+            });
+            if (withReader)
+                h.Spawn(h.NewTask(2, mm), unlockedAt + after, async t => result = await Cpu.CpuAccess.Access(t, TestMachines.AreaA, write: true));
+            h.Run();
+            return h;
+        }
+        Build(withReader: false, out _); // learn when the mprotect ends (the same schedule: the sim engine is deterministic)
+        var h = Build(withReader: true, out var outcome);
+        var mm = h.Machine.Mms[0];
+        return (h, outcome(), mm.Tree.Find(TestMachines.AreaA)!.PageTable.Read(TestMachines.AreaA));
+    }
+
+    [Fact]
+    public void Mm_lock_seq_without_acquire_release_lets_a_fault_use_stale_flags_and_is_caught_as_S4()
+    {
+        // §8.2 (6.4, fixed by b1f02b95758d): a reader that finds the write section over can still read the VMA as it was
+        // before it. Here: the flags from before mprotect(PROT_READ), so a write fault passes access_error and
+        // do_wp_page makes the entry writable in a read-only VMA.
+        var (h, outcome, pte) = WriteAfterMprotect(bug: true, after: 10);
+        var v = Assert.Single(h.Violations);
+        Assert.Equal("S4", v.Invariant);
+        Assert.Equal("vma_start_read, stale vm_flags", v.Site);
+        Assert.Equal(2, v.Cpu);
+        Assert.Contains("read vm_flags rw-p from before it", v.Message);
+        Assert.Equal(Fault.FaultOutcome.Handled, outcome);
+        Assert.True(Pte.IsWritable(pte), "the stale flags let the write through: a writable entry in an r--p VMA");
+
+        // Outside the window, the stores are visible even with the bug: the write is refused.
+        var (late, lateOutcome, _) = WriteAfterMprotect(bug: true, after: 2_000);
+        Assert.Empty(late.Violations);
+        Assert.Equal(Fault.FaultOutcome.Sigsegv, lateOutcome);
+    }
+
+    [Fact]
+    public void With_acquire_release_on_mm_lock_seq_the_same_write_is_refused_cleanly()
+    {
+        var (h, outcome, pte) = WriteAfterMprotect(bug: false, after: 10);
+        Assert.Empty(h.Violations);
+        Assert.Equal(Fault.FaultOutcome.Sigsegv, outcome);
+        Assert.False(Pte.IsWritable(pte));
+    }
+
+    [Fact]
+    public void Exploration_finds_the_mm_lock_seq_ordering_bug_and_names_its_seed()
+    {
+        var template = new SimRunOptions
+        {
+            Machine = TestMachines.Spec(FaultPolicy.Merged, 2, 4),
+            Workload = "mixed",
+            OpsPerTask = 150,
+            Bugs = ["mm-lock-seq-without-acquire-release"],
+        };
+        var r = ScheduleExplorer.Explore(template, firstSeed: 1, schedules: 300, jobs: 2, stopAtFirst: true);
+        var f = Assert.Single(r.Findings);
+        Assert.Equal(("S4", "vma_start_read, stale vm_flags"), (f.Invariant, f.Site));
+        var again = SimRun.Run(template with { Seed = f.FirstSeed, Exploration = Exploration.Default });
+        Assert.Contains(again.Machine.Sanitizer.Violations, v => v.Site == f.Site && v.EmulatedNs == f.First!.EmulatedNs);
     }
 
     [Fact]

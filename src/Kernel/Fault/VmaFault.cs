@@ -47,7 +47,7 @@ public static class VmaFault
             VmaLock.VmaEndRead(t, vma);
             return (VmaLockResult.Miss, VmFault.Done);
         }
-        if (VmaLookup.AccessError(vma, flags.Has(FaultFlags.Write)))
+        if (VmaLookup.AccessError(VmaLock.VisibleFlags(t, vma, addr), flags.Has(FaultFlags.Write)))
         {
             VmaLock.VmaEndRead(t, vma);
             return (VmaLockResult.AccessError, VmFault.Done);

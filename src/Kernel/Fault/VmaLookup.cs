@@ -27,6 +27,9 @@ public static class VmaLookup
     }
 
     /// <summary>access_error (arch/x86/mm/fault.c): a write to a VMA without VM_WRITE, or any access to PROT_NONE.</summary>
-    public static bool AccessError(Vma vma, bool write) =>
-        write ? (vma.Flags & VmFlags.Write) == 0 : (vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0;
+    public static bool AccessError(Vma vma, bool write) => AccessError(vma.Flags, write);
+
+    /// <summary>access_error on flags as the caller read them (a stale read under §8.2's bug).</summary>
+    public static bool AccessError(VmFlags flags, bool write) =>
+        write ? (flags & VmFlags.Write) == 0 : (flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0;
 }

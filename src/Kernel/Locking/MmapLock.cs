@@ -39,7 +39,27 @@ public static class MmapLock
         long before = mm.MmLockSeq;
         mm.MmLockSeq = before + 1;
         t.Machine.Sanitizer.CheckSeqBump(t, mm, before, mm.MmLockSeq);
+        if (t.Machine.Bugs.MmLockSeqWithoutOrdering)
+            LeaveStoresInvisible(t, mm);
         mm.VmaOps.EpochEnded(t, mm, mm.MmLockSeq);
+    }
+
+    /// <summary>
+    /// §8.2's bug: without a release on the mm_lock_seq bump, the flags this section changed stay invisible to other
+    /// CPUs for the bug's window; their readers get the old ones (<see cref="VmaLock.VisibleFlags"/>).
+    /// </summary>
+    private static void LeaveStoresInvisible(EmuTask t, MmStruct mm)
+    {
+        foreach (var vma in mm.Tree.Vmas)
+        {
+            if (vma.FlagsAtWriteLock is not { } old) continue;
+            if (old != vma.Flags)
+            {
+                vma.StaleFlags = old;
+                vma.StaleUntil = t.Clock + t.Machine.Bugs.StaleWindowNs;
+            }
+            vma.FlagsAtWriteLock = null;
+        }
     }
 
     public static void MmapWriteUnlock(EmuTask t, MmStruct mm)

@@ -30,6 +30,22 @@ public static class VmaLock
         return true;
     }
 
+    /// <summary>
+    /// The VMA's flags as a reader that passed vma_start_read sees them. Since 6.4.8 mm_lock_seq is read with acquire and
+    /// bumped with release, so a reader that finds the write section over also sees its stores. With §8.2's bug it may
+    /// not: within the window after mmap_write_unlock the reader gets the flags from before the section, and the
+    /// sanitizer reports the stale read (S4: for this reader, the flags changed under its lock).
+    /// </summary>
+    public static VmFlags VisibleFlags(EmuTask t, Vma vma, long addr)
+    {
+        if (t.Clock >= vma.StaleUntil || vma.StaleFlags == vma.Flags)
+            return vma.Flags;
+        t.Machine.Sanitizer.Report("S4", t, vma, addr,
+            $"vma_start_read on {vma} found its write section over (mm_lock_seq {vma.Mm.MmLockSeq}) but read vm_flags {Vma.FlagString(vma.StaleFlags)} from before it: the section's stores are not visible (no acquire/release on mm_lock_seq)",
+            "vma_start_read, stale vm_flags");
+        return vma.StaleFlags;
+    }
+
     /// <summary>vma_end_read. After it the caller must not touch the VMA or its page table (S5, S8).</summary>
     public static void VmaEndRead(EmuTask t, Vma vma) => vma.VmLock.Release(t, LockMode.Read);
 
@@ -48,6 +64,8 @@ public static class VmaLock
         long waited = t.Clock - before;
         t.Machine.Sanitizer.CheckWriteLockPublished(t, vma);
         vma.VmLockSeq = mm.MmLockSeq;
+        if (t.Machine.Bugs.MmLockSeqWithoutOrdering)
+            vma.FlagsAtWriteLock ??= vma.Flags;
         await t.Delay(t.Machine.Cost.LockNs);
         vma.VmLock.Release(t, LockMode.Write);
         return waited;

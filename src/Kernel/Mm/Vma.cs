@@ -33,6 +33,11 @@ public sealed class Vma
     public bool HasAnonVma { get; internal set; }
     public long VmLockSeq { get; internal set; } = -1;
     public bool Detached { get; internal set; }
+    /// <summary>§8.2's bug only: the flags when this write section write-locked the VMA (null: not write-locked in it).</summary>
+    internal VmFlags? FlagsAtWriteLock;
+    /// <summary>§8.2's bug only: the flags before the last write section, visible to readers until <see cref="StaleUntil"/>.</summary>
+    internal VmFlags StaleFlags;
+    internal long StaleUntil = -1;
     public RwSemaphore VmLock { get; }
     /// <summary>The page table of the mm this VMA maps into (entries of its range live there).</summary>
     public PageTable PageTable => Mm.PageTable;
@@ -56,7 +61,10 @@ public sealed class Vma
 
     public override string ToString() => $"vma{Id} [0x{Start:x}-0x{End:x}) {FlagString()}{(File is null ? " anon" : " " + File.Name)}";
 
-    public string FlagString() =>
-        $"{((Flags & VmFlags.Read) != 0 ? 'r' : '-')}{((Flags & VmFlags.Write) != 0 ? 'w' : '-')}" +
-        $"{((Flags & VmFlags.Exec) != 0 ? 'x' : '-')}{((Flags & VmFlags.Shared) != 0 ? 's' : 'p')}";
+    public string FlagString() => FlagString(Flags);
+
+    /// <summary>Flags as /proc/PID/maps shows them: rwxp / rw-s …</summary>
+    public static string FlagString(VmFlags flags) =>
+        $"{((flags & VmFlags.Read) != 0 ? 'r' : '-')}{((flags & VmFlags.Write) != 0 ? 'w' : '-')}" +
+        $"{((flags & VmFlags.Exec) != 0 ? 'x' : '-')}{((flags & VmFlags.Shared) != 0 ? 's' : 'p')}";
 }
