@@ -177,6 +177,14 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             w.WriteString("engine", result.Engine);
             w.WriteString("policy", machine.Policy.Name());
             w.WriteNumber("seed", options.Seed);
+            if (result.Engine == "sim" && result.EventCount > 0)
+            {
+                // The sim engine's determinism, checkable: the same seed gives the same events, in any process.
+                w.WriteStartObject("event_log");
+                w.WriteNumber("events", result.EventCount);
+                w.WriteString("hash", result.EventHash.ToString("x16", Inv));
+                w.WriteEndObject();
+            }
             w.WriteStartObject("machine");
             w.WriteString("name", machine.Name);
             w.WriteNumber("nodes", machine.Nodes);

@@ -114,4 +114,24 @@ public sealed class ProcessTests : IDisposable
         Assert.Contains("address", line);
         Assert.False(Directory.Exists(outDir));
     }
+
+    [Fact]
+    public void The_same_seed_in_two_processes_gives_the_same_event_log_even_with_violations()
+    {
+        // A schedule where vma-unlocked's S8 happens (explore's first finding on this run): violation events carry
+        // the invariant, which must not hash differently per process.
+        string[] run = ["run", "--engine", "sim", "--explore", "--preset", "small", "--policy", "vma-unlocked", "--workload", "migrate-munmap", "--ops", "150", "--seed", "17"];
+        var hashes = new List<string>();
+        foreach (var name in new[] { "a", "b" })
+        {
+            var dir = Path.Combine(_tmp, name);
+            var (code, _, stderr) = Finish(Start([.. run, "--out", dir]), TimeSpan.FromMinutes(2));
+            Assert.True(code == 0, stderr);
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "stats.json")));
+            var r = doc.RootElement;
+            Assert.NotEmpty(r.GetProperty("sanitizer").GetProperty("violations").EnumerateArray());
+            hashes.Add(r.GetProperty("event_log").GetProperty("hash").GetString()!);
+        }
+        Assert.Equal(hashes[0], hashes[1]);
+    }
 }

@@ -44,7 +44,7 @@ public sealed class KernelHost
                 SampleRatio = tracing.SampleRatio,
                 ContendedNs = tracing.ContendedNs >= 0 ? tracing.ContendedNs : null,
                 Policy = Machine.Policy.Name(),
-                Seed = config.Seed ^ (long)StableHash(key),
+                Seed = config.Seed ^ (long)Kernel.StableHash.Of(key),
                 ChildrenElsewhere = true,
                 // Host clock: wall time, so that grains on other silos share the client's timeline.
                 HostClock = tracing.HostClock ? () => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100 - tracing.EpochUnixNs : null,
@@ -52,14 +52,6 @@ public sealed class KernelHost
             });
             Machine.Observer = Recorder;
         }
-    }
-
-    /// <summary>FNV-1a of the grain key: the same on every silo and in every process (string.GetHashCode is not).</summary>
-    private static ulong StableHash(string s)
-    {
-        ulong h = 14695981039346656037UL;
-        foreach (char c in s) h = unchecked((h ^ c) * 1099511628211UL);
-        return h;
     }
 
     /// <summary>The spans recorded here so far and the recorder's counts, into a grain's stats.</summary>

@@ -47,7 +47,7 @@ public sealed class KernelSanitizer
         if (!Enabled) return;
         _counts[invariant] = _counts.GetValueOrDefault(invariant) + 1;
         _total++;
-        _m.Events.Record(t, EventKind.Violation, vma?.Id ?? -1, addr ?? 0, invariant.GetHashCode(StringComparison.Ordinal));
+        _m.Events.Record(t, EventKind.Violation, vma?.Id ?? -1, addr ?? 0, (long)StableHash.Of(invariant));
         if (_violations.Count < MaxRecords)
             _violations.Add(new Violation(invariant, _m.Policy.Name(), t.ToString(), t.Cpu, vma?.Id, addr, t.Clock, message, _m.Events.Recent(), site ?? invariant));
     }
