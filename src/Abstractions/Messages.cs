@@ -102,6 +102,8 @@ public struct FaultReply
     [Id(7)] public long MmapReleasedAt;
     /// <summary>The caller's tree snapshot is stale: this VMA no longer covers the address (split, moved). Look up again.</summary>
     [Id(8)] public bool Stale;
+    /// <summary>A sanitizer report this call made on the caller's behalf ("S6: …"), for the caller's trace (null: none).</summary>
+    [Id(9)] public string? Violation;
 }
 
 [GenerateSerializer]

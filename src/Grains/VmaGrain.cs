@@ -75,6 +75,8 @@ public sealed class VmaGrain : Grain, IVmaGrain
     private async Task<FaultReply> Leave(EmuTask t, FaultReply reply, long addr)
     {
         reply.Clock = t.Clock;
+        reply.Violation = t.ViolationNote;
+        t.ViolationNote = null;
         reply.UnusedFrame = t.Pcp.TakeOne(_host.Machine);
         if (reply.Attempted && reply.Lock == (byte)VmaLockResult.Locked)
             reply.Pte = _mm.PageTable.Read(addr);

@@ -89,6 +89,7 @@ public sealed partial class SpanRecorder : IKernelObserver
             s.MaxWaitOrHold = 0;
             s.Unbuilt = 0;
             s.ViolationsAtStart = t.Machine.Sanitizer.Total;
+            t.ViolationNote = null; // a report before this fault is not this fault's
             var (trace, spanId) = s.Reserved ?? (new TraceId(NewId(), NewId()), NewId());
             s.Reserved = null;
             // Head sampling, once per trace; contended-only decides at the end, from what the children measured.
@@ -136,7 +137,7 @@ public sealed partial class SpanRecorder : IKernelObserver
             FlushUnderRemote(s);
             return;
         }
-        bool violated = t.Machine.Sanitizer.Total > s.ViolationsAtStart;
+        bool violated = t.Machine.Sanitizer.Total > s.ViolationsAtStart || t.ViolationNote != null;
         // With children recorded elsewhere (grains), a root that lasted the threshold is kept: theirs may be over it.
         long longest = _o.ChildrenElsewhere ? Math.Max(s.MaxWaitOrHold, end - o.StartNs) : s.MaxWaitOrHold;
         bool keep = s.Retried || violated || (_contended >= 0 ? longest >= _contended : !s.Suppressed);
@@ -144,8 +145,8 @@ public sealed partial class SpanRecorder : IKernelObserver
         {
             // A trace left out by head sampling but kept for its retry or violation has its root only.
             var root = Build(t, s, ref o, childrenSampledOut: s.Suppressed);
-            if (violated && ViolationBy(t, s.ViolationsAtStart) is { } v)
-                root.Tag(EmuSpan.ErrorKey, true).Tag(EmuSpan.ViolationKey, $"{v.Invariant}: {v.Message}");
+            if (t.ViolationNote is { } note)
+                root.Tag(EmuSpan.ErrorKey, true).Tag(EmuSpan.ViolationKey, note);
             if (o.Live != null) EndLive(o.Live, root);
             Spans += s.Trace.Count;
             _sink.Write(s.Trace);
@@ -162,19 +163,7 @@ public sealed partial class SpanRecorder : IKernelObserver
         s.Trace.Clear();
         s.Depth = 0;
         t.LockEventsMuted = false;
-    }
-
-    /// <summary>
-    /// The first sanitizer report made on <paramref name="t"/>'s CPU since the fault began (a fault that merely ran at the
-    /// time of another CPU's violation is kept for context, but not marked).
-    /// </summary>
-    private static DistEmu.Kernel.Sanitizer.Violation? ViolationBy(EmuTask t, long since)
-    {
-        var list = t.Machine.Sanitizer.Violations;
-        for (long i = since; i < list.Count; i++)
-            if (list[(int)i].Cpu == t.Cpu && list[(int)i].Task == t.ToString())
-                return list[(int)i];
-        return null;
+        t.ViolationNote = null;
     }
 
     /// <summary>The live root ends with the recorded root's attributes; the files still get the recorded one.</summary>

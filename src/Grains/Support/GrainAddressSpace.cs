@@ -85,6 +85,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
     {
         if (r.Clock > t.Clock) t.Clock = r.Clock;
         if (r.UnusedFrame >= 0) t.Pcp.Load(t.Machine, [r.UnusedFrame]);
+        if (r.Violation != null) t.ViolationNote ??= r.Violation; // made in the VMA grain, for this fault's trace
     }
 
     /// <summary>A speculative attempt nobody consumed (the access gave up): take its frame back.</summary>

@@ -48,6 +48,7 @@ public sealed class KernelSanitizer
         _counts[invariant] = _counts.GetValueOrDefault(invariant) + 1;
         _total++;
         _m.Events.Record(t, EventKind.Violation, vma?.Id ?? -1, addr ?? 0, (long)StableHash.Of(invariant));
+        t.ViolationNote ??= $"{invariant}: {message}";
         if (_violations.Count < MaxRecords)
             _violations.Add(new Violation(invariant, _m.Policy.Name(), t.ToString(), t.Cpu, vma?.Id, addr, t.Clock, message, _m.Events.Recent(), site ?? invariant));
     }

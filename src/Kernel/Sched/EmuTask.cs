@@ -24,6 +24,12 @@ public sealed class EmuTask
     /// the lock code does not make the calls (most faults of a sampled run pay nothing for tracing).
     /// </summary>
     public bool LockEventsMuted;
+    /// <summary>
+    /// The first sanitizer report made on this task's behalf since the tracing observer last took it ("S6: …"),
+    /// wherever it was made: the sanitizer sets it, and under orleans a grain that ran part of the fault hands its note
+    /// back in the reply. The observer marks the fault's trace with it.
+    /// </summary>
+    public string? ViolationNote;
     /// <summary>How far this task may run before it must synchronise with the others (an engine's skew bound).</summary>
     public long Horizon = long.MaxValue;
     public IEmuScheduler Scheduler { get; set; }
