@@ -119,10 +119,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         {
             case OpKind.Read:
             case OpKind.Write:
-                _counters.Accesses++;
-                var outcome = await CpuAccess.Access(t, op.Addr, op.Kind == OpKind.Write);
-                if (outcome == FaultOutcome.Sigsegv) _counters.Sigsegv++;
-                else if (outcome == FaultOutcome.Sigbus) _counters.Sigbus++;
+                await OpExecutor.CountedAccess(t, op, _counters);
                 break;
             case OpKind.Compute:
                 await t.Delay(op.Ns);
