@@ -73,4 +73,12 @@ public class ScheduleExplorerTests
         Assert.Equal(7, r.Schedules);
         Assert.Equal(7, r.Clean);
     }
+
+    [Fact]
+    public void A_schedule_that_throws_ends_the_exploration_with_its_own_exception()
+    {
+        var bad = Template(FaultPolicy.Merged) with { Params = new Dictionary<string, string> { ["size_mb"] = "0" } };
+        var e = Assert.Throws<KernelConfigException>(() => ScheduleExplorer.Explore(bad, firstSeed: 1, schedules: 1_000_000, jobs: 2));
+        Assert.Contains("size_mb", e.Message);
+    }
 }

@@ -69,7 +69,16 @@ public static class ScheduleExplorer
                 int i = Interlocked.Increment(ref next) - 1;
                 if (i >= schedules || i > Volatile.Read(ref stopAt)) return;
                 long seed = firstSeed + i;
-                var r = SimRun.Run(template with { Seed = seed, Exploration = exploration, Sanitizer = true, KeepEventLog = false });
+                RunResult r;
+                try
+                {
+                    r = SimRun.Run(template with { Seed = seed, Exploration = exploration, Sanitizer = true, KeepEventLog = false });
+                }
+                catch
+                {
+                    Volatile.Write(ref stopAt, -1); // the other workers take no new seed: the failure is reported at once
+                    throw;
+                }
                 var outcome = ScheduleOutcome.Of(seed, r);
                 outcomes[i] = outcome;
                 progress?.Invoke(Interlocked.Increment(ref finished));
