@@ -48,7 +48,12 @@ public sealed class EmuTask
     /// <summary>How faults and page walks reach the address space (local objects, or grains).</summary>
     public Ports.IAddressSpacePort? AddressSpace { get; set; }
     /// <summary>The CPU's software TLB (null for a kernel thread).</summary>
-    public Cpu.Tlb? Tlb { get; }
+    public Cpu.Tlb? Tlb => Cpu >= 0 ? _tlb ??= Machine.Tlb(Cpu) : null;
+    /// <summary>
+    /// Taken from the machine on the first access: a VMA or mm grain makes a task for every CPU that calls it, and those
+    /// never look a translation up (8 KiB a CPU, most of such a grain's kernel state).
+    /// </summary>
+    private Cpu.Tlb? _tlb;
     /// <summary>The per-CPU page list frames are allocated from (local node).</summary>
     public Memory.PerCpuPages Pcp { get; }
 
@@ -61,7 +66,6 @@ public sealed class EmuTask
     public EmuTask(EmuMachine machine, int id, string name, int cpu, int node, IEmuScheduler scheduler)
     {
         Machine = machine;
-        Tlb = cpu >= 0 ? machine.Tlb(cpu) : null;
         Pcp = new Memory.PerCpuPages(machine.Cost.PcpBatch);
         Id = id;
         Name = name;
