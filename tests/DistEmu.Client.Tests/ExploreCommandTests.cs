@@ -131,12 +131,12 @@ public class ExploreCommandTests : InProcessCliTests
     public void Duration_ends_the_exploration_normally_with_a_share_of_the_time_per_policy()
     {
         var dir = Path.Combine(_tmp, "timed");
-        var (code, stdout, stderr) = Cli("explore", "--policies", "merged,ptl-drop", "--schedules", "1000000", "--duration", "1s", "--out", dir);
+        var (code, stdout, stderr) = Cli("explore", "--policies", "merged,ptl-drop", "--schedules", "1000000", "--duration", "2s", "--out", dir);
         Assert.True(code == 0, stderr);
-        Assert.Contains("stopped early: --duration 1s reached", stdout);
+        Assert.Contains("stopped early: --duration 2s reached", stdout);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "explore.json")));
         Assert.Equal("completed", doc.RootElement.GetProperty("status").GetString());
-        Assert.StartsWith("--duration 1s", doc.RootElement.GetProperty("stopped").GetString());
+        Assert.StartsWith("--duration 2s", doc.RootElement.GetProperty("stopped").GetString());
         foreach (var p in doc.RootElement.GetProperty("policies").EnumerateArray())
         {
             int n = p.GetProperty("schedules").GetInt32();
