@@ -71,6 +71,21 @@ public sealed class ExperimentOptions
         return items;
     }
 
+    /// <summary>A --policies value (experiment, explore): "all", or policy names separated by commas, each once.</summary>
+    internal static List<FaultPolicy> ParsePolicies(string value)
+    {
+        if (value == "all") return [.. FaultPolicies.All];
+        var policies = new List<FaultPolicy>();
+        foreach (var name in List("--policies", value))
+        {
+            var match = FaultPolicies.All.Where(p => p.Name() == name).ToList();
+            if (match.Count == 0)
+                throw new UsageException($"--policies '{name}': unknown policy; expected all or some of {string.Join(", ", FaultPolicies.All.Select(p => p.Name()))}");
+            policies.Add(match[0]);
+        }
+        return policies;
+    }
+
     public static ExperimentOptions Parse(string[] args)
     {
         var o = new ExperimentOptions();
@@ -83,17 +98,8 @@ public sealed class ExperimentOptions
             switch (a)
             {
                 case "--policies":
-                    var pv = Value();
                     o.Policies.Clear();
-                    if (pv == "all") o.Policies.AddRange(FaultPolicies.All);
-                    else
-                        foreach (var name in List(a, pv))
-                        {
-                            var match = FaultPolicies.All.Where(p => p.Name() == name).ToList();
-                            if (match.Count == 0)
-                                throw new UsageException($"--policies '{name}': unknown policy; expected all or some of {string.Join(", ", FaultPolicies.All.Select(p => p.Name()))}");
-                            o.Policies.Add(match[0]);
-                        }
+                    o.Policies.AddRange(ParsePolicies(Value()));
                     break;
                 case "--presets":
                     o.Presets.Clear();

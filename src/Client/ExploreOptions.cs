@@ -70,23 +70,8 @@ public sealed class ExploreOptions
             switch (r.Current)
             {
                 case "--policies":
-                    var pv = r.Value();
                     o.Policies.Clear();
-                    if (pv == "all")
-                    {
-                        o.Policies.AddRange(FaultPolicies.All);
-                        break;
-                    }
-                    foreach (var name in pv.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-                    {
-                        var match = FaultPolicies.All.Where(p => p.Name() == name).ToList();
-                        if (match.Count == 0)
-                            throw new UsageException($"--policies '{name}': unknown policy; expected all or some of {string.Join(", ", FaultPolicies.All.Select(p => p.Name()))}");
-                        if (o.Policies.Contains(match[0]))
-                            throw new UsageException($"--policies '{pv}': {name} is listed twice");
-                        o.Policies.Add(match[0]);
-                    }
-                    if (o.Policies.Count == 0) throw new UsageException($"--policies '{pv}': no policy given");
+                    o.Policies.AddRange(ExperimentOptions.ParsePolicies(r.Value()));
                     break;
                 case "--preset": o.Preset = r.Value(); presetGiven = true; break;
                 case "--machine": o.MachineFile = r.Value(); break;

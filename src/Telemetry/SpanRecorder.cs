@@ -163,7 +163,6 @@ public sealed partial class SpanRecorder : IKernelObserver
         s.Trace.Clear();
         s.Depth = 0;
         t.LockEventsMuted = false;
-        t.ViolationNote = null;
     }
 
     /// <summary>The live root ends with the recorded root's attributes; the files still get the recorded one.</summary>
