@@ -10,7 +10,7 @@ using DistEmu.Kernel.Sim;
 namespace DistEmu.Bench;
 
 /// <summary>
-/// page-fault1 (size_mb=16) under the sim engine, ~200k ops in total split over the tasks. One benchmark
+/// page-fault1 (<see cref="BenchConfigs"/>) under the sim engine, with and without run-ahead. One benchmark
 /// invocation is one whole <see cref="SimRun.Run"/> (machine construction included). The "Faults/host-s" column is
 /// emulated user faults per host second, computed from the mean time and the fault count of one run.
 /// </summary>
@@ -24,6 +24,9 @@ public class SimPageFault1
     [Params(true, false)]
     public bool Sanitizer { get; set; }
 
+    [Params(true, false)]
+    public bool RunAhead { get; set; }
+
     /// <summary>
     /// Run the job with BenchmarkDotNet's in-process toolchain (set by <c>sim --inproc</c>): no generated project is
     /// built, the already-built binaries are measured. Use it when src/Kernel is mid-edit and would not build.
@@ -33,7 +36,7 @@ public class SimPageFault1
     private SimRunOptions _options = null!;
 
     [GlobalSetup]
-    public void Setup() => _options = BenchConfigs.Options(Cpus, Sanitizer);
+    public void Setup() => _options = BenchConfigs.Options(Cpus, Sanitizer, RunAhead);
 
     [Benchmark]
     public long PageFault1() => SimRun.Run(_options).Machine.VmStat.Faults;

@@ -39,7 +39,7 @@ public sealed class GrainScheduler : IEmuScheduler
 
     public bool Bounded => _timeKeeper != null;
 
-    public bool MustYield(EmuTask task) => _timeKeeper != null && task.Clock > task.Horizon;
+    public bool MustYield(EmuTask task, bool exact) => _timeKeeper != null && task.Clock > task.Horizon;
 
     public void Resume(EmuTask task, long at, Action continuation)
     {

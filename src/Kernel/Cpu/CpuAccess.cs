@@ -28,8 +28,10 @@ public static class CpuAccess
             long pte = tlb.Lookup(vpn);
             if (pte == Pte.None || (write && !Pte.IsWritable(pte)))
             {
-                // TLB miss (or a write through a read-only translation): the hardware walks the page table.
-                await t.Delay(m.Cost.PageWalkNs);
+                // TLB miss (or a write through a read-only translation): the hardware walks the page table. A CPU's
+                // first translation in an mm puts it in mm_cpumask, which every shootdown reads: that walk never runs
+                // ahead of anyone (the sim engine's run-ahead).
+                await (t.Mm is { } mm && !mm.IsCpuMarked(t.Cpu) ? t.DelayExact(m.Cost.PageWalkNs) : t.Delay(m.Cost.PageWalkNs));
                 pte = await aspace.PageWalk(t, addr, write);
                 if (Pte.Kind(pte) != PteKind.Present || (write && !Pte.IsWritable(pte)))
                 {

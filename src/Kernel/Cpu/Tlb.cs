@@ -27,6 +27,9 @@ public sealed class Tlb
         return Pte.None;
     }
 
+    /// <summary>Whether <paramref name="vpn"/> has a translation here (a look without counting a hit or a miss).</summary>
+    public bool Holds(long vpn) => _tags[(int)(vpn & (Size - 1))] == vpn + 1;
+
     public void Fill(long vpn, long pte)
     {
         int i = (int)(vpn & (Size - 1));

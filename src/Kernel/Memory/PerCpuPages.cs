@@ -20,7 +20,7 @@ public sealed class PerCpuPages
     public async ValueTask Reserve(EmuMachine m, EmuTask t, int k)
     {
         if (_count >= k) return;
-        await t.Delay(m.Cost.PcpRefillNs);
+        await t.DelayExact(m.Cost.PcpRefillNs); // the node's free list: its order decides which frames each CPU gets
         if (_frames.Length - _count < m.Cost.PcpBatch)
             Array.Resize(ref _frames, _count + m.Cost.PcpBatch);
         var got = new long[m.Cost.PcpBatch];
@@ -64,7 +64,7 @@ public sealed class PerCpuPages
         t.Advance(m.Cost.PageAllocNs); // the list is this CPU's own
         if (_count == 0)
         {
-            await t.Delay(m.Cost.PcpRefillNs);
+            await t.DelayExact(m.Cost.PcpRefillNs); // the node's free list: its order decides which frames each CPU gets
             _count = await m.FramePort.AllocBulk(t, t.Node, _frames, _frames.Length);
             m.Frames.Pcp += _count;
             if (_count == 0)

@@ -147,7 +147,7 @@ public static class MigratePages
         var m = t.Machine;
         if (node == t.Node)
             return await t.Pcp.Alloc(m, t);
-        await t.Delay(m.Cost.PcpRefillNs);
+        await t.DelayExact(m.Cost.PcpRefillNs); // another node's free list: see PerCpuPages.Alloc
         var one = new long[1];
         if (await m.FramePort.AllocBulk(t, node, one, 1) == 0)
             return -1;

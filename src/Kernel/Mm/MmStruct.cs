@@ -33,6 +33,8 @@ public sealed class MmStruct
         LocalPort = new Ports.LocalAddressSpace(this);
     }
 
+    public bool IsCpuMarked(int cpu) => cpu < 0 || _cpumask[cpu];
+
     public void MarkCpu(int cpu)
     {
         if (cpu >= 0) _cpumask[cpu] = true;

@@ -16,6 +16,9 @@ public static class TlbFlush
     {
         var m = t.Machine;
         long s = start >> m.Spec.PageShift, e = (end + m.Spec.PageSize - 1) >> m.Spec.PageShift;
+        // mm_cpumask and every CPU's TLB are read and written here: in emulated-time order with everyone, even in
+        // the sim engine's run-ahead (a no-op when the clock was just synchronised).
+        await t.DelayExact(0);
         var cpus = mm.CpuMask().ToList();
         int remote = cpus.Count(c => c != t.Cpu);
         await m.TlbPort.Invalidate(cpus, s, e);

@@ -49,14 +49,19 @@ public sealed class EventLog
     public void Record(EmuTask t, EventKind kind, LockClass c, LockMode m, long ns) =>
         Record(t, kind, (long)c * 2 + (long)m, 0, ns);
 
-    /// <summary>The last events, oldest first, formatted for a violation record.</summary>
-    public IReadOnlyList<string> Recent(int max = 32)
+    /// <summary>
+    /// The last events up to emulated time <paramref name="upTo"/>, oldest first, formatted for a violation record. The
+    /// ring is in host order: tasks that ran ahead (the sim engine's run-ahead, or a step past a sync point) may have
+    /// logged later events already, which did not lead to the violation.
+    /// </summary>
+    public IReadOnlyList<string> Recent(long upTo = long.MaxValue, int max = 32)
     {
-        var list = new List<string>();
-        long n = Math.Min(Math.Min(_count, _ring.Length), max);
+        var events = new List<EmuEvent>();
+        long n = Math.Min(_count, _ring.Length);
         for (long i = _count - n + 1; i <= _count; i++)
-            list.Add(Format(_ring[i % _ring.Length]));
-        return list;
+            if (_ring[i % _ring.Length].Time <= upTo)
+                events.Add(_ring[i % _ring.Length]);
+        return events.OrderBy(e => e.Time).TakeLast(max).Select(Format).ToList();
     }
 
     public static string Format(EmuEvent e)

@@ -50,7 +50,7 @@ public sealed class KernelSanitizer
         _m.Events.Record(t, EventKind.Violation, vma?.Id ?? -1, addr ?? 0, (long)StableHash.Of(invariant));
         t.ViolationNote ??= $"{invariant}: {message}";
         if (_violations.Count < MaxRecords)
-            _violations.Add(new Violation(invariant, _m.Policy.Name(), t.ToString(), t.Cpu, vma?.Id, addr, t.Clock, message, _m.Events.Recent(), site ?? invariant));
+            _violations.Add(new Violation(invariant, _m.Policy.Name(), t.ToString(), t.Cpu, vma?.Id, addr, t.Clock, message, _m.Events.Recent(t.Clock), site ?? invariant));
     }
 
     // ---- S6: every lock released exactly once, by its holder, in the mode it was taken ----

@@ -77,6 +77,18 @@ public sealed class EmuTask
 
     /// <summary>The clock at which the engine last let this task go on: a check at the same clock needs no yield.</summary>
     internal long SyncedClock = -1;
+    /// <summary>
+    /// Set by the engine when it let the task pass a sync point ahead of a task with an earlier clock (run-ahead): such a
+    /// pass does not make <see cref="SyncedClock"/>, so an exact sync at the same clock still asks.
+    /// </summary>
+    internal bool AheadPass;
+    /// <summary>
+    /// The engine's run-ahead let this task pass sync points (not exact ones) while its clock is below this, without
+    /// asking again; the engine lowers it whenever what it knew changes.
+    /// </summary>
+    internal long FreeUntil = long.MinValue;
+    /// <summary>The sim engine's run-ahead bookkeeping for this task (what it will touch, until when); null when not taking part.</summary>
+    internal Sim.RunAheadClaim? Claim;
 
     /// <summary>
     /// Spend <paramref name="ns"/> of emulated time; yields to the engine if others must run first. Call it before
@@ -85,7 +97,17 @@ public sealed class EmuTask
     public DelayAwaitable Delay(long ns)
     {
         Clock += ns;
-        return new DelayAwaitable(this);
+        return new DelayAwaitable(this, exact: false);
+    }
+
+    /// <summary>
+    /// <see cref="Delay"/> before touching state that tasks in disjoint address ranges share and whose order decides
+    /// results (a node's free list): the engine never lets the task run ahead here, whatever it knows of the others.
+    /// </summary>
+    public DelayAwaitable DelayExact(long ns)
+    {
+        Clock += ns;
+        return new DelayAwaitable(this, exact: true);
     }
 
     /// <summary>
@@ -102,9 +124,9 @@ public sealed class EmuTask
     {
         long d = Scheduler.PreemptionDelay(this, site);
         if (d == 0)
-            return new DelayAwaitable(null);
+            return new DelayAwaitable(null, exact: false);
         Clock += d;
-        return new DelayAwaitable(this);
+        return new DelayAwaitable(this, exact: false);
     }
 
     public bool Holds(object lockObject)
@@ -133,13 +155,35 @@ internal readonly record struct HeldLock(object Lock, LockMode Mode);
 public readonly struct DelayAwaitable : ICriticalNotifyCompletion
 {
     private readonly EmuTask? _task;
+    private readonly bool _exact;
     /// <param name="task">Null: complete at once, no synchronisation.</param>
-    internal DelayAwaitable(EmuTask? task) => _task = task;
+    /// <param name="exact">The engine may not let the task run ahead of anyone here.</param>
+    internal DelayAwaitable(EmuTask? task, bool exact)
+    {
+        _task = task;
+        _exact = exact;
+    }
     public DelayAwaitable GetAwaiter() => this;
-    public bool IsCompleted => _task is null || _task.Clock == _task.SyncedClock || !_task.Scheduler.MustYield(_task);
+    public bool IsCompleted
+    {
+        get
+        {
+            var t = _task;
+            if (t is null || t.Clock == t.SyncedClock)
+                return true;
+            if (!_exact && t.Clock < t.FreeUntil)
+            {
+                t.AheadPass = true;
+                return true;
+            }
+            return !t.Scheduler.MustYield(t, _exact);
+        }
+    }
     public void GetResult()
     {
-        if (_task != null) _task.SyncedClock = _task.Clock;
+        if (_task is null) return;
+        if (_task.AheadPass) _task.AheadPass = false;
+        else _task.SyncedClock = _task.Clock;
     }
     public void OnCompleted(Action continuation) => _task!.Scheduler.Resume(_task, _task.Clock, continuation);
     public void UnsafeOnCompleted(Action continuation) => _task!.Scheduler.Resume(_task, _task.Clock, continuation);

@@ -7,8 +7,12 @@ namespace DistEmu.Kernel.Sched;
 /// </summary>
 public interface IEmuScheduler
 {
-    /// <summary>True if something else must happen before <paramref name="task"/> may go on at its clock (time order, or a skew bound).</summary>
-    bool MustYield(EmuTask task);
+    /// <summary>
+    /// True if something else must happen before <paramref name="task"/> may go on at its clock (time order, or a skew
+    /// bound). <paramref name="exact"/>: what follows touches state whose order between any two tasks decides results,
+    /// so an engine that lets tasks run ahead of each other (the sim engine's run-ahead) must not here.
+    /// </summary>
+    bool MustYield(EmuTask task, bool exact);
 
     /// <summary>Run <paramref name="continuation"/> for <paramref name="task"/>, which yielded, at emulated time <paramref name="at"/>.</summary>
     void Resume(EmuTask task, long at, Action continuation);

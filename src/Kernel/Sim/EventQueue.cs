@@ -36,15 +36,16 @@ internal sealed class EventQueue
         _heap[i] = new Entry { Time = time, Tie = tie, Action = action };
     }
 
-    /// <summary>The earliest entry's time; false when empty.</summary>
-    public bool TryPeekTime(out long time)
+    /// <summary>The earliest entry's time and tie-break; false when empty.</summary>
+    public bool TryPeek(out long time, out long tie)
     {
         if (_count == 0)
         {
-            time = 0;
+            time = tie = 0;
             return false;
         }
         time = _heap[0].Time;
+        tie = _heap[0].Tie;
         return true;
     }
 

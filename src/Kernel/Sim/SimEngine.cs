@@ -9,7 +9,7 @@ public sealed record Exploration
     public double PreemptProbability { get; init; }
     /// <summary>Largest injected delay, emulated ns.</summary>
     public long MaxPreemptNs { get; init; } = 5_000;
-    /// <summary>Break ties between events at the same emulated time randomly instead of FIFO.</summary>
+    /// <summary>Break ties between events at the same emulated time randomly instead of by task.</summary>
     public bool RandomTies { get; init; }
     /// <summary>
     /// Sites where a delay is drawn more often and longer: right after a lock is dropped is where races live
@@ -51,9 +51,27 @@ public sealed class SimEngine : IEmuScheduler
         Exploration = exploration ?? Exploration.None;
     }
 
-    public bool MustYield(EmuTask task) => _queue.TryPeekTime(out long head) && task.Clock > head;
+    /// <summary>Conservative lookahead for a workload run (null: every task waits its turn at every sync point).</summary>
+    public RunAhead? RunAhead { get; set; }
 
-    public void Resume(EmuTask task, long at, Action continuation) => Schedule(at, continuation);
+    /// <summary>
+    /// Events at one emulated ns run in task order (lowest id first), not in the order they were queued: that order
+    /// depends on how far each task got on the host, which run-ahead changes, and results must not. Exploration
+    /// draws ties at random instead.
+    /// </summary>
+    public bool MustYield(EmuTask task, bool exact)
+    {
+        if (!_queue.TryPeek(out long head, out long headTie) || task.Clock < head)
+            return false;
+        if (task.Clock == head && (Exploration.RandomTies || (headTie >> 32) > task.Id))
+            return false;
+        if (exact || RunAhead is null || !RunAhead.May(task))
+            return true;
+        task.AheadPass = true;
+        return false;
+    }
+
+    public void Resume(EmuTask task, long at, Action continuation) => Enqueue(at, task.Id, continuation);
 
     public void Sleeping(EmuTask task)
     {
@@ -61,12 +79,15 @@ public sealed class SimEngine : IEmuScheduler
 
     public void Woken(EmuTask task, long at, Action? continuation)
     {
-        if (continuation != null) Schedule(at, continuation);
+        if (continuation != null) Enqueue(at, task.Id, continuation);
     }
 
-    public void Schedule(long at, Action action)
+    /// <summary>Run <paramref name="action"/> at <paramref name="at"/> for task <paramref name="taskId"/> (ties by task).</summary>
+    public void Schedule(long at, int taskId, Action action) => Enqueue(at, taskId, action);
+
+    private void Enqueue(long at, int taskId, Action action)
     {
-        long tie = Exploration.RandomTies ? ((long)_rng.Next() << 32) | (uint)_seq : _seq;
+        long tie = Exploration.RandomTies ? ((long)_rng.Next() << 32) | (uint)_seq : ((long)taskId << 32) | (uint)_seq;
         _seq++;
         _queue.Enqueue(at, tie, action);
     }

@@ -46,7 +46,7 @@ public sealed class SimHarness
     public void Spawn(EmuTask t, long at, Func<EmuTask, ValueTask> body)
     {
         _running++;
-        Engine.Schedule(at, () =>
+        Engine.Schedule(at, t.Id, () =>
         {
             if (at > t.Clock) t.Clock = at;
             _ = RunBody(t, body);

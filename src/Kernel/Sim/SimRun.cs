@@ -25,6 +25,11 @@ public sealed record SimRunOptions
     /// <summary>Historical bugs switched back in (<see cref="BugSwitches.Names"/>), PROTOCOL.md §8.</summary>
     public IReadOnlyList<string>? Bugs { get; init; }
     public bool KeepEventLog { get; init; }
+    /// <summary>
+    /// Let tasks pass sync points ahead of others that provably cannot touch what they touch (<see cref="Sim.RunAhead"/>):
+    /// same results, fewer engine round trips. Off under exploration, whose random draws follow the host order.
+    /// </summary>
+    public bool RunAhead { get; init; } = true;
     /// <summary>Telemetry hooks (spans, metrics) for this run.</summary>
     public IKernelObserver? Observer { get; init; }
     /// <summary>Explicit op streams by task index, instead of the workload's (scripted scenarios; the workload still names the run).</summary>
@@ -94,6 +99,14 @@ public static class SimRun
         var files = workload.Files(ctx).Select(f => h.Machine.CreateFile(f.Name, f.DiskBacked)).ToList();
         var mm = h.Machine.CreateMm();
         var barrier = new TaskBarrier(tasks);
+        bool exploring = o.Exploration is { } x && (x.PreemptProbability > 0 || x.RandomTies || x.Hot.Count > 0);
+        // Exploration draws from one random source at every preemption point and tie, in host order: run-ahead would
+        // change which draw each point gets. Scripted delays are fixed per CPU and site, so they keep it.
+        var runAhead = o.RunAhead && !exploring ? new RunAhead(h.Machine, mm) : null;
+        h.Engine.RunAhead = runAhead;
+        // Ops read ahead per task: the further a task sees, the further others may run ahead of it (each op it will run
+        // takes a few ns at least); about 5 MB of ops in all (40 bytes each).
+        int window = Math.Clamp(131_072 / tasks, 64, 16_384);
         var counters = new List<TaskCounters>();
         long limit = o.EmulatedNs ?? long.MaxValue;
         RunStop? stopped = null;
@@ -102,6 +115,7 @@ public static class SimRun
         {
             int cpu = Spread(i, o.Machine);
             var t = h.NewTask(cpu, mm);
+            runAhead?.Register(t);
             if (o.Delays != null)
                 foreach (var ((dcpu, site), ns) in o.Delays)
                     if (dcpu == cpu) h.Engine.ScriptedDelays[(t.Id, site)] = ns;
@@ -112,16 +126,21 @@ public static class SimRun
             {
                 try
                 {
-                    using var ops = (o.Script is { } script ? script.GetValueOrDefault(index) ?? [] : workload.OpsFor(ctx, index, cpu)).GetEnumerator();
-                    while (c.Ops < o.OpsPerTask && task.Clock < limit && ops.MoveNext())
+                    using var stream = (o.Script is { } script ? script.GetValueOrDefault(index) ?? [] : workload.OpsFor(ctx, index, cpu)).GetEnumerator();
+                    var ops = runAhead is null
+                        ? new OpWindow(stream, 1, o.OpsPerTask, 0)
+                        : new OpWindow(stream, window, o.OpsPerTask, runAhead.AccessMinNs, runAhead.MissMinNs, task.Tlb, o.Machine.PageShift);
+                    while (task.Clock < limit && ops.MoveNext())
                     {
                         if ((stopped ??= o.Stop?.Invoke()) != null) break;
                         if (o.Progress != null && (++opsSinceProgress & 4095) == 0) o.Progress(task.Machine, task.Clock);
+                        runAhead?.BeforeOp(task, ops);
                         await OpExecutor.Execute(task, ops.Current, files, barrier, c);
                     }
                 }
                 finally
                 {
+                    runAhead?.Exit(task);
                     barrier.Leave();
                 }
             });

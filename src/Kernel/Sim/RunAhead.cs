@@ -1,0 +1,210 @@
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Sched;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Kernel.Sim;
+
+/// <summary>
+/// Conservative lookahead for the sim engine: a task may pass a sync point ahead of tasks with earlier clocks when
+/// none of them can touch what it touches before it gets there. That holds when
+/// <list type="bullet">
+/// <item>every task of the run is in a run of loads, stores and think time (its op stream, read ahead, says so), so no
+/// system call can write the VMA tree, a page table of another range, a TLB or mmap_lock for write before the
+/// earliest time any of them can leave its run (each op takes at least the cost of a TLB-hit access);</item>
+/// <item>the tasks' runs touch disjoint ranges, widened to whole VMAs and page-table pages, so no two take one VMA
+/// lock or PTL, or read each other's entries;</item>
+/// <item>the ranges hold only private anonymous memory, and no op that leaves entries a fault would act on beyond its
+/// own range (NUMA hinting, migration, swap and COW after fork free frames or shoot down other CPUs' TLBs) has run.</item>
+/// </list>
+/// What such runs still share, they share in a way whose order does not matter (mmap_lock taken for read with no
+/// writer, the tree read, counters and statistics), except a node's free list: a per-CPU list refill is an exact sync
+/// point (<see cref="EmuTask.DelayExact"/>), so frames come out as without run-ahead. Results are those of the exact
+/// engine; only the order of the event log's entries differs (RunAheadTests compare the two).
+/// </summary>
+public sealed class RunAhead
+{
+    private readonly MmStruct _mm;
+    private readonly List<EmuTask> _tasks = new();
+    private readonly long _pmdSize;
+    private int _epoch;
+    private int _checkedEpoch = -1;
+    private bool _tainted;
+
+    public RunAhead(EmuMachine machine, MmStruct mm)
+    {
+        _mm = mm;
+        _pmdSize = machine.Spec.PageSize * PtePage.Entries;
+        int minDistance = machine.Spec.Distance.SelectMany(r => r).Min();
+        var cost = machine.Cost;
+        AccessMinNs = Math.Max(0, Math.Min(cost.AccessAtDistanceNs(minDistance), cost.PageWalkNs));
+        MissMinNs = Math.Max(0, cost.PageWalkNs + Math.Min(cost.AccessAtDistanceNs(minDistance), cost.FaultEntryNs));
+    }
+
+    /// <summary>
+    /// The least emulated time one load or store takes: a TLB hit costs the access at the nearest distance, anything
+    /// else starts with a page walk.
+    /// </summary>
+    public long AccessMinNs { get; }
+
+    /// <summary>
+    /// The least a load or store takes when its page is not in the TLB: the page walk, then either the access or a fault
+    /// (which at least enters the kernel).
+    /// </summary>
+    public long MissMinNs { get; }
+
+    /// <summary>
+    /// Stretches granted: times a task was let past a sync point ahead of an earlier task, after which it passes further
+    /// ones on its own until its clock reaches the bound it was given or what the engine knew changes.
+    /// </summary>
+    public long Grants { get; private set; }
+
+    /// <summary>Op kinds that leave entries a later fault acts on beyond its own range (see the class summary).</summary>
+    private static bool Taints(OpKind k) => k is OpKind.NumaScan or OpKind.Migrate or OpKind.PageOut or OpKind.Fork;
+
+    /// <summary>Take part: every task of the run must, or nobody runs ahead.</summary>
+    public void Register(EmuTask t)
+    {
+        t.Claim = new RunAheadClaim();
+        _tasks.Add(t);
+        Changed();
+    }
+
+    /// <summary>Before <paramref name="t"/> runs <paramref name="w"/>'s current op, at its clock.</summary>
+    internal void BeforeOp(EmuTask t, OpWindow w)
+    {
+        var c = t.Claim!;
+        int left = w.RunLeft;
+        if (left == 0)
+        {
+            if (Taints(w.Current.Kind)) _tainted = true;
+            if (c.InRun)
+            {
+                c.InRun = false;
+                c.End = long.MinValue;
+                Changed();
+            }
+            return;
+        }
+        if (!c.InRun || w.RunLo < c.Lo || w.RunHi >= c.Hi && w.RunHi >= w.RunLo)
+        {
+            // Entering a run, or its range grew past the claim last checked: check everyone again.
+            c.InRun = true;
+            Changed();
+        }
+        c.RawLo = w.RunLo;
+        c.RawHi = w.RunHi;
+        c.End = w.RunIsLast ? long.MaxValue : t.Clock + w.RunMinNs;
+    }
+
+    /// <summary><paramref name="t"/> finished its stream.</summary>
+    public void Exit(EmuTask t)
+    {
+        var c = t.Claim!;
+        c.Live = false;
+        c.InRun = false;
+        c.End = long.MaxValue;
+        Changed();
+    }
+
+    /// <summary>A task entered or left a run, its claim grew, or it finished: every claim is checked again before use.</summary>
+    private void Changed()
+    {
+        _epoch++;
+        foreach (var t in _tasks) t.FreeUntil = long.MinValue;
+    }
+
+    /// <summary>May <paramref name="t"/>, whose clock is past the engine's next event, go on without yielding?</summary>
+    public bool May(EmuTask t)
+    {
+        var c = t.Claim;
+        if (c is null || !c.InRun || _tainted)
+            return false;
+        if (_checkedEpoch != _epoch)
+            CheckClaims();
+        if (!c.Disjoint)
+            return false;
+        if (c.Epoch != _epoch || t.Clock >= c.Bound)
+        {
+            c.Epoch = _epoch;
+            c.Bound = LeastOtherEnd(t);
+            if (t.Clock >= c.Bound)
+                return false;
+        }
+        Grants++;
+        t.FreeUntil = c.Bound;
+        return true;
+    }
+
+    private long LeastOtherEnd(EmuTask t)
+    {
+        long least = long.MaxValue;
+        foreach (var o in _tasks)
+            if (o != t && o.Claim!.Live && o.Claim.End < least)
+                least = o.Claim.End;
+        return least;
+    }
+
+    /// <summary>
+    /// Widen every claim to whole VMAs and page-table pages and mark those that are eligible and overlap no other. Run-ahead
+    /// needs every live task in a run: then no system call is under way, so the tree read here is the one every access
+    /// before the least <see cref="RunAheadClaim.End"/> sees.
+    /// </summary>
+    private void CheckClaims()
+    {
+        _checkedEpoch = _epoch;
+        bool allInRuns = true;
+        var claims = new List<RunAheadClaim>(_tasks.Count);
+        foreach (var t in _tasks)
+        {
+            var c = t.Claim!;
+            c.Disjoint = false;
+            if (!c.Live) continue;
+            if (!c.InRun)
+            {
+                allInRuns = false;
+                continue;
+            }
+            // Widened even when some task is outside a run, so that a run that stays inside its VMA does not count as
+            // growing at every op.
+            c.Disjoint = Widen(c);
+            if (c.Lo != c.Hi) claims.Add(c);
+        }
+        if (!allInRuns)
+        {
+            foreach (var t in _tasks) t.Claim!.Disjoint = false;
+            return;
+        }
+        // Sorted by start, a claim overlaps another iff an earlier one ends past its start or the next one starts
+        // before its end. Empty claims (think time only) overlap nothing.
+        claims.Sort((a, b) => a.Lo.CompareTo(b.Lo));
+        long furthestEnd = long.MinValue;
+        for (int i = 0; i < claims.Count; i++)
+        {
+            var c = claims[i];
+            if (furthestEnd > c.Lo || (i + 1 < claims.Count && claims[i + 1].Lo < c.Hi))
+                c.Disjoint = false;
+            furthestEnd = Math.Max(furthestEnd, c.Hi);
+        }
+    }
+
+    /// <summary>Widen <paramref name="c"/>'s raw range; false if it meets memory a run may not run ahead on.</summary>
+    private bool Widen(RunAheadClaim c)
+    {
+        if (c.RawLo > c.RawHi)
+        {
+            c.Lo = c.Hi = 0;
+            return true;
+        }
+        long lo = c.RawLo, hi = c.RawHi + 1;
+        foreach (var vma in _mm.Tree.Overlapping(lo, hi))
+        {
+            if (vma.File != null || (vma.Flags & VmFlags.Shared) != 0)
+                return false;
+            lo = Math.Min(lo, vma.Start);
+            hi = Math.Max(hi, vma.End);
+        }
+        c.Lo = lo / _pmdSize * _pmdSize;
+        c.Hi = (hi + _pmdSize - 1) / _pmdSize * _pmdSize;
+        return true;
+    }
+}

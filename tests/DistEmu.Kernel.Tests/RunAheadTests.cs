@@ -1,0 +1,196 @@
+using System.Text;
+using DistEmu.Kernel.Machine;
+using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Stats;
+using DistEmu.Kernel.Workloads;
+
+namespace DistEmu.Kernel.Tests;
+
+/// <summary>
+/// The sim engine's run-ahead (conservative lookahead) changes how often tasks wait their turn, never what happens:
+/// every counter, lock statistic, histogram, frame count and sanitizer report is the exact engine's.
+/// </summary>
+public class RunAheadTests
+{
+    private static MachineSpec Machine(FaultPolicy policy, int nodes = 2, int cpusPerNode = 4) => new()
+    {
+        Nodes = nodes,
+        CpusPerNode = cpusPerNode,
+        MemoryPerNodeBytes = 1L << 30,
+        Distance = MachineSpec.UniformDistance(nodes),
+        Policy = policy,
+    };
+
+    private static RunResult Run(MachineSpec m, string workload, bool runAhead, long ops, long seed = 3, Dictionary<string, string>? p = null) =>
+        SimRun.Run(new SimRunOptions
+        {
+            Machine = m,
+            Workload = workload,
+            Params = p,
+            Seed = seed,
+            OpsPerTask = ops,
+            RunAhead = runAhead,
+            KeepEventLog = true,
+        });
+
+    /// <summary>
+    /// Everything a run reports, and its event log as a multiset: every fault, lock hold, PTE write (with its frame) and
+    /// migration at the same emulated ns on the same task; only the order of entries at different tasks may differ.
+    /// </summary>
+    internal static string Results(RunResult r)
+    {
+        var m = r.Machine;
+        var s = new StringBuilder();
+        foreach (var f in typeof(VmStat).GetFields())
+            s.Append(f.Name).Append('=').Append(f.GetValue(m.VmStat)).Append(' ');
+        s.AppendLine();
+        foreach (var e in m.LockStats.Entries)
+            s.AppendLine($"{e.Class}/{e.Mode} acq={e.Acquisitions} con={e.Contentions} wait[{Histogram(e.Wait)}] hold[{Histogram(e.Hold)}]");
+        s.AppendLine($"fault latency [{Histogram(m.FaultLatency)}] migration wait [{Histogram(m.MigrationWait)}] writer wait [{Histogram(m.WriterWait)}]");
+        s.AppendLine($"frames {m.Frames} free per node {string.Join(",", m.Nodes.Select(n => n.FreeFrames))}");
+        foreach (var t in r.PerTask)
+            s.Append($"[{t.Ops} {t.Accesses} {t.Sigsegv} {t.Sigbus}]");
+        s.AppendLine($" emulated {r.EmulatedNs} events {r.EventCount}");
+        foreach (var v in m.Sanitizer.Violations)
+            s.AppendLine($"{v.Invariant} cpu{v.Cpu} vma{v.Vma} {v.Address} at {v.EmulatedNs}: {v.Message}");
+        s.AppendLine(string.Join("; ", r.Stalled));
+        ulong events = 0;
+        foreach (var e in r.Events!)
+            events += Mix(Mix(Mix(Mix(Mix(Mix((ulong)e.Time) ^ (ulong)e.Task) ^ (ulong)e.Kind) ^ (ulong)e.A) ^ (ulong)e.B) ^ (ulong)e.C);
+        s.AppendLine($"event multiset {r.Events!.Count} {events:x16}");
+        return s.ToString();
+    }
+
+    /// <summary>A 64-bit finaliser (splitmix64), so that summing hashes makes a fair multiset hash.</summary>
+    private static ulong Mix(ulong x)
+    {
+        x ^= x >> 30;
+        x *= 0xbf58476d1ce4e5b9;
+        x ^= x >> 27;
+        x *= 0x94d049bb133111eb;
+        return x ^ (x >> 31);
+    }
+
+    private static string Histogram(NsHistogram h) => $"n={h.Count} total={h.Total} min={h.Min} max={h.Max} p50={h.P50} p99={h.P99}";
+
+    public static IEnumerable<object[]> Cases() =>
+        from w in Workloads.Workloads.Names
+        from p in FaultPolicies.All
+        select new object[] { w, p.Name() };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Run_ahead_gives_the_exact_engines_results(string workload, string policy)
+    {
+        var m = Machine(FaultPolicies.Parse(policy));
+        // Small mappings, so that the fault loops map and unmap several times within the run.
+        var p = workload.StartsWith("page-fault") ? new Dictionary<string, string> { ["size_mb"] = "2" } : null;
+        var exact = Run(m, workload, runAhead: false, ops: 3_000, p: p);
+        var ahead = Run(m, workload, runAhead: true, ops: 3_000, p: p);
+        Assert.Equal(Results(exact), Results(ahead));
+    }
+
+    [Fact]
+    public void Page_fault1_tasks_run_ahead_of_each_other_and_the_engine_runs_far_fewer_events()
+    {
+        var m = Machine(FaultPolicy.Merged);
+        var exact = Run(m, "page-fault1", runAhead: false, ops: 20_000, p: new() { ["size_mb"] = "32" });
+        var ahead = Run(m, "page-fault1", runAhead: true, ops: 20_000, p: new() { ["size_mb"] = "32" });
+        Assert.Equal(Results(exact), Results(ahead));
+        Assert.True(ahead.EngineEvents * 4 < exact.EngineEvents,
+            $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
+    }
+
+    /// <summary>
+    /// Tasks 0 and 1 write the same pages one after the other (their claims overlap: each fault races the other's), while
+    /// tasks 2 and 3 each fill a region of their own.
+    /// </summary>
+    private static SimRunOptions SharedAndPrivate(bool runAhead)
+    {
+        const long page = 4096, shared = 0x7f00_0000_0000, own = 0x7f10_0000_0000;
+        List<Op> Writer(long start, long offsetNs, bool map)
+        {
+            var ops = new List<Op>();
+            if (map) ops.Add(Op.MapAnon(start, 1024 * page));
+            ops.Add(Op.Barrier());
+            ops.Add(Op.Compute(offsetNs));
+            for (int i = 0; i < 1024; i++) ops.Add(Op.Write(start + i * page));
+            return ops;
+        }
+        return new SimRunOptions
+        {
+            Machine = Machine(FaultPolicy.Merged),
+            Workload = "page-fault1",
+            Tasks = 4,
+            OpsPerTask = 2_000,
+            RunAhead = runAhead,
+            KeepEventLog = true,
+            Script = new Dictionary<int, IReadOnlyList<Op>>
+            {
+                [0] = Writer(shared, 0, map: true),
+                [1] = Writer(shared, 300, map: false),
+                [2] = Writer(own, 0, map: true),
+                [3] = Writer(own + (1L << 30), 0, map: true),
+            },
+        };
+    }
+
+    [Fact]
+    public void Tasks_whose_ranges_overlap_keep_their_exact_interleaving_while_the_others_run_ahead()
+    {
+        var exact = SimRun.Run(SharedAndPrivate(runAhead: false));
+        var ahead = SimRun.Run(SharedAndPrivate(runAhead: true));
+        Assert.Equal(Results(exact), Results(ahead));
+        Assert.True(ahead.EngineEvents * 2 < exact.EngineEvents,
+            $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
+    }
+
+    private static IEnumerator<Op> Stream(params Op[] ops) => ((IEnumerable<Op>)ops).GetEnumerator();
+
+    [Fact]
+    public void The_window_counts_a_miss_only_for_a_page_neither_in_the_TLB_nor_touched_before_it()
+    {
+        const long a = 0x10_0000, page = 4096;
+        var tlb = new Cpu.Tlb();
+        tlb.Fill((a + 2 * page) >> 12, Memory.Pte.None + 1);
+        var w = new OpWindow(Stream(Op.Write(a), Op.Write(a + page), Op.Write(a), Op.Write(a + 2 * page), Op.Compute(7)),
+            capacity: 16, limit: 100, accessMinNs: 5, missMinNs: 35, tlb: tlb);
+        Assert.True(w.MoveNext());
+        Assert.Equal(5, w.RunLeft);
+        // a and a+page miss; a again may hit (a is touched ahead of it); a+2 pages is in the TLB; think time is 7 ns.
+        Assert.Equal(35 + 35 + 5 + 5 + 7, w.RunMinNs);
+        Assert.Equal((a, a + 2 * page), (w.RunLo, w.RunHi));
+        Assert.True(w.RunIsLast);
+        Assert.True(w.MoveNext());
+        Assert.Equal(35 + 5 + 5 + 7, w.RunMinNs);
+    }
+
+    [Fact]
+    public void The_window_ends_a_run_at_the_first_system_call_and_starts_the_next_one_after_it()
+    {
+        const long a = 0x10_0000, b = 0x90_0000;
+        var w = new OpWindow(Stream(Op.Write(a), Op.Unmap(a, 4096), Op.Write(b), Op.Write(b)),
+            capacity: 16, limit: 100, accessMinNs: 5);
+        Assert.True(w.MoveNext());
+        Assert.Equal((1, 5L, false), (w.RunLeft, w.RunMinNs, w.RunIsLast));
+        Assert.True(w.MoveNext());
+        Assert.Equal(OpKind.Munmap, w.Current.Kind);
+        Assert.Equal(0, w.RunLeft);
+        Assert.True(w.MoveNext());
+        Assert.Equal((2, 10L, true), (w.RunLeft, w.RunMinNs, w.RunIsLast));
+        Assert.Equal((b, b), (w.RunLo, w.RunHi));
+        Assert.True(w.MoveNext());
+        Assert.False(w.MoveNext());
+    }
+
+    [Fact]
+    public void The_window_reads_no_further_than_the_ops_the_task_will_run()
+    {
+        var w = new OpWindow(Stream(Op.Write(0), Op.Write(4096), Op.Write(8192)), capacity: 16, limit: 2, accessMinNs: 5);
+        Assert.True(w.MoveNext());
+        Assert.Equal(2, w.RunLeft);
+        Assert.True(w.RunIsLast);
+        Assert.True(w.MoveNext());
+        Assert.False(w.MoveNext());
+    }
+}
