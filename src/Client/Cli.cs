@@ -67,6 +67,9 @@ public static class Cli
           --sanitizer on|off    check the protocol invariants (default: on)
           --explore             sim: schedule exploration on (seeded preemption delays, leaning on the window right
                                 after a lock is dropped), exactly as distemu explore runs a seed: reproduces its findings
+          --exact               sim: no run-ahead; every task waits its turn at every sync point. The results
+                                (counters, lock statistics, histograms, reports, event_log hash) are the same; it is
+                                slower, and there to check that they are
           --bug NAME            switch a historical bug back in (PROTOCOL.md §8), repeatable (the fork and
                                 mm_lock_seq ones under the sim engine only):
         {BugHelp}
@@ -254,6 +257,8 @@ public static class Cli
         if (o.Explore && (o.Engine != "sim" || o.Trace != null))
             throw new UsageException(o.Trace != null ? "--explore: explores a workload's schedules, not a trace replay"
                 : $"--explore: schedule exploration is the sim engine's (add --engine sim; not --engine {o.Engine})");
+        if (o.Exact && o.Engine != "sim")
+            throw new UsageException($"--exact: run-ahead is the sim engine's (add --engine sim; not --engine {o.Engine})");
         if (o.Explore && !o.Sanitizer)
             throw new UsageException("--explore: needs the sanitizer (drop --sanitizer off); the findings are its reports");
         if (o.Bugs.Count > 0 && o.Trace != null)
@@ -328,6 +333,7 @@ public static class Cli
             Sanitizer = o.Sanitizer,
             Exploration = o.Explore ? Exploration.Default : null,
             Bugs = o.Bugs,
+            RunAhead = !o.Exact,
         };
         // Telemetry is opened now, so an unwritable trace file fails before the run starts.
         using var telemetry = new RunTelemetry(o, machine, o.Engine);

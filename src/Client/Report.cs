@@ -184,6 +184,13 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
                 w.WriteNumber("events", result.EventCount);
                 w.WriteString("hash", result.EventHash.ToString("x16", Inv));
                 w.WriteEndObject();
+                // How the engine got there: resumptions it ran, and whether tasks ran ahead of each other (results do
+                // not depend on it; --exact turns it off).
+                w.WriteStartObject("sim_engine");
+                w.WriteNumber("events", result.EngineEvents);
+                w.WriteBoolean("run_ahead", result.RunAheadGrants != null);
+                if (result.RunAheadGrants is { } grants) w.WriteNumber("run_ahead_grants", grants);
+                w.WriteEndObject();
             }
             w.WriteStartObject("machine");
             w.WriteString("name", machine.Name);

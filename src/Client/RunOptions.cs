@@ -18,6 +18,8 @@ public sealed class RunOptions
     public bool Sanitizer { get; private set; } = true;
     /// <summary>Sim engine: schedule exploration on (seeded preemption delays), as distemu explore runs each seed.</summary>
     public bool Explore { get; private set; }
+    /// <summary>Sim engine: no run-ahead (every task waits its turn at every sync point); same results, slower.</summary>
+    public bool Exact { get; private set; }
     /// <summary>Sim engine: historical bugs switched back in (BugSwitches.Names).</summary>
     public List<string> Bugs { get; } = [];
     public string? Out { get; private set; }
@@ -110,6 +112,7 @@ public sealed class RunOptions
                     break;
                 case "--out": o.Out = Value(); break;
                 case "--explore": o.Explore = true; break;
+                case "--exact": o.Exact = true; break;
                 case "--bug":
                     var bug = Cli.ParseBug(Value());
                     if (!o.Bugs.Contains(bug)) o.Bugs.Add(bug);

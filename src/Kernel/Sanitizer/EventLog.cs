@@ -17,14 +17,18 @@ public readonly record struct EmuEvent(long Time, int Task, EventKind Kind, long
 }
 
 /// <summary>
-/// The run's event log: a running hash of every event (cheap; two runs with the same seed must give the same
-/// hash), the last events in a ring for violation reports, and, when asked, the whole log.
+/// The run's event log: a hash of every event (cheap; two runs with the same seed must give the same hash), the last
+/// events in a ring for violation reports, and, when asked, the whole log.
+/// The hash is of the history, not of the order the host ran it in: each event is hashed with its task's own event
+/// count, and the hashes are summed. So a task's sequence of events is fixed by it, while the interleaving of two
+/// tasks' events (which the sim engine's run-ahead changes, and which emulated times already order) is not.
 /// </summary>
 public sealed class EventLog
 {
-    private readonly EmuEvent[] _ring = new EmuEvent[48];
+    /// <summary>The last events (a power of two, so the slot is a mask, not a division, on the fault path).</summary>
+    private readonly EmuEvent[] _ring = new EmuEvent[64];
     private long _count;
-    private ulong _hash = 14695981039346656037UL;
+    private ulong _hash;
 
     public bool KeepRing { get; set; } = true;
     public List<EmuEvent>? Full { get; set; }
@@ -35,15 +39,23 @@ public sealed class EventLog
     {
         var e = new EmuEvent(t.Clock, t.Id, kind, a, b, c);
         _count++;
-        ulong h = _hash;
-        h = (h ^ (ulong)e.Time) * 1099511628211UL;
-        h = (h ^ (ulong)(uint)e.Task ^ ((ulong)kind << 32)) * 1099511628211UL;
-        h = (h ^ (ulong)a) * 1099511628211UL;
-        h = (h ^ (ulong)b) * 1099511628211UL;
-        h = (h ^ (ulong)c) * 1099511628211UL;
-        _hash = h;
-        if (KeepRing) _ring[_count % _ring.Length] = e;
+        // Fields folded by distinct odd multipliers (independent, so cheap on the fault path), then mixed once.
+        ulong h = ((ulong)e.Time ^ ((ulong)t.EventCount++ << 40)) * 0x9e3779b97f4a7c15UL
+            + ((uint)e.Task | ((ulong)kind << 32)) * 0xc2b2ae3d27d4eb4fUL
+            + (ulong)a * 0x165667b19e3779f9UL
+            + (ulong)b * 0xd6e8feb86659fd93UL
+            + (ulong)c * 0xff51afd7ed558ccdUL;
+        _hash += Mix(h);
+        if (KeepRing) _ring[_count & (_ring.Length - 1)] = e;
         Full?.Add(e);
+    }
+
+    /// <summary>splitmix64's finaliser: sums of its outputs make a fair multiset hash.</summary>
+    private static ulong Mix(ulong x)
+    {
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9UL;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebUL;
+        return x ^ (x >> 31);
     }
 
     public void Record(EmuTask t, EventKind kind, LockClass c, LockMode m, long ns) =>
@@ -59,8 +71,8 @@ public sealed class EventLog
         var events = new List<EmuEvent>();
         long n = Math.Min(_count, _ring.Length);
         for (long i = _count - n + 1; i <= _count; i++)
-            if (_ring[i % _ring.Length].Time <= upTo)
-                events.Add(_ring[i % _ring.Length]);
+            if (_ring[i & (_ring.Length - 1)].Time <= upTo)
+                events.Add(_ring[i & (_ring.Length - 1)]);
         return events.OrderBy(e => e.Time).TakeLast(max).Select(Format).ToList();
     }
 

@@ -61,6 +61,8 @@ public sealed class RunResult
     public long EventCount { get; init; }
     /// <summary>Resumptions the sim engine ran (task starts, yields, wake-ups): its cost driver; 0 under orleans.</summary>
     public long EngineEvents { get; init; }
+    /// <summary>Run-ahead stretches the sim engine granted (<see cref="Sim.RunAhead.Grants"/>); null when it ran exact.</summary>
+    public long? RunAheadGrants { get; init; }
     public List<EmuEvent>? Events { get; init; }
     public IReadOnlyList<string> Stalled { get; init; } = [];
     /// <summary>"completed", or "aborted" with <see cref="Reason"/>.</summary>
@@ -159,6 +161,7 @@ public static class SimRun
             EventHash = h.Machine.Events.Hash,
             EventCount = h.Machine.Events.Count,
             EngineEvents = h.Engine.EventsRun,
+            RunAheadGrants = runAhead?.Grants,
             Events = h.Machine.Events.Full,
             Stalled = h.Stalled,
             Status = stopped is { Aborted: true } ? "aborted" : "completed",
