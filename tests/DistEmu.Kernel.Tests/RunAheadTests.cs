@@ -131,6 +131,46 @@ public class RunAheadTests
             $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
     }
 
+    /// <summary>
+    /// Tasks 0 and 1 map one tmpfs file at different addresses and write its pages (they meet in its page cache);
+    /// tasks 2 and 3 each fill a file of their own.
+    /// </summary>
+    private static SimRunOptions OneFileTwoMappings(bool runAhead)
+    {
+        const long page = 4096;
+        List<Op> Writer(long start, int file, long offsetNs)
+        {
+            var ops = new List<Op> { Op.MapFile(start, 512 * page, file, shared: true), Op.Barrier(), Op.Compute(offsetNs) };
+            for (int i = 0; i < 512; i++) ops.Add(Op.Write(start + i * page));
+            return ops;
+        }
+        return new SimRunOptions
+        {
+            Machine = Machine(FaultPolicy.Merged),
+            Workload = "page-fault3",
+            Tasks = 4,
+            OpsPerTask = 1_000,
+            RunAhead = runAhead,
+            Script = new Dictionary<int, IReadOnlyList<Op>>
+            {
+                [0] = Writer(0x7f00_0000_0000, 0, 0),
+                [1] = Writer(0x7f20_0000_0000, 0, 200),
+                [2] = Writer(0x7f40_0000_0000, 2, 0),
+                [3] = Writer(0x7f60_0000_0000, 3, 0),
+            },
+        };
+    }
+
+    [Fact]
+    public void Tasks_that_map_one_file_at_different_addresses_keep_their_exact_interleaving()
+    {
+        var exact = SimRun.Run(OneFileTwoMappings(runAhead: false));
+        var ahead = SimRun.Run(OneFileTwoMappings(runAhead: true));
+        Assert.Equal(Results(exact), Results(ahead));
+        Assert.True(ahead.EngineEvents * 3 < exact.EngineEvents * 2,
+            $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
+    }
+
     private static IEnumerator<Op> Stream(params Op[] ops) => ((IEnumerable<Op>)ops).GetEnumerator();
 
     [Fact]

@@ -13,8 +13,9 @@ namespace DistEmu.Kernel.Sim;
 /// earliest time any of them can leave its run (each op takes at least the cost of a TLB-hit access);</item>
 /// <item>the tasks' runs touch disjoint ranges, widened to whole VMAs and page-table pages, so no two take one VMA
 /// lock or PTL, or read each other's entries;</item>
-/// <item>the ranges hold only private anonymous memory, and no op that leaves entries a fault would act on beyond its
-/// own range (NUMA hinting, migration, swap and COW after fork free frames or shoot down other CPUs' TLBs) has run.</item>
+/// <item>no two runs map one file (they would meet in its page cache and folios), none touches shared anonymous
+/// memory, and no op that leaves entries a fault would act on beyond its own range (NUMA hinting, migration, swap and
+/// COW after fork free frames or shoot down other CPUs' TLBs) has run.</item>
 /// </list>
 /// What such runs still share, they share in a way whose order does not matter (mmap_lock taken for read with no
 /// writer, the tree read, counters and statistics), except a node's free list: a per-CPU list refill is an exact sync
@@ -185,11 +186,23 @@ public sealed class RunAhead
                 c.Disjoint = false;
             furthestEnd = Math.Max(furthestEnd, c.Hi);
         }
+        // Two claims mapping one file meet in its page cache, wherever their ranges lie.
+        var fileOwner = new Dictionary<Memory.FileObject, RunAheadClaim>();
+        foreach (var c in claims)
+            foreach (var f in c.Files)
+                if (fileOwner.TryGetValue(f, out var other))
+                    other.Disjoint = c.Disjoint = false;
+                else
+                    fileOwner[f] = c;
     }
 
-    /// <summary>Widen <paramref name="c"/>'s raw range; false if it meets memory a run may not run ahead on.</summary>
+    /// <summary>
+    /// Widen <paramref name="c"/>'s raw range and list the files its VMAs map (their page caches and folios are shared
+    /// by every mapping of the file); false if it meets memory a run may not run ahead on (shared anonymous memory).
+    /// </summary>
     private bool Widen(RunAheadClaim c)
     {
+        c.Files.Clear();
         if (c.RawLo > c.RawHi)
         {
             c.Lo = c.Hi = 0;
@@ -198,7 +211,9 @@ public sealed class RunAhead
         long lo = c.RawLo, hi = c.RawHi + 1;
         foreach (var vma in _mm.Tree.Overlapping(lo, hi))
         {
-            if (vma.File != null || (vma.Flags & VmFlags.Shared) != 0)
+            if (vma.File is { } file)
+                c.Files.Add(file);
+            else if ((vma.Flags & VmFlags.Shared) != 0)
                 return false;
             lo = Math.Min(lo, vma.Start);
             hi = Math.Max(hi, vma.End);
