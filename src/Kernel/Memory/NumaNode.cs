@@ -7,9 +7,16 @@ namespace DistEmu.Kernel.Memory;
 /// </summary>
 public sealed class NumaNode
 {
+    /// <summary>
+    /// The free list is a stack kept in chunks of 4,096 frames (32 KiB, under the large-object heap's threshold): a
+    /// node that gets millions of frames back from munmap grows it chunk by chunk, where one array would be copied
+    /// at every doubling and, on the large-object heap, bring full collections.
+    /// </summary>
+    private const int ChunkShift = 12;
+    private const int ChunkMask = (1 << ChunkShift) - 1;
+    private readonly List<long[]> _free = new();
     private long _nextUnused;
-    private long[] _free = new long[64];
-    private int _freeCount;
+    private long _freeCount;
 
     public int Id { get; }
     public long FirstFrame { get; }
@@ -30,7 +37,10 @@ public sealed class NumaNode
     {
         int n = 0;
         while (n < max && _freeCount > 0)
-            into[offset + n++] = _free[--_freeCount];
+        {
+            _freeCount--;
+            into[offset + n++] = _free[(int)(_freeCount >> ChunkShift)][_freeCount & ChunkMask];
+        }
         while (n < max && _nextUnused < FirstFrame + FrameCount)
             into[offset + n++] = _nextUnused++;
         return n;
@@ -40,8 +50,10 @@ public sealed class NumaNode
     {
         if (frame < FirstFrame || frame >= FirstFrame + FrameCount)
             throw new InvalidOperationException($"frame {frame} does not belong to node {Id}");
-        if (_freeCount == _free.Length)
-            Array.Resize(ref _free, _free.Length * 2);
-        _free[_freeCount++] = frame;
+        int chunk = (int)(_freeCount >> ChunkShift);
+        if (chunk == _free.Count)
+            _free.Add(new long[1 << ChunkShift]);
+        _free[chunk][_freeCount & ChunkMask] = frame;
+        _freeCount++;
     }
 }
