@@ -88,87 +88,64 @@ public class RunAheadTests
             $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
     }
 
+    /// <summary>A task that maps (unless <paramref name="map"/> is null), waits for everyone, thinks, then writes pages in order.</summary>
+    private static List<Op> Writer(Op? map, long start, int pages, long thinkNs)
+    {
+        var ops = new List<Op>();
+        if (map is { } m) ops.Add(m);
+        ops.Add(Op.Barrier());
+        ops.Add(Op.Compute(thinkNs));
+        for (int i = 0; i < pages; i++) ops.Add(Op.Write(start + i * 4096L));
+        return ops;
+    }
+
+    /// <summary>Scripted streams, one task each, run both ways: the results must match and the engine must do less.</summary>
+    private static void AssertRunsAheadExactly(string workload, params List<Op>[] streams)
+    {
+        SimRunOptions Options(bool runAhead) => new()
+        {
+            Machine = Machine(FaultPolicy.Merged),
+            Workload = workload,
+            Tasks = streams.Length,
+            OpsPerTask = 2_000,
+            RunAhead = runAhead,
+            Script = streams.Select((ops, i) => (i, ops)).ToDictionary(x => x.i, x => (IReadOnlyList<Op>)x.ops),
+        };
+        var exact = SimRun.Run(Options(runAhead: false));
+        var ahead = SimRun.Run(Options(runAhead: true));
+        Assert.Equal(Results(exact), Results(ahead));
+        Assert.True(ahead.EngineEvents * 3 < exact.EngineEvents * 2,
+            $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
+    }
+
     /// <summary>
     /// Tasks 0 and 1 write the same pages one after the other (their claims overlap: each fault races the other's), while
     /// tasks 2 and 3 each fill a region of their own.
     /// </summary>
-    private static SimRunOptions SharedAndPrivate(bool runAhead)
-    {
-        const long page = 4096, shared = 0x7f00_0000_0000, own = 0x7f10_0000_0000;
-        List<Op> Writer(long start, long offsetNs, bool map)
-        {
-            var ops = new List<Op>();
-            if (map) ops.Add(Op.MapAnon(start, 1024 * page));
-            ops.Add(Op.Barrier());
-            ops.Add(Op.Compute(offsetNs));
-            for (int i = 0; i < 1024; i++) ops.Add(Op.Write(start + i * page));
-            return ops;
-        }
-        return new SimRunOptions
-        {
-            Machine = Machine(FaultPolicy.Merged),
-            Workload = "page-fault1",
-            Tasks = 4,
-            OpsPerTask = 2_000,
-            RunAhead = runAhead,
-            Script = new Dictionary<int, IReadOnlyList<Op>>
-            {
-                [0] = Writer(shared, 0, map: true),
-                [1] = Writer(shared, 300, map: false),
-                [2] = Writer(own, 0, map: true),
-                [3] = Writer(own + (1L << 30), 0, map: true),
-            },
-        };
-    }
-
     [Fact]
     public void Tasks_whose_ranges_overlap_keep_their_exact_interleaving_while_the_others_run_ahead()
     {
-        var exact = SimRun.Run(SharedAndPrivate(runAhead: false));
-        var ahead = SimRun.Run(SharedAndPrivate(runAhead: true));
-        Assert.Equal(Results(exact), Results(ahead));
-        Assert.True(ahead.EngineEvents * 2 < exact.EngineEvents,
-            $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
+        const long shared = 0x7f00_0000_0000, own = 0x7f10_0000_0000, size = 1024 * 4096L;
+        AssertRunsAheadExactly("page-fault1",
+            Writer(Op.MapAnon(shared, size), shared, 1024, 0),
+            Writer(null, shared, 1024, 300),
+            Writer(Op.MapAnon(own, size), own, 1024, 0),
+            Writer(Op.MapAnon(own + (1L << 30), size), own + (1L << 30), 1024, 0));
     }
 
     /// <summary>
     /// Tasks 0 and 1 map one tmpfs file at different addresses and write its pages (they meet in its page cache);
     /// tasks 2 and 3 each fill a file of their own.
     /// </summary>
-    private static SimRunOptions OneFileTwoMappings(bool runAhead)
-    {
-        const long page = 4096;
-        List<Op> Writer(long start, int file, long offsetNs)
-        {
-            var ops = new List<Op> { Op.MapFile(start, 512 * page, file, shared: true), Op.Barrier(), Op.Compute(offsetNs) };
-            for (int i = 0; i < 512; i++) ops.Add(Op.Write(start + i * page));
-            return ops;
-        }
-        return new SimRunOptions
-        {
-            Machine = Machine(FaultPolicy.Merged),
-            Workload = "page-fault3",
-            Tasks = 4,
-            OpsPerTask = 1_000,
-            RunAhead = runAhead,
-            Script = new Dictionary<int, IReadOnlyList<Op>>
-            {
-                [0] = Writer(0x7f00_0000_0000, 0, 0),
-                [1] = Writer(0x7f20_0000_0000, 0, 200),
-                [2] = Writer(0x7f40_0000_0000, 2, 0),
-                [3] = Writer(0x7f60_0000_0000, 3, 0),
-            },
-        };
-    }
-
     [Fact]
     public void Tasks_that_map_one_file_at_different_addresses_keep_their_exact_interleaving()
     {
-        var exact = SimRun.Run(OneFileTwoMappings(runAhead: false));
-        var ahead = SimRun.Run(OneFileTwoMappings(runAhead: true));
-        Assert.Equal(Results(exact), Results(ahead));
-        Assert.True(ahead.EngineEvents * 3 < exact.EngineEvents * 2,
-            $"engine events: {ahead.EngineEvents} with run-ahead, {exact.EngineEvents} without");
+        List<Op> FileWriter(long start, int file, long thinkNs) => Writer(Op.MapFile(start, 512 * 4096L, file, shared: true), start, 512, thinkNs);
+        AssertRunsAheadExactly("page-fault3",
+            FileWriter(0x7f00_0000_0000, 0, 0),
+            FileWriter(0x7f20_0000_0000, 0, 200),
+            FileWriter(0x7f40_0000_0000, 2, 0),
+            FileWriter(0x7f60_0000_0000, 3, 0));
     }
 
     private static IEnumerator<Op> Stream(params Op[] ops) => ((IEnumerable<Op>)ops).GetEnumerator();

@@ -107,8 +107,9 @@ public static class SimRun
         var runAhead = o.RunAhead && !exploring ? new RunAhead(h.Machine, mm) : null;
         h.Engine.RunAhead = runAhead;
         // Ops read ahead per task: the further a task sees, the further others may run ahead of it (each op it will run
-        // takes a few ns at least); about 5 MB of ops in all (40 bytes each).
-        int window = Math.Clamp(131_072 / tasks, 64, 16_384);
+        // takes a few ns at least). 2,048 ops (80 KiB) keep the buffer off the large-object heap, whose allocations
+        // bring full collections; fewer per task on big machines, about 5 MB in all.
+        int window = Math.Clamp(131_072 / tasks, 64, 2_048);
         var counters = new List<TaskCounters>();
         long limit = o.EmulatedNs ?? long.MaxValue;
         RunStop? stopped = null;
