@@ -51,6 +51,9 @@ public sealed partial class SpanRecorder
         public readonly SpanRecorder Owner = owner;
         public readonly string Process = process;
         public readonly SpanBuffer Trace = new();
+        /// <summary>The task's id stream: which task (unique in the recorder's machine) and how many ids it drew.</summary>
+        public uint Salt;
+        public ulong NextId;
         private OpenSpan[] _open = new OpenSpan[4];
         public int Depth;
         public PendingLock[] Locks = new PendingLock[4];

@@ -37,7 +37,6 @@ public sealed partial class SpanRecorder : IKernelObserver
     private readonly string[] _lockSpanNames;
     private readonly Dictionary<VmFault, string> _faultResults = new();
     private readonly Dictionary<long, SpanRef> _lastMigration = new();
-    private ulong _next;
 
     public SpanRecorder(ITraceSink sink, TracingOptions options)
     {
@@ -63,15 +62,19 @@ public sealed partial class SpanRecorder : IKernelObserver
     private TaskState State(EmuTask t)
     {
         if (t.ObserverState is TaskState s && s.Owner == this) return s;
-        s = new TaskState(this, t.Cpu >= 0 ? $"cpu-{t.Cpu}" : t.Name);
+        s = new TaskState(this, t.Cpu >= 0 ? $"cpu-{t.Cpu}" : t.Name) { Salt = (uint)t.Id };
         t.ObserverState = s;
         return s;
     }
 
-    private ulong NewId()
+    /// <summary>
+    /// A trace or span id from the task's own stream: SplitMix64 over (run seed, task, the task's count), so ids are
+    /// unique, non-zero and fixed by the task's history, not by how the engine interleaved tasks on the host (the sim
+    /// engine's run-ahead changes that order; head sampling by trace id must not change with it).
+    /// </summary>
+    private ulong NewId(TaskState s)
     {
-        // SplitMix64 over a counter seeded by the run's seed: unique, non-zero, deterministic.
-        ulong z = unchecked(++_next + (ulong)_o.Seed * 0x9E3779B97F4A7C15UL);
+        ulong z = unchecked(++s.NextId + ((ulong)s.Salt << 40) + (ulong)_o.Seed * 0x9E3779B97F4A7C15UL);
         z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
         z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
         z ^= z >> 31;
@@ -90,7 +93,7 @@ public sealed partial class SpanRecorder : IKernelObserver
             s.Unbuilt = 0;
             s.ViolationsAtStart = t.Machine.Sanitizer.Total;
             t.ViolationNote = null; // a report before this fault is not this fault's
-            var (trace, spanId) = s.Reserved ?? (new TraceId(NewId(), NewId()), NewId());
+            var (trace, spanId) = s.Reserved ?? (new TraceId(NewId(s), NewId(s)), NewId(s));
             s.Reserved = null;
             // Head sampling, once per trace; contended-only decides at the end, from what the children measured.
             s.Suppressed = _contended < 0 && !Sampled(trace);
@@ -104,7 +107,7 @@ public sealed partial class SpanRecorder : IKernelObserver
             return ref root;
         }
         ref var parent = ref s.Top;
-        ref var child = ref s.Push(kind, name, start, parent.Trace, NewId(), parent.SpanId);
+        ref var child = ref s.Push(kind, name, start, parent.Trace, NewId(s), parent.SpanId);
         if (_host != null) child.HostStartNs = s.LastHostNs = _host();
         return ref child;
     }
@@ -227,7 +230,7 @@ public sealed partial class SpanRecorder : IKernelObserver
     {
         if (s.Depth == 0 || s.Suppressed || end - start < _contended) return null;
         ref var parent = ref s.Top;
-        var span = s.Trace.Add(parent.Trace, NewId(), parent.SpanId, name, start, s.Process, t.Node);
+        var span = s.Trace.Add(parent.Trace, NewId(s), parent.SpanId, name, start, s.Process, t.Node);
         span.EndNs = end;
         span.EmulatedDurationNs = end - start;
         if (_host != null)
@@ -273,7 +276,7 @@ public sealed partial class SpanRecorder : IKernelObserver
     {
         var s = State(task);
         if (s.Depth > 0) return Current(task);
-        s.Reserved ??= (new TraceId(NewId(), NewId()), NewId());
+        s.Reserved ??= (new TraceId(NewId(s), NewId(s)), NewId(s));
         var (trace, spanId) = s.Reserved.Value;
         return new TraceContext(trace, spanId, _contended >= 0 || Sampled(trace));
     }
