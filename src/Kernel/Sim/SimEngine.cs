@@ -29,9 +29,10 @@ public sealed record Exploration
 }
 
 /// <summary>
-/// The deterministic discrete-event engine: one thread, events ordered by (emulated time, tie-break), every random
-/// choice drawn from one seeded source. A task runs on without yielding while its clock is not ahead of the next
-/// event, so a lone CPU never pays for the queue. Same seed ⇒ same event order ⇒ same log and counters.
+/// The deterministic discrete-event engine: one thread, events ordered by (emulated time, task), every random choice
+/// drawn from one seeded source. A task runs on without yielding while its clock is not ahead of the next event, so a
+/// lone CPU never pays for the queue; with <see cref="RunAhead"/> it also runs on past tasks that provably cannot touch
+/// what it touches. Same seed ⇒ same history on every task ⇒ same event-log hash and counters, with or without it.
 /// </summary>
 public sealed class SimEngine : IEmuScheduler
 {
