@@ -57,6 +57,9 @@ public sealed class EmuMachine
             Frames.Total = spec.FramesPerNode * spec.Nodes;
             Frames.Free = Frames.Total;
         }
+        _framesPerNode = spec.FramesPerNode;
+        ClearPageNs = Cost.PageBandwidthNs(spec.PageSize, 10);
+        _nodeShift = long.IsPow2(_framesPerNode) ? System.Numerics.BitOperations.Log2((ulong)_framesPerNode) : -1;
         Folios = new FolioTable(this);
         Sanitizer = new KernelSanitizer(this) { Enabled = sanitizer };
         Events.KeepRing = sanitizer;
@@ -65,7 +68,15 @@ public sealed class EmuMachine
         TlbPort = new Ports.LocalTlbPort(this);
     }
 
-    public int NodeOfFrame(long frame) => (int)(frame / Spec.FramesPerNode);
+    /// <summary>clear_page: writing one page at local distance (every first touch pays it; computed once).</summary>
+    public long ClearPageNs { get; }
+
+    /// <summary>Frames per node, kept here: every access and every freed frame asks which node a frame is on.</summary>
+    private readonly long _framesPerNode;
+    /// <summary>log2 of <see cref="_framesPerNode"/> when it is a power of two (a shift instead of a division), else -1.</summary>
+    private readonly int _nodeShift;
+
+    public int NodeOfFrame(long frame) => _nodeShift >= 0 ? (int)(frame >> _nodeShift) : (int)(frame / _framesPerNode);
     public int Distance(int fromNode, int toNode) => Spec.Distance[fromNode][toNode];
     public long PageMask => ~((long)Spec.PageSize - 1);
     public long PageAlign(long addr) => addr & PageMask;

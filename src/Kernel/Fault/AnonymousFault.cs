@@ -30,7 +30,7 @@ public static partial class MmFault
         long frame = await t.Pcp.Alloc(m, t);
         if (frame < 0)
             return VmFault.Oom;
-        t.Advance(m.Cost.PageBandwidthNs(m.Spec.PageSize, 10)); // clear_page on a frame only we know of
+        t.Advance(m.ClearPageNs); // clear_page on a frame only we know of
         if (await SetPteIfSame(t, vma, addr, Pte.None, Pte.Present(frame, writable: true)))
         {
             m.Frames.InFlight--;

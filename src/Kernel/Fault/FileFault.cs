@@ -55,7 +55,7 @@ public static partial class MmFault
             }
             else
             {
-                await t.Delay(m.Cost.PageBandwidthNs(m.Spec.PageSize, 10));
+                await t.Delay(m.ClearPageNs);
             }
             m.Folios.Unlock(t, frame);
         }
