@@ -57,16 +57,33 @@ public sealed class PageTable
     public IEnumerable<PtePage> Pages => _pages.Values;
     public int PageCount => _pages.Count;
 
+    /// <summary>
+    /// The page-table page last found: a fault loop walks and faults in one 2 MiB region 512 times in a row, so most
+    /// lookups are the last one again (the kernel's walk reads the pmd; this saves a hash lookup). Cleared when that
+    /// page is freed.
+    /// </summary>
+    private PtePage? _last;
+
     /// <summary>pte_offset_map: the page-table page covering <paramref name="addr"/>, or null if none was allocated.</summary>
-    public PtePage? Lookup(long addr) => _pages.GetValueOrDefault(addr >> _shift);
+    public PtePage? Lookup(long addr)
+    {
+        long idx = addr >> _shift;
+        if (_last is { } last && last.Index == idx)
+            return last;
+        var p = _pages.GetValueOrDefault(idx);
+        if (p != null) _last = p;
+        return p;
+    }
 
     /// <summary>__pte_alloc: the page covering <paramref name="addr"/>, allocated if needed.</summary>
     public PtePage GetOrAlloc(long addr)
     {
         long idx = addr >> _shift;
+        if (_last is { } last && last.Index == idx)
+            return last;
         if (!_pages.TryGetValue(idx, out var p))
             _pages[idx] = p = new PtePage(_m, idx, _owner);
-        return p;
+        return _last = p;
     }
 
     public int IndexOf(long addr) => (int)((addr >> _m.Spec.PageShift) & (PtePage.Entries - 1));
@@ -113,6 +130,7 @@ public sealed class PageTable
             if (tree.Overlapping(s, e).Count > 0) continue;
             p.Freed = true;
             _pages.Remove(p.Index);
+            if (ReferenceEquals(_last, p)) _last = null;
             n++;
         }
         return n;

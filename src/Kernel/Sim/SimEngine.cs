@@ -39,6 +39,8 @@ public sealed class SimEngine : IEmuScheduler
     private readonly EventQueue _queue = new();
     private readonly Random _rng;
     private long _seq;
+    /// <summary>The exploration injects delays at preemption points (a probability, or hot sites).</summary>
+    private readonly bool _explores;
 
     public Exploration Exploration { get; }
     /// <summary>Scripted delays for tests: (task id, site) → ns, applied before any random ones.</summary>
@@ -50,6 +52,7 @@ public sealed class SimEngine : IEmuScheduler
     {
         _rng = new Random(unchecked((int)(seed ^ (seed >> 32))));
         Exploration = exploration ?? Exploration.None;
+        _explores = Exploration.PreemptProbability > 0 || Exploration.Hot.Count > 0;
     }
 
     /// <summary>Conservative lookahead for a workload run (null: every task waits its turn at every sync point).</summary>
@@ -95,6 +98,9 @@ public sealed class SimEngine : IEmuScheduler
 
     public long PreemptionDelay(EmuTask task, PreemptSite site)
     {
+        // Every fault passes two preemption points: without exploration or scripted delays, no lookups.
+        if (!_explores && ScriptedDelays.Count == 0)
+            return 0;
         if (ScriptedDelays.TryGetValue((task.Id, site), out long ns))
             return ns;
         var (p, max) = Exploration.Hot.TryGetValue(site, out var hot) ? hot : (Exploration.PreemptProbability, Exploration.MaxPreemptNs);

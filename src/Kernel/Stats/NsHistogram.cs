@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using HdrHistogram;
 
 namespace DistEmu.Kernel.Stats;
@@ -41,9 +43,12 @@ public sealed class NsHistogram
         if (_h is null)
         {
             _few ??= new Dictionary<long, long>();
-            if (_few.TryGetValue(value, out long n))
+            // One hash lookup for the common case, a value seen before (lock holds and fault latencies repeat): every
+            // fault records three of them.
+            ref long n = ref CollectionsMarshal.GetValueRefOrNullRef(_few, value);
+            if (!Unsafe.IsNullRef(ref n))
             {
-                _few[value] = n + count;
+                n += count;
                 return;
             }
             if (_few.Count < Inline)
