@@ -425,6 +425,7 @@ public static class Cli
             EmulatedNs = r.Harness.MaxClock,
             HostSeconds = sw.Elapsed.TotalSeconds,
             Stalled = r.Harness.Stalled,
+            EngineEvents = r.Harness.Engine.EventsRun,
         };
         telemetry.Finish(result);
         return (result, ("trace", parameters), r.Report.ToJson());

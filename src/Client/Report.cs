@@ -65,6 +65,10 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             .. (result.GrainCalls is { } gc
                 ? new[] { new[] { "grain calls", N(gc.Total) }, ["grain calls / fault", (V.Faults > 0 ? (double)gc.Total / V.Faults : 0).ToString("N2", Inv)] }
                 : []),
+            // The sim engine's cost driver: resumptions per fault (6–7 for each fault of a many-CPU run when exact).
+            .. (result.Engine == "sim" && V.Faults > 0 && result.EngineEvents > 0
+                ? new[] { new[] { result.RunAheadGrants != null ? "engine events / fault (run-ahead)" : "engine events / fault (exact)", ((double)result.EngineEvents / V.Faults).ToString("N2", Inv) } }
+                : []),
         ]));
         sb.AppendLine();
         sb.Append(Table(["vmstat", "value"], VmCounters().Select(c => new[] { c.Name, N(c.Value) }).ToList()));

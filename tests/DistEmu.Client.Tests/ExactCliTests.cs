@@ -9,8 +9,10 @@ public sealed class ExactCliTests : InProcessCliTests
     {
         var dir = Path.Combine(_tmp, name);
         string[] args = ["run", "--engine", "sim", "--preset", "small", "--workload", "page-fault1", "--param", "size_mb=2", "--ops", "3000", "--out", dir, .. extra];
-        var (code, _, stderr) = Cli(args);
+        var (code, stdout, stderr) = Cli(args);
         Assert.True(code == 0, stderr);
+        // The summary says which way the engine ran and what it cost.
+        Assert.Contains(extra.Contains("--exact") ? "engine events / fault (exact)" : "engine events / fault (run-ahead)", stdout);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "stats.json")));
         return doc.RootElement.Clone();
     }
