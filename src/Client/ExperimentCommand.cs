@@ -193,7 +193,7 @@ public static class ExperimentCommand
         var groups = o.Silos?.Select(n => (int?)n).ToList() ?? [null];
         int total = points.Count * groups.Count;
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"experiment: {total} runs on the {o.Engine} engine{(o.Engine == "sim" ? " (schedule exploration on)" : $" (--quantum {o.Quantum})")}{(o.Silos is null ? "" : $" on {string.Join(", ", o.Silos)} local silo process(es)")}, {o.Ops} ops per task"));
+            $"experiment: {total} runs on the {o.Engine} engine{(o.Engine == "sim" ? (o.Explore ? " (schedule exploration on)" : " (no exploration: run-ahead)") : $" (--quantum {o.Quantum})")}{(o.Silos is null ? "" : $" on {string.Join(", ", o.Silos)} local silo process(es)")}, {o.Ops} ops per task"));
         var rows = new List<ExperimentRow>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         // Ctrl-C stops the current run (partial, so no results are written) and then every process started here.
@@ -229,7 +229,7 @@ public static class ExperimentCommand
                         OpsPerTask = o.Ops,
                         Tasks = p.Cpus,
                         Sanitizer = true,
-                        Exploration = o.Engine == "sim" ? Exploration.Default : null,
+                        Exploration = o.Engine == "sim" && o.Explore ? Exploration.Default : null,
                         Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)") : null,
                     };
                     var result = o.Engine == "sim" ? SimRun.Run(options)

@@ -31,6 +31,8 @@ public sealed class ExperimentOptions
           --engine sim|orleans  sim (default): the deterministic engine, with schedule exploration (seeded preemption
                                 delays) so the unsafe policies' races can show, and runs comparable across policies;
                                 orleans: a silo in this process per run, --quantum 1000 by default
+          --no-explore          sim: no schedule exploration; tasks run ahead where they provably do not interact
+                                (several times faster on page-fault loops), but races that need a delay do not show
           --quantum NS          orleans: emulated-time bound between CPUs (default: 1000)
           --silos 1,2,...       orleans on silo processes: for each count, start that many silos on loopback (redis
                                 membership: a redis-server started here unless --cluster), measure the grain-call
@@ -51,6 +53,8 @@ public sealed class ExperimentOptions
     public List<string> Workloads { get; } = ["migrate-munmap"];
     public List<int>? Cpus { get; private set; }
     public string Engine { get; private set; } = "sim";
+    /// <summary>Sim engine: schedule exploration on each run (default), or off (--no-explore: exact results, run-ahead).</summary>
+    public bool Explore { get; private set; } = true;
     /// <summary>Silo counts to run the matrix on, each as local silo processes (null: the sim engine or one embedded silo).</summary>
     public List<int>? Silos { get; private set; }
     /// <summary>With --silos: the membership table the local silos use (null: a redis-server started for them).</summary>
@@ -149,6 +153,7 @@ public sealed class ExperimentOptions
                     break;
                 case "--seed": o.Seed = reader.Long(); break;
                 case "--out": o.Out = Value(); break;
+                case "--no-explore": o.Explore = false; break;
                 default: throw new UsageException($"experiment: unknown option '{reader.Raw}' (see distemu experiment --help)");
             }
         }
@@ -161,6 +166,8 @@ public sealed class ExperimentOptions
         }
         else if (o.Cluster != null)
             throw new UsageException("--cluster: only with --silos (the membership table of the silos started here)");
+        if (!o.Explore && o.Engine != "sim")
+            throw new UsageException($"--no-explore: schedule exploration is the sim engine's (the {o.Engine} engine never explores)");
         return o;
     }
 }

@@ -195,7 +195,9 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         var sb = new StringBuilder();
         sb.Append("# distemu experiment\n\n");
         sb.Append(Inv, $"- engine: {options.Engine}");
-        sb.Append(options.Engine == "sim"
+        sb.Append(options.Engine == "sim" && !options.Explore
+            ? " — the deterministic engine without schedule exploration (`--no-explore`): no injected delays, and tasks run ahead of each other where they provably do not interact, with the exact engine's results; races that need a delay to happen do not show; same seed ⇒ same run\n"
+            : options.Engine == "sim"
             ? " — the deterministic engine, with schedule exploration on (`Exploration.Default`: seeded preemption delays, leaning on the window right after a lock is dropped) so the unsafe policies' races can appear; same seed ⇒ same run, so policies are compared on equal terms\n"
             : options.Silos is { } silos
                 ? $" — {string.Join(", ", silos)} local silo process(es) on loopback, a cluster of its own per count ({(options.Cluster is { } c ? "membership " + c : "redis membership on a redis-server started for it")}), the client in this process; --quantum {options.Quantum}; no schedule exploration\n"

@@ -41,6 +41,32 @@ public sealed class ExperimentTests : InProcessCliTests
     }
 
     [Fact]
+    public void Experiment_without_exploration_runs_what_run_runs_and_says_so()
+    {
+        var outDir = Path.Combine(_tmp, "noexplore");
+        var (code, stdout, stderr) = Cli("experiment", "--no-explore", "--policies", "merged", "--workloads", "page-fault1",
+            "--param", "size_mb=4", "--ops", "1500", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("(no exploration: run-ahead)", stdout);
+        Assert.Contains("--no-explore", File.ReadAllText(Path.Combine(outDir, "report.md")));
+        var row = Lines(File.ReadAllText(Path.Combine(outDir, "results.csv")))[1].Split(',');
+
+        // The same point through distemu run (sim, no exploration, seed 1): the same faults and latency tail.
+        var runDir = Path.Combine(_tmp, "run");
+        (code, _, stderr) = Cli("run", "--engine", "sim", "--policy", "merged", "--workload", "page-fault1", "--param", "size_mb=4",
+            "--ops", "1500", "--out", runDir);
+        Assert.True(code == 0, stderr);
+        using var stats = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "stats.json")));
+        Assert.Equal(stats.RootElement.GetProperty("faults").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture), row[5]);
+        Assert.Equal(stats.RootElement.GetProperty("fault_latency_ns").GetProperty("p99").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture), row[11]);
+
+        (code, _, stderr) = Cli("experiment", "--no-explore", "--engine", "orleans", "--out", Path.Combine(_tmp, "refused"));
+        Assert.Equal(2, code);
+        Assert.Contains("--no-explore", stderr);
+        Assert.False(Directory.Exists(Path.Combine(_tmp, "refused")));
+    }
+
+    [Fact]
     public void Experiment_on_orleans_fills_the_cross_silo_fraction()
     {
         var outDir = Path.Combine(_tmp, "orleans");
