@@ -86,9 +86,11 @@ public sealed class RunAhead
             }
             return;
         }
-        if (!c.InRun || w.RunLo < c.Lo || w.RunHi >= c.Hi && w.RunHi >= w.RunLo)
+        bool grew = w.RunLo <= w.RunHi && (w.RunLo < c.Lo || w.RunHi >= c.Hi);
+        if (!c.InRun || grew)
         {
-            // Entering a run, or its range grew past the claim last checked: check everyone again.
+            // Entering a run, or its range grew past the claim last checked (an entry's bump already forces the check
+            // that widens the claim): check everyone again.
             c.InRun = true;
             Changed();
         }
