@@ -1,20 +1,14 @@
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
+using DistEmu.Kernel.Workloads;
 using DistEmu.Silo;
 
 namespace DistEmu.Grains.Tests;
 
 internal static class EngineRuns
 {
-    public static MachineSpec Small(FaultPolicy policy) => new()
-    {
-        Name = "small",
-        Nodes = 2,
-        CpusPerNode = 4,
-        MemoryPerNodeBytes = 1L << 30,
-        Distance = MachineSpec.UniformDistance(2),
-        Policy = policy,
-    };
+    /// <summary>The small preset's shape (2 nodes × 4 CPUs, 1 GiB each), the one the LKML case runs on.</summary>
+    public static MachineSpec Small(FaultPolicy policy) => LkmlCase.Machine(policy);
 
     public static SimRunOptions Options(string workload, FaultPolicy policy, long ops) => new()
     {

@@ -12,14 +12,8 @@ namespace DistEmu.Kernel.Tests;
 /// </summary>
 public class RunAheadTests
 {
-    private static MachineSpec Machine(FaultPolicy policy, int nodes = 2, int cpusPerNode = 4) => new()
-    {
-        Nodes = nodes,
-        CpusPerNode = cpusPerNode,
-        MemoryPerNodeBytes = 1L << 30,
-        Distance = MachineSpec.UniformDistance(nodes),
-        Policy = policy,
-    };
+    /// <summary>2 nodes × 4 CPUs, 1 GiB each: the small preset's shape (the LKML case's machine).</summary>
+    private static MachineSpec Machine(FaultPolicy policy) => LkmlCase.Machine(policy);
 
     private static RunResult Run(MachineSpec m, string workload, bool runAhead, long ops, long seed = 3, Dictionary<string, string>? p = null) =>
         SimRun.Run(new SimRunOptions

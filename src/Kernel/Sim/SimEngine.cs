@@ -18,6 +18,11 @@ public sealed record Exploration
     public IReadOnlyDictionary<PreemptSite, (double Probability, long MaxNs)> Hot { get; init; } =
         new Dictionary<PreemptSite, (double, long)>();
 
+    /// <summary>Delays are injected at preemption points (a probability, or hot sites).</summary>
+    public bool InjectsDelays => PreemptProbability > 0 || Hot.Count > 0;
+    /// <summary>Anything is drawn from the engine's random source, in host order (delays or ties).</summary>
+    public bool DrawsAtRandom => InjectsDelays || RandomTies;
+
     public static Exploration None { get; } = new();
     public static Exploration Default { get; } = new()
     {
@@ -52,7 +57,7 @@ public sealed class SimEngine : IEmuScheduler
     {
         _rng = new Random(unchecked((int)(seed ^ (seed >> 32))));
         Exploration = exploration ?? Exploration.None;
-        _explores = Exploration.PreemptProbability > 0 || Exploration.Hot.Count > 0;
+        _explores = Exploration.InjectsDelays;
     }
 
     /// <summary>Conservative lookahead for a workload run (null: every task waits its turn at every sync point).</summary>

@@ -101,10 +101,9 @@ public static class SimRun
         var files = workload.Files(ctx).Select(f => h.Machine.CreateFile(f.Name, f.DiskBacked)).ToList();
         var mm = h.Machine.CreateMm();
         var barrier = new TaskBarrier(tasks);
-        bool exploring = o.Exploration is { } x && (x.PreemptProbability > 0 || x.RandomTies || x.Hot.Count > 0);
         // Exploration draws from one random source at every preemption point and tie, in host order: run-ahead would
         // change which draw each point gets. Scripted delays are fixed per CPU and site, so they keep it.
-        var runAhead = o.RunAhead && !exploring ? new RunAhead(h.Machine, mm) : null;
+        var runAhead = o.RunAhead && o.Exploration is not { DrawsAtRandom: true } ? new RunAhead(h.Machine, mm) : null;
         h.Engine.RunAhead = runAhead;
         // Ops read ahead per task: the further a task sees, the further others may run ahead of it (each op it will run
         // takes a few ns at least). 2,048 ops (80 KiB) keep the buffer off the large-object heap, whose allocations
