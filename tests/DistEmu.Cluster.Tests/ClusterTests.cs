@@ -87,7 +87,12 @@ public sealed class AttachedRunTests(TwoSilos fixture) : IClassFixture<TwoSilos>
         {
             foreach (var ((kind, node), count) in silos[i].Grains)
             {
-                if (node < 0) continue; // machine, mm: grains of no node
+                if (node < 0)
+                {
+                    // The machine, the mm, the wait graph: grains of no node stay with node 0, whichever silo placed them.
+                    Assert.True(i == 0, $"{count} {kind} grain(s) of no node on silo {i} ({silos[i].Address}), not with node 0");
+                    continue;
+                }
                 Assert.True(NumaPlacementDirector.SiloIndex(node, 2, silos.Count) == i, $"{count} {kind} grains of node{node} on silo {i} ({silos[i].Address})");
                 placed += count;
             }
@@ -131,6 +136,12 @@ public sealed class SiloLossTests : IDisposable
             await Task.Delay(250);
         }
         await Task.Delay(1000);
+        // What the test relies on: node 1's silo holds only node 1's grains; the machine, the mm (whose VMAs count pgfault)
+        // and the wait graph live with node 0, so their counters survive.
+        silos = await DistEmu.Client.ClusterStatus.QueryAsync(cluster.Client);
+        Assert.Equal(2, silos.Count);
+        Assert.True(silos[1].Grains.Keys.All(k => k.Node == 1), "the silo to kill holds grains of other nodes: " + DistEmu.Client.ClusterStatus.Format(cluster.Target, silos));
+        Assert.True(silos[0].Grains.Keys.Any(k => k.Kind == "mm"), "the mm is not with node 0: " + DistEmu.Client.ClusterStatus.Format(cluster.Target, silos));
         int port = Cli.PortOf(silos[1].Address);
         int index = cluster.SiloPorts.ToList().IndexOf(port);
         Assert.True(index >= 0, $"no silo process on port {port}");

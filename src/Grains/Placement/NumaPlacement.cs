@@ -28,9 +28,14 @@ public sealed class NumaPlacementAttribute() : PlacementAttribute(NumaPlacement.
 /// first silo: the machine grain is placed before any configuration exists to read. The node count and map are the
 /// run's (its machine grain's configuration), read once per run and silo.
 /// </summary>
-public sealed class NumaPlacementDirector(IGrainFactory grains) : IPlacementDirector
+public sealed class NumaPlacementDirector(IGrainFactory grains, IClusterMembershipService membership) : IPlacementDirector
 {
     private readonly ConcurrentDictionary<string, Task<(int Nodes, int[]? SiloOfNode)>> _runs = new();
+    /// <summary>Membership versions for which waiting for every active silo's manifest timed out (not waited for again).</summary>
+    private readonly ConcurrentDictionary<MembershipVersion, bool> _incomplete = new();
+
+    /// <summary>How long a placement waits for the manifests of silos that membership already lists as active.</summary>
+    public TimeSpan ManifestWait { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>The index, among <paramref name="silos"/> silos sorted by address, of the silo of node <paramref name="node"/> of <paramref name="nodes"/>.</summary>
     public static int SiloIndex(int node, int nodes, int silos) =>
@@ -38,7 +43,7 @@ public sealed class NumaPlacementDirector(IGrainFactory grains) : IPlacementDire
 
     public async Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
-        var silos = context.GetCompatibleSilos(target);
+        var silos = await CompatibleSilos(target, context);
         if (silos.Length == 0) throw new OrleansException($"no compatible silo for {target.GrainIdentity}");
         if (silos.Length == 1) return silos[0];
         var sorted = silos.ToArray();
@@ -48,6 +53,31 @@ public sealed class NumaPlacementDirector(IGrainFactory grains) : IPlacementDire
         if (node < 0) return sorted[0];
         var (nodes, map) = await RunOf(GrainKeys.RunOf(key));
         return sorted[PlacementMap.SiloIndex(map, node, nodes, sorted.Length)];
+    }
+
+    /// <summary>
+    /// The silos this one may place on. A silo that just joined is active in membership before its grain manifest has
+    /// reached this silo, and only then does it count as compatible here. A placement made in that gap would choose from
+    /// fewer silos than the other silos choose from, and put a node's grains (or the machine's, the mm's, the wait
+    /// graph's) somewhere else than the rest of the run. So placement waits, up to <see cref="ManifestWait"/> once per
+    /// membership version, until every active member is compatible.
+    /// </summary>
+    private async Task<SiloAddress[]> CompatibleSilos(PlacementTarget target, IPlacementContext context)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var silos = context.GetCompatibleSilos(target);
+            var snapshot = membership.CurrentSnapshot;
+            int active = snapshot.Members.Values.Count(m => m.Status == SiloStatus.Active);
+            if (silos.Length >= active || _incomplete.ContainsKey(snapshot.Version)) return silos;
+            if (waited.Elapsed > ManifestWait)
+            {
+                _incomplete[snapshot.Version] = true;
+                return silos;
+            }
+            await Task.Delay(50);
+        }
     }
 
     private Task<(int, int[]?)> RunOf(string run)
