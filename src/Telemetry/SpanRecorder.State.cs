@@ -58,7 +58,6 @@ public sealed partial class SpanRecorder
         public int Depth;
         public PendingLock[] Locks = new PendingLock[4];
         public int LockCount;
-        public long ViolationsAtStart;
         public bool Retried;
         public long MaxWaitOrHold;
         /// <summary>Closed records not built (nested spans of a trace left out by head sampling).</summary>

@@ -91,7 +91,6 @@ public sealed partial class SpanRecorder : IKernelObserver
             s.Retried = false;
             s.MaxWaitOrHold = 0;
             s.Unbuilt = 0;
-            s.ViolationsAtStart = t.Machine.Sanitizer.Total;
             t.ViolationNote = null; // a report before this fault is not this fault's
             var (trace, spanId) = s.Reserved ?? (new TraceId(NewId(s), NewId(s)), NewId(s));
             s.Reserved = null;
@@ -140,7 +139,10 @@ public sealed partial class SpanRecorder : IKernelObserver
             FlushUnderRemote(s);
             return;
         }
-        bool violated = t.Machine.Sanitizer.Total > s.ViolationsAtStart || t.ViolationNote != null;
+        // This fault met a violation when one was reported on its own CPU while it ran (KernelSanitizer.Report notes it on
+        // the task; a grain's reply carries it back). Not the machine-wide count: what other CPUs report in the meantime
+        // follows the host's order of running them, which run-ahead changes.
+        bool violated = t.ViolationNote != null;
         // With children recorded elsewhere (grains), a root that lasted the threshold is kept: theirs may be over it.
         long longest = _o.ChildrenElsewhere ? Math.Max(s.MaxWaitOrHold, end - o.StartNs) : s.MaxWaitOrHold;
         bool keep = s.Retried || violated || (_contended >= 0 ? longest >= _contended : !s.Suppressed);

@@ -41,6 +41,13 @@ public class ViolationSpanTests
         Assert.Equal($"S8: {v.Message}", span.ErrorDescription);
         // Sampled at 1 %, yet kept for its violation; the other kept faults are not marked.
         Assert.True(sink.Traces.Count < r.Machine.VmStat.Faults / 10, $"{sink.Traces.Count} traces of {r.Machine.VmStat.Faults} faults");
+        // A root kept against head sampling is kept for its own retry or violation, not for one another CPU met meanwhile.
+        foreach (var root in sink.All.Where(s => s.Tags.Any(t => t.Key == "emu.children_sampled_out")))
+        {
+            var rt = root.Tags.ToDictionary(t => t.Key, t => t.Value);
+            Assert.True(rt.ContainsKey("emu.violation") || rt.GetValueOrDefault("emu.retry") is true,
+                $"{root.Name} of cpu{rt["emu.cpu"]} at {rt["emu.start_ns"]} ns kept with neither a retry nor a violation of its own");
+        }
     }
 
     [Fact]
