@@ -233,6 +233,11 @@ public sealed class StatsMessage
     [Id(16)] public List<SpanMessage> Spans = new();
     /// <summary>Spans recorded, left out by sampling, and dropped at the grain's bound.</summary>
     [Id(17)] public long[] SpanCounts = new long[3];
+    /// <summary>
+    /// Grains that answered from an activation that took no part in the run: never used, or, once a silo was lost,
+    /// activated anew without the state that went with it. Only a run that failed counts them as lost.
+    /// </summary>
+    [Id(18)] public List<string> Fresh = new();
 }
 
 [GenerateSerializer]

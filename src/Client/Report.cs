@@ -178,6 +178,12 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             w.WriteStartObject();
             w.WriteString("status", result.Status);
             if (result.Reason != null) w.WriteString("reason", result.Reason);
+            if (result.LostGrains.Count > 0)
+            {
+                w.WriteStartArray("lost_grains");
+                foreach (var g in result.LostGrains) w.WriteStringValue(g);
+                w.WriteEndArray();
+            }
             w.WriteString("engine", result.Engine);
             w.WriteString("policy", machine.Policy.Name());
             w.WriteNumber("seed", options.Seed);

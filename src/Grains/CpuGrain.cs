@@ -29,6 +29,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
         _host = await KernelHost.For(GrainFactory, key);
         _cpu = int.Parse(key[(key.LastIndexOf("/cpu", StringComparison.Ordinal) + 4)..], System.Globalization.CultureInfo.InvariantCulture);
@@ -165,6 +166,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
 
     public Task<StatsMessage> GetStats()
     {
+        DelayDeactivation(RunLifetime.Release);
         // Never started here: a fresh activation after the one that ran this CPU was lost with its silo.
         if (_task is null) return Task.FromResult(new StatsMessage { Lost = [$"cpu{_cpu} (its state was lost with its silo)"] });
         var msg = StatsCodec.Export(_host.Machine);

@@ -28,6 +28,7 @@ public sealed class MachineGrain : Grain, IMachineGrain
 
     public Task Configure(RunConfig config)
     {
+        DelayDeactivation(RunLifetime.Hold);
         _config = config;
         _spec = MachineJson.Deserialize(config.MachineJson);
         return Task.CompletedTask;
@@ -115,6 +116,7 @@ public sealed class MachineGrain : Grain, IMachineGrain
     /// </summary>
     public async Task<StatsMessage> Collect()
     {
+        DelayDeactivation(RunLifetime.Release);
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
         var parts = new List<(StatsMessage Into, Task Read)>();
         void Read(string grain, Func<Task<StatsMessage>> read)

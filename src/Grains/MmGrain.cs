@@ -23,9 +23,12 @@ public sealed class MmGrain : Grain, IMmGrain
     private MmStruct _mm = null!;
     private GrainVmaOps _ops = null!;
     private List<FileObject> _files = null!;
+    /// <summary>A CPU called in: this activation holds the run's address space (else it is a fresh one).</summary>
+    private bool _used;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
         _host = await KernelHost.For(GrainFactory, key);
         int id = int.Parse(key[(key.LastIndexOf("/mm", StringComparison.Ordinal) + 3)..], System.Globalization.CultureInfo.InvariantCulture);
@@ -45,6 +48,7 @@ public sealed class MmGrain : Grain, IMmGrain
 
     public Task<TreeSnapshot> GetTree(int cpu)
     {
+        _used = true;
         _mm.MarkCpu(cpu);
         var tree = _mm.Tree;
         var vmas = tree.Vmas;
@@ -60,6 +64,7 @@ public sealed class MmGrain : Grain, IMmGrain
 
     public async Task<LockFindReply> LockAndFind(Caller caller, long addr)
     {
+        _used = true;
         var t = _host.Task(caller);
         var vma = await VmaLookup.LockMmAndFindVma(t, _mm, addr);
         return new LockFindReply { Found = vma != null, VmaId = vma?.Id ?? -1, VmaNode = vma is null ? 0 : _ops.NodeOf(vma.Id), Clock = t.Clock };
@@ -74,6 +79,7 @@ public sealed class MmGrain : Grain, IMmGrain
 
     public async Task<long> Syscall(Caller caller, OpMessage op)
     {
+        _used = true;
         var t = _host.Task(caller);
         await OpExecutor.ExecuteSyscall(t, _mm, OpMessages.To(op), _files, op.PgOff);
         t.Pcp.Drain(_host.Machine);
@@ -87,6 +93,7 @@ public sealed class MmGrain : Grain, IMmGrain
     /// <summary>The mm's counters and every VMA grain's, asked at once; a VMA that does not answer (lost silo) is listed in Lost.</summary>
     public async Task<StatsMessage> CollectStats()
     {
+        DelayDeactivation(RunLifetime.Release);
         var parts = _ops.Known.Select(id =>
         {
             var into = new StatsMessage();
@@ -95,6 +102,7 @@ public sealed class MmGrain : Grain, IMmGrain
         await Task.WhenAll(parts.Select(p => p.Read));
         var all = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(all);
+        if (!_used) all.Fresh.Add($"mm{_mm.Id}");
         foreach (var (into, _) in parts) StatsCodec.Merge(all, into);
         return all;
     }

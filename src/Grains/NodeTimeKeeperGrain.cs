@@ -1,5 +1,6 @@
 using DistEmu.Abstractions;
 using DistEmu.Grains.Placement;
+using DistEmu.Grains.Support;
 using Orleans.Concurrency;
 
 namespace DistEmu.Grains;
@@ -29,6 +30,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
 
     public Task Configure(long quantumNs, int[] cpus)
     {
+        DelayDeactivation(RunLifetime.Hold);
         _quantum = quantumNs;
         _node = GrainKeys.NodeOf(this.GetPrimaryKeyString());
         foreach (int c in cpus) _clock[c] = 0;
@@ -117,5 +119,9 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
         return Task.CompletedTask;
     }
 
-    public Task<long> MaxSkew() => Task.FromResult(_maxSkew);
+    public Task<long> MaxSkew()
+    {
+        DelayDeactivation(RunLifetime.Release);
+        return Task.FromResult(_maxSkew);
+    }
 }

@@ -1,5 +1,6 @@
 using DistEmu.Abstractions;
 using DistEmu.Grains.Placement;
+using DistEmu.Grains.Support;
 using Orleans.Concurrency;
 
 namespace DistEmu.Grains;
@@ -21,6 +22,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
 
     public Task Configure(long quantumNs, int[] nodes)
     {
+        DelayDeactivation(RunLifetime.Hold);
         _quantum = quantumNs;
         foreach (int n in nodes) _nodes[n] = (0, 0);
         _horizon = Horizon();
@@ -53,6 +55,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
 
     public async Task<long> MaxSkew()
     {
+        DelayDeactivation(RunLifetime.Release);
         string run = this.GetPrimaryKeyString();
         var skews = await Task.WhenAll(_nodes.Keys.Select(n => GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n)).MaxSkew()));
         return skews.DefaultIfEmpty(0).Max();

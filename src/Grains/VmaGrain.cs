@@ -29,8 +29,11 @@ public sealed class VmaGrain : Grain, IVmaGrain
 
     public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        DelayDeactivation(RunLifetime.Hold);
         _host = await KernelHost.For(GrainFactory, this.GetPrimaryKeyString());
+    }
 
     private Vma V => _vma ?? throw new InvalidOperationException($"{this.GetPrimaryKeyString()} was never initialised");
 
@@ -318,6 +321,13 @@ public sealed class VmaGrain : Grain, IVmaGrain
 
     public Task<StatsMessage> GetStats()
     {
+        DelayDeactivation(RunLifetime.Release);
+        // Only the mm asks, and only for VMAs it created and initialised: without its VMA, this is a fresh activation.
+        if (_vma is null)
+        {
+            string key = this.GetPrimaryKeyString();
+            return Task.FromResult(new StatsMessage { Lost = [$"{key[(key.LastIndexOf('/') + 1)..]} (its state was lost with its silo)"] });
+        }
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);
         return Task.FromResult(msg);

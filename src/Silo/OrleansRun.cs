@@ -157,10 +157,12 @@ public static class OrleansRun
                 }
             }
         }
-        if (stats.Lost.Count > 0)
+        // A run that failed: a grain that answered from a fresh activation lost its state with its silo (or was never used).
+        var missing = failure is null ? stats.Lost : [.. stats.Lost, .. stats.Fresh.Select(g => $"{g} (a fresh activation answered: its state was lost with its silo, or it was never used)")];
+        if (missing.Count > 0)
         {
             // What the counters leave out; a run that completed yet lost grains did not really complete.
-            string lost = $"partial counters: {stats.Lost.Count} grain(s) could not be read: {string.Join(", ", stats.Lost.Take(12))}{(stats.Lost.Count > 12 ? ", …" : "")}";
+            string lost = $"partial counters: {missing.Count} grain(s) could not be read: {string.Join(", ", missing.Take(12))}{(missing.Count > 12 ? ", …" : "")}";
             failure = failure is null ? lost : failure + "; " + lost;
         }
         if (quantumNs > 0) maxSkew?.Invoke(stats.MaxSkewNs);
@@ -170,6 +172,7 @@ public static class OrleansRun
             m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],
                 new Dictionary<string, long> { ["DEADLOCK"] = 1 });
         var result = Result(m, o, tasks, stats, sw.Elapsed, failure != null || stopped is { Aborted: true } ? "aborted" : "completed", failure ?? stopped?.Reason);
+        result.LostGrains = missing;
         if (quantumNs > 0) result.Skew = (quantumNs, stats.MaxSkewNs);
         return result;
     }

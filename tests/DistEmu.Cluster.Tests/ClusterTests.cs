@@ -164,5 +164,11 @@ public sealed class SiloLossTests : IDisposable
         Assert.True(faults > 0, $"the survivors' counters are kept (pgfault {faults}); reason: {reason}");
         Assert.Contains("partial counters:", reason);
         Assert.Matches(@"cpu[4-7] \(", reason); // node 1's CPUs were on the killed silo
+        // Every grain of node 1 is named in lost_grains, the node's free list included: one activated anew on the survivor
+        // (after the silo was declared dead) counts as lost, never as a node with every frame free.
+        var lost = doc.RootElement.GetProperty("lost_grains").EnumerateArray().Select(e => e.GetString() ?? "").ToList();
+        foreach (var grain in new[] { "cpu4", "cpu5", "cpu6", "cpu7", "node1" })
+            Assert.True(lost.Any(g => g.StartsWith(grain + " (", StringComparison.Ordinal)), $"{grain} is not in lost_grains: {string.Join("; ", lost)}");
+        Assert.DoesNotContain(lost, g => g.StartsWith("cpu0 (", StringComparison.Ordinal) || g.StartsWith("node0 (", StringComparison.Ordinal) || g.StartsWith("mm0 (", StringComparison.Ordinal));
     }
 }

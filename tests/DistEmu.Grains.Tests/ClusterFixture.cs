@@ -10,6 +10,8 @@ public abstract class ClusterFixture : IAsyncLifetime
     protected abstract short Silos { get; }
     /// <summary>Random placement for every grain (so that a run's grains spread over every silo and calls cross silos), instead of NUMA placement.</summary>
     protected virtual bool RandomPlacement => false;
+    /// <summary>Idle activations collected after 2 s (the default is 15 min), so a test can outwait the collector.</summary>
+    protected virtual bool QuickCollection => false;
     public TestCluster Cluster { get; private set; } = null!;
     public IGrainFactory Grains => Cluster.GrainFactory;
 
@@ -28,11 +30,21 @@ public abstract class ClusterFixture : IAsyncLifetime
         }
     }
 
+    private sealed class QuickCollectionConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder silo) => silo.Configure<Orleans.Configuration.GrainCollectionOptions>(o =>
+        {
+            o.CollectionQuantum = TimeSpan.FromMilliseconds(500);
+            o.CollectionAge = TimeSpan.FromSeconds(2);
+        });
+    }
+
     public async Task InitializeAsync()
     {
         var builder = new TestClusterBuilder(Silos);
         if (RandomPlacement) builder.AddSiloBuilderConfigurator<RandomPlacementConfigurator>();
         else builder.AddSiloBuilderConfigurator<Configurator>();
+        if (QuickCollection) builder.AddSiloBuilderConfigurator<QuickCollectionConfigurator>();
         Cluster = builder.Build();
         await Cluster.DeployAsync();
         // Membership and the grain directory must agree before a run: else a grain could briefly get two activations.
@@ -67,6 +79,13 @@ public sealed class TwoSilos : ClusterFixture
 {
     protected override short Silos => 2;
     protected override bool RandomPlacement => true;
+}
+
+/// <summary>Two silos with NUMA placement whose idle activations are collected after 2 s.</summary>
+public sealed class TwoQuickCollectingSilos : ClusterFixture
+{
+    protected override short Silos => 2;
+    protected override bool QuickCollection => true;
 }
 
 /// <summary>Two silos with DistEmu's NUMA placement.</summary>

@@ -90,6 +90,7 @@ public static class StatsCodec
         into.Sigbus += from.Sigbus;
         into.Stalled.AddRange(from.Stalled);
         into.Lost.AddRange(from.Lost);
+        into.Fresh.AddRange(from.Fresh);
         into.MaxSkewNs = Math.Max(into.MaxSkewNs, from.MaxSkewNs);
         if (into.SpanCounts.Length < from.SpanCounts.Length) Array.Resize(ref into.SpanCounts, from.SpanCounts.Length);
         for (int i = 0; i < from.SpanCounts.Length; i++) into.SpanCounts[i] += from.SpanCounts[i];

@@ -68,6 +68,8 @@ public sealed class RunResult
     /// <summary>"completed", or "aborted" with <see cref="Reason"/>.</summary>
     public string Status { get; init; } = "completed";
     public string? Reason { get; init; }
+    /// <summary>Orleans: every grain whose counters the results lack (its silo was lost), named as in <see cref="Reason"/>.</summary>
+    public IReadOnlyList<string> LostGrains { get; set; } = [];
     /// <summary>Spans written to the trace file, dropped by a full exporter, and left out by sampling (when tracing).</summary>
     public (long Spans, long Dropped, long SampledOut)? Trace { get; set; }
     /// <summary>Under an orleans quantum: the bound and the largest clock skew the time keepers measured, emulated ns.</summary>
