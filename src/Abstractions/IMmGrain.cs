@@ -15,4 +15,9 @@ public interface IMmGrain : IGrainWithStringKey
     Task<long> Syscall(Caller caller, OpMessage op);
     /// <summary>This mm's counters and those of every VMA grain it created.</summary>
     Task<StatsMessage> CollectStats();
+    /// <summary>
+    /// The counters of VMA <paramref name="vmaId"/>, unmapped and idle, which Orleans is deactivating: the mm keeps them
+    /// for <see cref="CollectStats"/> (and asks that grain no more), so an unmapped VMA's grain need not outlive its use.
+    /// </summary>
+    Task Retired(int vmaId, StatsMessage stats);
 }

@@ -25,6 +25,8 @@ public sealed class MmGrain : Grain, IMmGrain
     private List<FileObject> _files = null!;
     /// <summary>A CPU called in: this activation holds the run's address space (else it is a fresh one).</summary>
     private bool _used;
+    /// <summary>The counters of the VMA grains that handed them over as they were deactivated (<see cref="Retired"/>).</summary>
+    private readonly StatsMessage _retired = new();
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -87,6 +89,14 @@ public sealed class MmGrain : Grain, IMmGrain
         return t.Clock;
     }
 
+    public Task Retired(int vmaId, StatsMessage stats)
+    {
+        // Only once, and only for a VMA not read already: its counters must count exactly once.
+        if (_ops.Known.Remove(vmaId))
+            StatsCodec.Merge(_retired, stats);
+        return Task.CompletedTask;
+    }
+
     /// <summary>How long one VMA grain may take to give its counters before it counts as lost (below the machine's bound for the mm).</summary>
     public static readonly TimeSpan CollectBound = TimeSpan.FromSeconds(2.5);
 
@@ -97,13 +107,17 @@ public sealed class MmGrain : Grain, IMmGrain
         var parts = _ops.Known.Select(id =>
         {
             var into = new StatsMessage();
-            return (Into: into, Read: StatsCodec.MergeSurviving(into, $"vma{id}", () => _ops.Grain(_mm.Id, id).GetStats(), CollectBound));
+            return (Id: id, Into: into, Read: StatsCodec.MergeSurviving(into, $"vma{id}", () => _ops.Grain(_mm.Id, id).GetStats(), CollectBound));
         }).ToList();
         await Task.WhenAll(parts.Select(p => p.Read));
         var all = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(all);
         if (!_used) all.Fresh.Add($"mm{_mm.Id}");
-        foreach (var (into, _) in parts) StatsCodec.Merge(all, into);
+        // A VMA that retired while its grain was being asked answered from a fresh activation: its counters are in _retired.
+        foreach (var (id, into, _) in parts)
+            if (_ops.Known.Contains(id))
+                StatsCodec.Merge(all, into);
+        StatsCodec.Merge(all, _retired); // last: `all` may take its entries by reference, and nothing merges into them after
         return all;
     }
 }

@@ -26,6 +26,10 @@ public sealed class VmaGrain : Grain, IVmaGrain
     private MmStruct _mm = null!;
     private Vma? _vma;
     private FileObject? _file;
+    /// <summary>Unmapped: nothing attaches to this VMA again, so its grain may go once idle (see <see cref="OnDeactivateAsync"/>).</summary>
+    private bool _unmapped;
+    /// <summary>The mm has read its counters (the results are being collected): it hands nothing over when it goes.</summary>
+    private bool _collected;
 
     public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
 
@@ -33,6 +37,27 @@ public sealed class VmaGrain : Grain, IVmaGrain
     {
         DelayDeactivation(RunLifetime.Hold);
         _host = await KernelHost.For(GrainFactory, this.GetPrimaryKeyString());
+    }
+
+    /// <summary>
+    /// An unmapped VMA's grain is held no longer than Orleans' idle collection age; as it goes, it hands its counters
+    /// (and spans) to its mm, which keeps them for the results. Best effort: a grain deactivated because its silo is
+    /// shutting down or lost cannot always reach the mm.
+    /// </summary>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_vma is null || !_unmapped || _collected) return;
+        _collected = true;
+        var msg = StatsCodec.Export(_host.Machine);
+        _host.ExportSpans(msg);
+        try
+        {
+            await GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(_host.Config.RunId, _mm.Id)).Retired(_vma.Id, msg).WaitAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The mm will find this grain fresh, and name its counters as lost.
+        }
     }
 
     private Vma V => _vma ?? throw new InvalidOperationException($"{this.GetPrimaryKeyString()} was never initialised");
@@ -93,7 +118,8 @@ public sealed class VmaGrain : Grain, IVmaGrain
     {
         var t = Enter(request);
         var reply = NewReply();
-        if (!V.Contains(request.Addr) || V.Detached)
+        // A fresh activation: a VMA unmapped long ago (retired), seen through a stale snapshot; look again.
+        if (_vma is null || !V.Contains(request.Addr) || V.Detached)
         {
             reply.Stale = true;
             return await Leave(t, reply, request.Addr);
@@ -127,6 +153,12 @@ public sealed class VmaGrain : Grain, IVmaGrain
     {
         var t = Enter(request);
         var reply = NewReply();
+        if (_vma is null)
+        {
+            // A fresh activation (a retired VMA, or one lost with its silo): vma_start_read fails, the mmap_lock path decides.
+            Attempt(ref reply, (VmaLockResult.Abort, VmFault.Done));
+            return await Leave(t, reply, request.Addr);
+        }
         // Outside its bounds (not detached): the caller's snapshot predates a split. Detached goes to the kernel's MISS.
         if (!V.Contains(request.Addr) && !V.Detached)
         {
@@ -253,6 +285,8 @@ public sealed class VmaGrain : Grain, IVmaGrain
         TakeToken(t, LockMode.Read);
         long zapped = await LocalVmaOps.Instance.Unmap(t, V);
         DropToken(t, LockMode.Read);
+        _unmapped = true;
+        DelayDeactivation(RunLifetime.Release);
         _mm.PageTable.FreeUnused(V.Start, V.End, VmaTree.Empty);
         if (_file != null)
         {
@@ -322,6 +356,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
     public Task<StatsMessage> GetStats()
     {
         DelayDeactivation(RunLifetime.Release);
+        _collected = true; // read by the mm: no hand-over when it goes
         // Only the mm asks, and only for VMAs it created and initialised: without its VMA, this is a fresh activation.
         if (_vma is null)
         {

@@ -117,19 +117,44 @@ public static class StatsCodec
         }
     }
 
+    /// <summary>Above this many (value, count) pairs a merged distribution folds equal values together.</summary>
+    private const int FoldAbove = 1024;
+
     private static HistMessage Merge(HistMessage a, HistMessage b)
     {
         if (b.Count == 0) return a;
         if (a.Count == 0) return b;
+        long[] values = [.. a.Values, .. b.Values], counts = [.. a.Counts, .. b.Counts];
+        // An mm keeps merging the counters of every VMA it retires (thousands in a long run): most values repeat.
+        if (values.Length > FoldAbove) (values, counts) = Fold(values, counts);
         return new HistMessage
         {
-            Values = [.. a.Values, .. b.Values],
-            Counts = [.. a.Counts, .. b.Counts],
+            Values = values,
+            Counts = counts,
             Count = a.Count + b.Count,
             Total = a.Total + b.Total,
             Min = Math.Min(a.Min, b.Min),
             Max = Math.Max(a.Max, b.Max),
         };
+    }
+
+    /// <summary>The same distribution with each value once: sorted, equal values' counts summed.</summary>
+    private static (long[] Values, long[] Counts) Fold(long[] values, long[] counts)
+    {
+        Array.Sort(values, counts);
+        int n = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (n > 0 && values[n - 1] == values[i])
+            {
+                counts[n - 1] += counts[i];
+                continue;
+            }
+            values[n] = values[i];
+            counts[n] = counts[i];
+            n++;
+        }
+        return (values[..n], counts[..n]);
     }
 
     /// <summary>A machine holding the merged counters, for the same reports the sim engine's runs produce.</summary>
