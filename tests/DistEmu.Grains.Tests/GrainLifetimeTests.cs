@@ -7,7 +7,7 @@ namespace DistEmu.Grains.Tests;
 /// A run's grains hold its state until its results are read. Orleans deactivates an activation that has been idle for
 /// its collection age (15 min by default): the VMA grain of a region unmapped early in a long run, or the CPU grain of a
 /// task that finished early, would lose its counters and frames before the run ends. An unmapped VMA's grain may go,
-/// but hands its counters to its mm as it does. Here the collection age is 2 s and the results are read after 6 s of
+/// but hands its counters to its mm as it does. Here the collection age is 2 s and the results are read after 8 s of
 /// idleness.
 /// </summary>
 [Collection("two quick-collecting silos")]
@@ -25,7 +25,7 @@ public sealed class GrainLifetimeTests(TwoQuickCollectingSilos cluster)
             // Once every task is done, stay idle for well over the collection age before the results are read.
             if (s.Done < s.Tasks || waited) return;
             waited = true;
-            Thread.Sleep(TimeSpan.FromSeconds(6));
+            Thread.Sleep(TimeSpan.FromSeconds(8));
             vmaGrainsAfterWait = VmaGrains().GetAwaiter().GetResult();
         }, stallTimeout: TimeSpan.FromSeconds(30));
         Assert.True(waited, "the run never reported every task done");
