@@ -32,7 +32,7 @@ public sealed class PlacementManifestTests
     public async Task A_silo_that_never_becomes_compatible_delays_placement_once_per_membership_version()
     {
         var context = new Context(Second, [Second]);
-        var director = new NumaPlacementDirector(null!, new Membership(First, Second)) { ManifestWait = TimeSpan.FromMilliseconds(200) };
+        var director = new NumaPlacementDirector(null!, new Membership(First, Second)) { ManifestWait = TimeSpan.FromSeconds(1) };
         var first = director.OnAddActivation(NumaPlacement.Singleton, Target("run-1/mm0"), context);
         await Task.Delay(50);
         Assert.False(first.IsCompleted, "did not wait for the missing manifest");
