@@ -168,7 +168,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
     {
         DelayDeactivation(RunLifetime.Release);
         // Never started here: a fresh activation after the one that ran this CPU was lost with its silo.
-        if (_task is null) return Task.FromResult(new StatsMessage { Lost = [$"cpu{_cpu} (its state was lost with its silo)"] });
+        if (_task is null) return Task.FromResult(StatsCodec.LostWithSilo($"cpu{_cpu}"));
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);
         msg.MaxClock = _task?.Clock ?? 0;

@@ -361,7 +361,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
         if (_vma is null)
         {
             string key = this.GetPrimaryKeyString();
-            return Task.FromResult(new StatsMessage { Lost = [$"{key[(key.LastIndexOf('/') + 1)..]} (its state was lost with its silo)"] });
+            return Task.FromResult(StatsCodec.LostWithSilo(key[(key.LastIndexOf('/') + 1)..]));
         }
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);

@@ -142,10 +142,7 @@ public sealed class SiloLossTests : IDisposable
         Assert.Equal(2, silos.Count);
         Assert.True(silos[1].Grains.Keys.All(k => k.Node == 1), "the silo to kill holds grains of other nodes: " + DistEmu.Client.ClusterStatus.Format(cluster.Target, silos));
         Assert.True(silos[0].Grains.Keys.Any(k => k.Kind == "mm"), "the mm is not with node 0: " + DistEmu.Client.ClusterStatus.Format(cluster.Target, silos));
-        int port = Cli.PortOf(silos[1].Address);
-        int index = cluster.SiloPorts.ToList().IndexOf(port);
-        Assert.True(index >= 0, $"no silo process on port {port}");
-        cluster.Processes[index].Kill(entireProcessTree: true);
+        cluster.Kill(silos[1].Address);
         var killed = Stopwatch.StartNew();
 
         // The contract: the client notices within 30 s (waited for here only to bound the test, not timed more finely).

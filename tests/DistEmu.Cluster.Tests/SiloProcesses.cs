@@ -45,5 +45,13 @@ public sealed class SiloProcesses : IDisposable
 
     public string Log() => _cluster.Log();
 
+    /// <summary>Kills the silo process at <paramref name="siloAddress"/> (as ClusterStatus names it), with no goodbye.</summary>
+    public void Kill(string siloAddress)
+    {
+        int index = SiloPorts.ToList().IndexOf(Cli.PortOf(siloAddress));
+        if (index < 0) throw new InvalidOperationException($"no silo process for {siloAddress}");
+        Processes[index].Kill(entireProcessTree: true);
+    }
+
     public void Dispose() => _cluster.Dispose();
 }

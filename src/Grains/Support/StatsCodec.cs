@@ -157,6 +157,9 @@ public static class StatsCodec
         return (values[..n], counts[..n]);
     }
 
+    /// <summary>What a fresh activation of a grain that took part in the run answers: its counters went with its silo.</summary>
+    public static StatsMessage LostWithSilo(string grain) => new() { Lost = [$"{grain} (its state was lost with its silo)"] };
+
     /// <summary>A machine holding the merged counters, for the same reports the sim engine's runs produce.</summary>
     public static EmuMachine ToMachine(MachineSpec spec, bool sanitizer, StatsMessage msg)
     {
