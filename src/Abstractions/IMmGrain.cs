@@ -13,8 +13,14 @@ public interface IMmGrain : IGrainWithStringKey
     Task ReadUnlock(Caller caller);
     /// <summary>mmap, munmap, mprotect, move_pages, NUMA scan or MADV_PAGEOUT for the caller; returns its clock after.</summary>
     Task<long> Syscall(Caller caller, OpMessage op);
-    /// <summary>This mm's counters and those of every VMA grain it created.</summary>
-    Task<StatsMessage> CollectStats();
+    /// <summary>The VMA grains this mm created and has not yet been handed the counters of, by the node they are placed on.</summary>
+    Task<Dictionary<int, int[]>> VmasByNode();
+    /// <summary>
+    /// This mm's counters and those its retired VMA grains handed over, once the nodes have read the other VMAs (call
+    /// <see cref="VmasByNode"/> first). <paramref name="freshVmas"/>: VMA grains that answered from a fresh activation;
+    /// those that did not retire are named lost.
+    /// </summary>
+    Task<StatsMessage> CollectStats(int[] freshVmas);
     /// <summary>
     /// The counters of VMA <paramref name="vmaId"/>, unmapped and idle, which Orleans is deactivating: the mm keeps them
     /// for <see cref="CollectStats"/> (and asks that grain no more), so an unmapped VMA's grain need not outlive its use.

@@ -1,13 +1,27 @@
 using Orleans;
+using Orleans.Concurrency;
 
 namespace DistEmu.Abstractions;
 
-/// <summary>A NUMA node's frames (key: "run/nodeN"): the buddy allocator the per-CPU lists refill from.</summary>
+/// <summary>
+/// A NUMA node's frames (key: "run/nodeN"): the buddy allocator the per-CPU lists refill from. It is also where its
+/// CPUs' progress and counters meet, as the kernel's per-node counters do, so nothing fans in from every CPU at once.
+/// </summary>
 public interface INumaNodeGrain : IGrainWithStringKey
 {
     Task<long[]> AllocBulk(int max);
     Task Free(long[] frames);
     Task<StatsMessage> GetStats();
+    /// <summary>A CPU of this node says how far its task got (ops begun, entries into the fault handler, clock); <paramref name="done"/> at its end.</summary>
+    [OneWay, AlwaysInterleave] Task Progress(int cpu, long ops, long faults, long clock, bool done);
+    /// <summary>The sums of this node's CPUs' latest reports; with <paramref name="detail"/>, the CPUs still running, least advanced first.</summary>
+    [AlwaysInterleave] Task<NodeProgress> GetProgress(bool detail);
+    /// <summary>
+    /// This node's counters merged with those of <paramref name="cpus"/> and of mm <paramref name="mmId"/>'s VMA grains
+    /// <paramref name="vmaIds"/> (the ones placed on this node), read a few at a time. A grain whose silo Orleans declared
+    /// dead is named in <see cref="StatsMessage.Lost"/>; a slow one is waited for.
+    /// </summary>
+    Task<StatsMessage> Collect(int[] cpus, int mmId, int[] vmaIds);
     /// <summary>The silo this activation lives on (for placement checks).</summary>
     Task<string> Where();
 }

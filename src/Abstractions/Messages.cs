@@ -238,6 +238,11 @@ public sealed class StatsMessage
     /// activated anew without the state that went with it. Only a run that failed counts them as lost.
     /// </summary>
     [Id(18)] public List<string> Fresh = new();
+    /// <summary>
+    /// VMAs whose grain answered from a fresh activation: either it retired (handed its counters to the mm as it went)
+    /// or its silo was lost. Only the mm can tell which (<c>IMmGrain.CollectStats</c>).
+    /// </summary>
+    [Id(19)] public List<int> FreshVmas = new();
 }
 
 [GenerateSerializer]
@@ -250,4 +255,17 @@ public sealed class RunStatus
     [Id(4)] public string? Error;
     /// <summary>An emulated deadlock the wait-for graph found across grains (its cycle), else null.</summary>
     [Id(5)] public string? Deadlock;
+    /// <summary>Ops the CPUs began, summed over the nodes' latest reports: any change is progress.</summary>
+    [Id(6)] public long Ops;
+}
+
+/// <summary>One node's share of a run's progress, as its CPUs last reported it (<c>INumaNodeGrain.Progress</c>).</summary>
+[GenerateSerializer]
+public sealed class NodeProgress
+{
+    [Id(0)] public long Ops;
+    [Id(1)] public long Faults;
+    [Id(2)] public long MaxClock;
+    /// <summary>The node's CPUs whose task has not ended, least advanced first, for a stall's message: "cpuN: K ops, clock T ns".</summary>
+    [Id(3)] public List<string> Running = new();
 }

@@ -28,9 +28,6 @@ public sealed record ClusterTarget(Membership Membership, string ClusterId, stri
 /// <summary>A cluster client on an existing cluster (redis or PostgreSQL membership): runs a machine there, or inspects the cluster.</summary>
 public static class AttachedOrleans
 {
-    /// <summary>How long an attached run may go without progress before it is aborted (below the 30 s "notice a lost silo" contract).</summary>
-    public static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(12);
-
     public static async Task<IHost> ConnectAsync(ClusterTarget target, TimeSpan? timeout = null)
     {
         var builder = Host.CreateApplicationBuilder();
@@ -44,7 +41,7 @@ public static class AttachedOrleans
                 o.ClusterId = target.ClusterId;
                 o.ServiceId = target.ServiceId;
             });
-            c.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = SiloHosting.ResponseTimeout);
+            c.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = SiloHosting.ClientResponseTimeout);
         });
         var host = builder.Build();
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
@@ -95,7 +92,7 @@ public static class AttachedOrleans
                 every.Restart();
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, stallTimeout: StallTimeout, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)),
+            }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)),
                 tracing: tracing);
             // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
             // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).

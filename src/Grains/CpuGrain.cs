@@ -26,6 +26,12 @@ public sealed class CpuGrain : Grain, ICpuGrain
     private readonly TaskCounters _counters = new();
     private int _cpu;
     private bool _stop;
+    private INumaNodeGrain _node = null!;
+    /// <summary>When this CPU last told its node how far it got (a Stopwatch timestamp).</summary>
+    private long _reported;
+
+    /// <summary>How often, at most, a CPU reports its progress to its node while it runs (checked every 64 ops).</summary>
+    private static readonly TimeSpan ReportEvery = TimeSpan.FromMilliseconds(250);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -33,6 +39,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         string key = this.GetPrimaryKeyString();
         _host = await KernelHost.For(GrainFactory, key);
         _cpu = int.Parse(key[(key.LastIndexOf("/cpu", StringComparison.Ordinal) + 4)..], System.Globalization.CultureInfo.InvariantCulture);
+        _node = GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(_host.Config.RunId, _host.Spec.NodeOfCpu(_cpu)));
     }
 
     public Task Start(int taskIndex, int mmId)
@@ -77,7 +84,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
             }
             await Execute(t, op, m.PgOff, machine);
         }
-        _ = machine.Progress(_cpu, _host.Machine.VmStat.Faults, t.Clock);
+        Report(t, done: false);
         return t.Clock;
     }
 
@@ -135,8 +142,19 @@ public sealed class CpuGrain : Grain, ICpuGrain
                 t.Clock = Math.Max(t.Clock, await _mm!.Syscall(KernelHost.CallerOf(t), msg));
                 break;
         }
-        if ((_counters.Ops & 1023) == 0)
-            _ = machine.Progress(_cpu, _host.Machine.VmStat.Faults, t.Clock);
+        if ((_counters.Ops & 63) == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(_reported) >= ReportEvery)
+            Report(t, done: false);
+    }
+
+    /// <summary>
+    /// Tells this CPU's node how far its task got: ops begun, entries into the fault handler (counted here, where
+    /// do_user_addr_fault runs) and clock. One-way, to the node and not the machine, so thousands of CPUs never report
+    /// to one grain.
+    /// </summary>
+    private void Report(EmuTask t, bool done)
+    {
+        _reported = System.Diagnostics.Stopwatch.GetTimestamp();
+        _ = _node.Progress(_cpu, _counters.Ops, _host.Machine.VmStat.Faults, t.Clock, done);
     }
 
     /// <summary>The task's end: take back a speculative frame, drain the per-CPU list, and tell the time keeper and the machine.</summary>
@@ -145,6 +163,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         _aspace!.DropPending(t);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
+        Report(t, done: true);
         if (_host.Scheduler.Bounded)
             await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(_host.Config.RunId, _host.Spec.NodeOfCpu(_cpu))).Done(_cpu);
         await machine.TaskDone(_cpu, error);

@@ -21,8 +21,7 @@ public sealed class MachineGrain : Grain, IMachineGrain
     private long _barrierMax;
     private int _parties;
     private int _done;
-    private readonly Dictionary<int, long> _faults = new();
-    private long _maxClock;
+    private readonly HashSet<int> _doneCpus = new();
     private string? _error;
     private readonly List<int> _cpus = new();
 
@@ -75,68 +74,95 @@ public sealed class MachineGrain : Grain, IMachineGrain
         _barrierMax = 0;
     }
 
-    public Task Progress(int cpu, long faults, long clock)
-    {
-        _faults[cpu] = faults;
-        _maxClock = Math.Max(_maxClock, clock);
-        return Task.CompletedTask;
-    }
-
     public Task TaskDone(int cpu, string? error)
     {
         _done++;
         _parties--;
+        _doneCpus.Add(cpu);
         _error ??= error;
         ReleaseBarrierIfComplete();
         return Task.CompletedTask;
     }
 
-    public async Task<RunStatus> Status() => new RunStatus
+    private INumaNodeGrain Node(int node) => GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(_config!.RunId, node));
+
+    public async Task<RunStatus> Status()
     {
-        Tasks = _config?.Tasks ?? 0,
-        Done = _done,
-        Faults = _faults.Values.Sum(),
-        MaxClock = _maxClock,
-        Error = _error,
-        Deadlock = _config is null ? null : await GrainFactory.GetGrain<IWaitGraphGrain>(_config.RunId).Deadlock(),
-    };
+        var status = new RunStatus { Tasks = _config?.Tasks ?? 0, Done = _done, Error = _error };
+        if (_config is null) return status;
+        // Progress is summed where it is made: each node holds its CPUs' latest reports.
+        var nodes = await Task.WhenAll(Enumerable.Range(0, _spec!.Nodes).Select(n => Node(n).GetProgress(detail: false)));
+        foreach (var p in nodes)
+        {
+            status.Ops += p.Ops;
+            status.Faults += p.Faults;
+            status.MaxClock = Math.Max(status.MaxClock, p.MaxClock);
+        }
+        status.Deadlock = await GrainFactory.GetGrain<IWaitGraphGrain>(_config.RunId).Deadlock();
+        return status;
+    }
+
+    public async Task<string> DescribeStall()
+    {
+        var cfg = _config ?? throw new InvalidOperationException("configure the run first");
+        var running = new List<string>();
+        foreach (var p in await Task.WhenAll(Enumerable.Range(0, _spec!.Nodes).Select(n => Node(n).GetProgress(detail: true))))
+            running.AddRange(p.Running);
+        var silent = _cpus.Where(c => !_doneCpus.Contains(c)).Count();
+        string list = running.Count == 0 ? "no CPU reported an op" : string.Join("; ", running.Take(12)) + (running.Count > 12 ? $"; … {running.Count - 12} more" : "");
+        return $"{silent} task(s) not done ({list})";
+    }
 
     public async Task Stop()
     {
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
-        await Task.WhenAll(_cpus.Select(cpu => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).Stop()));
+        await BoundedCalls.ForEach(_cpus, cpu => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).Stop());
     }
 
-    /// <summary>How long one grain may take to give its counters before it counts as lost (longer than the mm's own bound per VMA).</summary>
-    public static readonly TimeSpan CollectBound = TimeSpan.FromSeconds(4);
-
     /// <summary>
-    /// Every grain's counters, merged. All are asked at once; one that does not answer within <see cref="CollectBound"/>
-    /// (its silo was lost) is listed in <see cref="StatsMessage.Lost"/> and the others still count.
+    /// Every grain's counters, merged along the topology: the mm names its VMA grains by node, each node merges its
+    /// CPUs' and VMAs' counters with its own, and the machine merges the nodes, the mm and the time keeper. No call has a
+    /// time bound: a grain counts as lost only when the call to it fails, as Orleans makes it fail once its membership
+    /// declares the grain's silo dead; such grains are listed in <see cref="StatsMessage.Lost"/> and the others still count.
     /// </summary>
     public async Task<StatsMessage> Collect()
     {
         DelayDeactivation(RunLifetime.Release);
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
-        var parts = new List<(StatsMessage Into, Task Read)>();
-        void Read(string grain, Func<Task<StatsMessage>> read)
+        var mm = GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, 0));
+        var vmas = new Dictionary<int, int[]>();
+        var mmPart = new StatsMessage();
+        try
         {
-            var into = new StatsMessage();
-            parts.Add((into, StatsCodec.MergeSurviving(into, grain, read, CollectBound)));
+            vmas = await mm.VmasByNode();
         }
-        foreach (int cpu in _cpus)
-            Read($"cpu{cpu}", () => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(cfg.RunId, _spec!.NodeOfCpu(cpu), cpu)).GetStats());
-        Read("mm0", () => GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(cfg.RunId, 0)).CollectStats());
-        for (int n = 0; n < _spec!.Nodes; n++)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            int node = n;
-            Read($"node{node}", () => GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(cfg.RunId, node)).GetStats());
+            mmPart.Lost.Add($"mm0 and its VMAs ({e.GetType().Name})");
         }
-        if (cfg.QuantumNs > 0)
-            Read("timekeeper", async () => new StatsMessage { MaxSkewNs = await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).MaxSkew() });
-        await Task.WhenAll(parts.Select(p => p.Read));
+        var cpusByNode = _cpus.GroupBy(_spec!.NodeOfCpu).ToDictionary(g => g.Key, g => g.ToArray());
+        var nodeParts = new StatsMessage[_spec.Nodes];
+        await BoundedCalls.ForEach(Enumerable.Range(0, _spec.Nodes).ToArray(), async n =>
+        {
+            int[] cpus = cpusByNode.GetValueOrDefault(n) ?? [], ids = vmas.GetValueOrDefault(n) ?? [];
+            var part = nodeParts[n] = new StatsMessage();
+            await StatsCodec.MergeOrLost(part, $"node{n}", () => Node(n).Collect(cpus, 0, ids));
+            if (part.Lost.Count > 0 && part.Lost[^1].StartsWith($"node{n} (", StringComparison.Ordinal))
+            {
+                // The node's own call failed: everything it would have read is unaccounted for, and named.
+                part.Lost.AddRange(cpus.Select(c => $"cpu{c} (read through node{n}, lost)"));
+                part.Lost.AddRange(ids.Select(v => $"vma{v} (read through node{n}, lost)"));
+            }
+        }, inFlight: 8);
+        var freshVmas = nodeParts.SelectMany(p => p.FreshVmas).ToArray();
+        if (mmPart.Lost.Count == 0)
+            await StatsCodec.MergeOrLost(mmPart, "mm0", () => mm.CollectStats(freshVmas));
         var all = new StatsMessage();
-        foreach (var (into, _) in parts) StatsCodec.Merge(all, into); // in a fixed order, so results do not depend on who answered first
+        foreach (var part in nodeParts) StatsCodec.Merge(all, part); // in a fixed order, so results do not depend on who answered first
+        StatsCodec.Merge(all, mmPart);
+        all.FreshVmas.Clear(); // the mm has told which of them are lost
+        if (cfg.QuantumNs > 0)
+            await StatsCodec.MergeOrLost(all, "timekeeper", async () => new StatsMessage { MaxSkewNs = await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).MaxSkew() });
         return all;
     }
 }

@@ -97,27 +97,21 @@ public sealed class MmGrain : Grain, IMmGrain
         return Task.CompletedTask;
     }
 
-    /// <summary>How long one VMA grain may take to give its counters before it counts as lost (below the machine's bound for the mm).</summary>
-    public static readonly TimeSpan CollectBound = TimeSpan.FromSeconds(2.5);
+    public Task<Dictionary<int, int[]>> VmasByNode() =>
+        Task.FromResult(_ops.Known.GroupBy(_ops.NodeOf).ToDictionary(g => g.Key, g => g.OrderBy(id => id).ToArray()));
 
-    /// <summary>The mm's counters and every VMA grain's, asked at once; a VMA that does not answer (lost silo) is listed in Lost.</summary>
-    public async Task<StatsMessage> CollectStats()
+    public Task<StatsMessage> CollectStats(int[] freshVmas)
     {
         DelayDeactivation(RunLifetime.Release);
-        var parts = _ops.Known.Select(id =>
-        {
-            var into = new StatsMessage();
-            return (Id: id, Into: into, Read: StatsCodec.MergeSurviving(into, $"vma{id}", () => _ops.Grain(_mm.Id, id).GetStats(), CollectBound));
-        }).ToList();
-        await Task.WhenAll(parts.Select(p => p.Read));
         var all = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(all);
         if (!_used) all.Fresh.Add($"mm{_mm.Id}");
-        // A VMA that retired while its grain was being asked answered from a fresh activation: its counters are in _retired.
-        foreach (var (id, into, _) in parts)
+        // A VMA grain that answered fresh and is still known here did not retire: its counters went with its silo.
+        foreach (int id in freshVmas)
             if (_ops.Known.Contains(id))
-                StatsCodec.Merge(all, into);
+                all.Lost.Add($"vma{id} (its state was lost with its silo)");
+        // No VMA is counted twice: one that answered a node set itself collected and hands nothing over when it goes.
         StatsCodec.Merge(all, _retired); // last: `all` may take its entries by reference, and nothing merges into them after
-        return all;
+        return Task.FromResult(all);
     }
 }

@@ -6,7 +6,11 @@ using DistEmu.Kernel.Memory;
 
 namespace DistEmu.Grains;
 
-/// <summary>A NUMA node's frames (pg_data_t's buddy allocator): per-CPU lists refill from here in batches.</summary>
+/// <summary>
+/// A NUMA node's frames (pg_data_t's buddy allocator): per-CPU lists refill from here in batches. Like the kernel's
+/// per-node vmstat, it is also where its CPUs' progress is summed and where its CPUs' and VMAs' counters are merged
+/// at the end of a run, so the machine reads tens of nodes instead of thousands of grains.
+/// </summary>
 [NumaPlacement]
 public sealed class NumaNodeGrain : Grain, INumaNodeGrain
 {
@@ -14,6 +18,9 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
     private long _total;
     /// <summary>A CPU allocated or freed here: this activation holds the run's free list (else it is a fresh one).</summary>
     private bool _used;
+    private string _run = "";
+    /// <summary>Each CPU's latest report: ops begun, fault entries, clock, and whether its task ended.</summary>
+    private readonly Dictionary<int, (long Ops, long Faults, long Clock, bool Done)> _progress = new();
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -21,6 +28,7 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
         string key = this.GetPrimaryKeyString();
         var config = await GrainFactory.GetGrain<IMachineGrain>(GrainKeys.RunOf(key)).GetConfig();
         MachineSpec spec = MachineJson.Deserialize(config.MachineJson);
+        _run = config.RunId;
         int id = int.Parse(key[(key.LastIndexOf("/node", StringComparison.Ordinal) + 5)..], System.Globalization.CultureInfo.InvariantCulture);
         _node = new NumaNode(id, id * spec.FramesPerNode, spec.FramesPerNode);
         _total = spec.FramesPerNode;
@@ -39,6 +47,42 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
         _used = true;
         foreach (long f in frames) _node.Free(f);
         return Task.CompletedTask;
+    }
+
+    public Task Progress(int cpu, long ops, long faults, long clock, bool done)
+    {
+        _progress[cpu] = (ops, faults, clock, done);
+        return Task.CompletedTask;
+    }
+
+    public Task<NodeProgress> GetProgress(bool detail)
+    {
+        var p = new NodeProgress();
+        foreach (var (ops, faults, clock, _) in _progress.Values)
+        {
+            p.Ops += ops;
+            p.Faults += faults;
+            p.MaxClock = Math.Max(p.MaxClock, clock);
+        }
+        if (detail)
+            p.Running = _progress.Where(kv => !kv.Value.Done).OrderBy(kv => kv.Value.Ops).ThenBy(kv => kv.Key)
+                .Select(kv => FormattableString.Invariant($"cpu{kv.Key}: {kv.Value.Ops} ops, {kv.Value.Faults} faults, clock {kv.Value.Clock} ns")).ToList();
+        return Task.FromResult(p);
+    }
+
+    public async Task<StatsMessage> Collect(int[] cpus, int mmId, int[] vmaIds)
+    {
+        var all = await GetStats();
+        // Each grain's share merges into a message of its own, and those merge in a fixed order (CPUs, then VMAs by id),
+        // so the result does not depend on which grain answered first.
+        var cpuParts = cpus.Select(_ => new StatsMessage()).ToArray();
+        var vmaParts = vmaIds.Select(_ => new StatsMessage()).ToArray();
+        await BoundedCalls.ForEach(Enumerable.Range(0, cpus.Length).ToArray(), i => StatsCodec.MergeOrLost(cpuParts[i], $"cpu{cpus[i]}",
+            () => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(_run, _node.Id, cpus[i])).GetStats()));
+        await BoundedCalls.ForEach(Enumerable.Range(0, vmaIds.Length).ToArray(), i => StatsCodec.MergeOrLost(vmaParts[i], $"vma{vmaIds[i]}",
+            () => GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, mmId, _node.Id, vmaIds[i])).GetStats()));
+        foreach (var part in cpuParts.Concat(vmaParts)) StatsCodec.Merge(all, part);
+        return all;
     }
 
     public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");

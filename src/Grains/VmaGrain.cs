@@ -357,11 +357,12 @@ public sealed class VmaGrain : Grain, IVmaGrain
     {
         DelayDeactivation(RunLifetime.Release);
         _collected = true; // read by the mm: no hand-over when it goes
-        // Only the mm asks, and only for VMAs it created and initialised: without its VMA, this is a fresh activation.
+        // Only VMAs the mm created and initialised are asked: without its VMA, this is a fresh activation. Whether the one
+        // before it retired (its counters are with the mm) or went with its silo, only the mm can tell.
         if (_vma is null)
         {
             string key = this.GetPrimaryKeyString();
-            return Task.FromResult(StatsCodec.LostWithSilo(key[(key.LastIndexOf('/') + 1)..]));
+            return Task.FromResult(new StatsMessage { FreshVmas = [int.Parse(key.AsSpan(key.LastIndexOf("/vma", StringComparison.Ordinal) + 4), System.Globalization.CultureInfo.InvariantCulture)] });
         }
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);

@@ -16,10 +16,10 @@ namespace DistEmu.Silo;
 public static class OrleansRun
 {
     /// <summary>
-    /// Progress callback: (tasks done, tasks, faults so far, max emulated ns). A run that cannot go on — the machine
-    /// grain stops answering (a silo was lost: SiloUnavailableException, a response timeout), loses its state, a task
-    /// fails, or nothing moves for <paramref name="stallTimeout"/> — ends as "aborted" with the reason and the counters
-    /// the grains still give (best effort), instead of throwing.
+    /// Progress callback: (tasks done, tasks, ops and faults so far, max emulated ns). A run that cannot go on — the
+    /// cluster's membership declares a silo of the run dead, the machine grain loses its state, a task fails, or no CPU
+    /// makes progress for <paramref name="stallTimeout"/> — ends as "aborted" with the reason and the counters the
+    /// surviving grains give, instead of throwing.
     /// </summary>
     /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
     /// <param name="nodeSilos">The machine file's placement map (<see cref="Grains.Placement.PlacementMap.SiloOfNode"/>), or null for the even spread.</param>
@@ -65,33 +65,48 @@ public static class OrleansRun
             Bugs = o.Bugs is { Count: > 0 } bugs ? [.. bugs] : null,
         };
         var machine = grains.GetGrain<IMachineGrain>(run);
+        var silos = await RunSilos.Of(grains);
         await machine.Configure(config);
         await machine.Start();
-        var stall = stallTimeout ?? TimeSpan.FromSeconds(60);
+        var stall = stallTimeout ?? DefaultStall;
         var lastChange = Stopwatch.StartNew();
-        long lastFaults = -1;
-        int lastDone = -1;
+        (long Ops, long Faults, int Done) last = (-1, -1, -1);
         RunStatus? status = null;
         RunStop? stopped = null;
         string? deadlock = null;
-        string? failure = null; // the run cannot go on (a silo or the machine grain was lost, no progress, a task failed)
+        string? failure = null; // the run cannot go on (a silo was lost, no progress, a task failed)
         while (true)
         {
-            await Task.Delay(50, CancellationToken.None);
+            await Task.Delay(Poll, CancellationToken.None);
+            if (await silos.Refresh() is { } lost)
+            {
+                failure = lost;
+                break;
+            }
             try
             {
                 if (stopped is null && (stopped = o.Stop?.Invoke()) != null)
                 {
-                    await machine.Stop().WaitAsync(stall);
+                    await silos.Watching(machine.Stop());
                     lastChange.Restart();
                 }
-                status = await machine.Status().WaitAsync(stall);
+                status = await silos.Watching(machine.Status());
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                // SiloUnavailableException, a response timeout, a lost connection: the cluster lost part of the run.
-                failure = $"the cluster stopped answering: {e.GetType().Name}: {FirstLine(e.Message)}";
-                break;
+                // A call that failed: only the membership says whether the cluster lost part of the run. A call from an
+                // external client that timed out (its gateway was slow) is tried again.
+                if (await silos.Refresh(now: true) is { } gone)
+                {
+                    failure = gone;
+                    break;
+                }
+                if (e is SiloUnavailableException)
+                {
+                    failure = $"the machine grain's silo became unavailable: {FirstLine(e.Message)}";
+                    break;
+                }
+                continue;
             }
             progress?.Invoke(status);
             if (status.Tasks != tasks)
@@ -112,49 +127,47 @@ public static class OrleansRun
                 break;
             }
             if (status.Done >= status.Tasks) break;
-            if (status.Faults != lastFaults || status.Done != lastDone)
+            if ((status.Ops, status.Faults, status.Done) != last)
             {
-                lastFaults = status.Faults;
-                lastDone = status.Done;
+                last = (status.Ops, status.Faults, status.Done);
                 lastChange.Restart();
             }
             else if (lastChange.Elapsed > stall)
             {
-                failure = $"no progress for {stall.TotalSeconds:F0} s: {status.Done} of {status.Tasks} tasks done, {status.Faults} faults";
+                // No CPU began an op, entered a fault or ended its task in all that time, and every silo is alive.
+                string what;
+                try { what = await silos.Watching(machine.DescribeStall()); }
+                catch (Exception e) when (e is not OutOfMemoryException) { what = $"({e.GetType().Name} while asking which)"; }
+                failure = $"no progress for {stall.TotalSeconds:F0} s: {status.Done} of {status.Tasks} tasks done, {status.Ops:N0} ops, {status.Faults:N0} faults; {what}";
                 break;
             }
         }
-        StatsMessage stats;
-        if (failure is null)
+        if (failure != null)
         {
-            stats = await machine.Collect();
+            // Stop what still runs; a CPU whose silo is gone cannot be reached and need not be.
+            try { await silos.Watching(machine.Stop()); } catch (Exception e) when (e is not OutOfMemoryException) { }
         }
-        else
+        // The machine merges every grain's counters along the topology, without a time bound on any grain: one is lost
+        // only when Orleans fails the call to it because its silo was declared dead. The call to the machine is made again
+        // if a silo is lost while it is pending or it fails (a client may have sent it through a lost silo's gateway).
+        var stats = new StatsMessage();
+        for (int attempt = 1; ; attempt++)
         {
-            // Best effort: stop what still runs, and take the counters of every grain that still answers, within seconds.
-            try { await machine.Stop().WaitAsync(TimeSpan.FromSeconds(3)); } catch (Exception e) when (e is not OutOfMemoryException) { }
-            // The machine grain bounds each grain's answer (MachineGrain.CollectBound) and lists the lost ones. The call to
-            // it is tried again while time remains: the client may first have sent it through the lost silo's gateway.
-            var collecting = Stopwatch.StartNew();
-            var within = MachineGrain.CollectBound + TimeSpan.FromSeconds(6);
-            stats = new StatsMessage();
-            while (true)
+            try
             {
-                try
+                stats = await silos.Watching(machine.Collect());
+                break;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                if (attempt < 3 && e is not SiloUnavailableException)
                 {
-                    stats = await machine.Collect().WaitAsync(within - collecting.Elapsed);
-                    break;
+                    await Task.Delay(500, CancellationToken.None);
+                    failure ??= silos.Lost;
+                    continue;
                 }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    if (collecting.Elapsed + MachineGrain.CollectBound < within)
-                    {
-                        await Task.Delay(500, CancellationToken.None);
-                        continue;
-                    }
-                    failure += $"; no counters could be read ({e.GetType().Name}: {FirstLine(e.Message)})";
-                    break;
-                }
+                failure = (failure is null ? "" : failure + "; ") + $"no counters could be read ({e.GetType().Name}: {FirstLine(e.Message)})";
+                break;
             }
         }
         // A run that failed: a grain that answered from a fresh activation lost its state with its silo (or was never used).
@@ -191,6 +204,15 @@ public static class OrleansRun
         Status = status,
         Reason = reason,
     };
+
+    /// <summary>How often the client asks the machine how far the run got.</summary>
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// How long a run may go without any CPU beginning an op, entering a fault or ending its task, while every silo is
+    /// alive, before it is aborted as stalled (an emulated deadlock the wait-for graph sees ends it at once instead).
+    /// </summary>
+    public static readonly TimeSpan DefaultStall = TimeSpan.FromSeconds(60);
 
     private static string FirstLine(string s)
     {

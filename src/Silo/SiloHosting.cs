@@ -34,8 +34,19 @@ public static class SiloHosting
         return host;
     }
 
-    /// <summary>How long a grain call may go unanswered (silo and client): short, so a lost silo stops a run within seconds.</summary>
-    public static readonly TimeSpan ResponseTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How long a call between grains may go unanswered. Not a liveness check: calls to a silo that membership declares
+    /// dead fail at once (SiloUnavailableException), and a busy host, a 4,096-CPU machine or a fully traced run may keep
+    /// a call waiting long (a barrier, a lock queue, a collection). Only a hung cluster ever reaches it.
+    /// </summary>
+    public static readonly TimeSpan GrainResponseTimeout = TimeSpan.FromHours(12);
+
+    /// <summary>
+    /// How long an external client's own short calls (a run's status, a stop, the membership) may go unanswered. An
+    /// external client is not told when a gateway's silo dies, so its calls through it end only here; a status call
+    /// that ends so is tried again, and the run's fate is read from membership (<see cref="RunSilos"/>).
+    /// </summary>
+    public static readonly TimeSpan ClientResponseTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// A silo of its own (the silo program, <c>distemu silo</c>): localhost clustering (a one-silo development cluster)
@@ -84,7 +95,6 @@ public static class SiloHosting
                 if (!IPAddress.IsLoopback(s.Advertise))
                     silo.ConfigureEndpoints(s.Advertise, s.SiloPort, s.GatewayPort, listenOnAnyHostAddress: false);
             }
-            silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = ResponseTimeout);
             AddDistEmu(silo);
         });
         return builder.Build();
@@ -108,6 +118,7 @@ public static class SiloHosting
 #pragma warning disable ORLEANSEXP003
         silo.AddDistributedGrainDirectory();
 #pragma warning restore ORLEANSEXP003
+        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = GrainResponseTimeout);
         silo.Services.AddSingleton<GrainCallCounter>();
         silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
         if (countCrossSilo)

@@ -91,6 +91,7 @@ public static class StatsCodec
         into.Stalled.AddRange(from.Stalled);
         into.Lost.AddRange(from.Lost);
         into.Fresh.AddRange(from.Fresh);
+        into.FreshVmas.AddRange(from.FreshVmas);
         into.MaxSkewNs = Math.Max(into.MaxSkewNs, from.MaxSkewNs);
         if (into.SpanCounts.Length < from.SpanCounts.Length) Array.Resize(ref into.SpanCounts, from.SpanCounts.Length);
         for (int i = 0; i < from.SpanCounts.Length; i++) into.SpanCounts[i] += from.SpanCounts[i];
@@ -101,15 +102,16 @@ public static class StatsCodec
     }
 
     /// <summary>
-    /// Merges what <paramref name="read"/> gives within <paramref name="bound"/> into <paramref name="into"/>; a grain
-    /// that does not answer (its silo was lost, or is not yet declared dead) is named in <see cref="StatsMessage.Lost"/>
-    /// instead of failing the whole collection, so a run cut short by a lost silo keeps the survivors' counters.
+    /// Merges what <paramref name="read"/> gives into <paramref name="into"/>, however long it takes: a grain is lost only
+    /// when the call fails, which Orleans does for a call to a silo its membership declared dead
+    /// (SiloUnavailableException). Such a grain is named in <see cref="StatsMessage.Lost"/> instead of failing the whole
+    /// collection, so a run cut short by a lost silo keeps the survivors' counters.
     /// </summary>
-    public static async Task MergeSurviving(StatsMessage into, string grain, Func<Task<StatsMessage>> read, TimeSpan bound)
+    public static async Task MergeOrLost(StatsMessage into, string grain, Func<Task<StatsMessage>> read)
     {
         try
         {
-            Merge(into, await read().WaitAsync(bound));
+            Merge(into, await read());
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
