@@ -25,11 +25,23 @@ public sealed record ClusterTarget(Membership Membership, string ClusterId, stri
     public override string ToString() => $"cluster {ClusterId} (service {ServiceId}) at {Membership}";
 }
 
+/// <summary>The cluster named by --cluster cannot be reached, or no silo of it is alive: the run cannot start (exit 1).</summary>
+public sealed class ClusterUnreachableException(string message, Exception inner) : Exception(message, inner);
+
 /// <summary>A cluster client on an existing cluster (redis or PostgreSQL membership): runs a machine there, or inspects the cluster.</summary>
 public static class AttachedOrleans
 {
-    public static async Task<IHost> ConnectAsync(ClusterTarget target, TimeSpan? timeout = null)
+    /// <summary>How long a client keeps trying to reach a cluster whose membership table lists no live gateway.</summary>
+    public static readonly TimeSpan ConnectPatience = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// A client on the cluster. Tries for <paramref name="patience"/> (a silo may be registering); then fails with a
+    /// <see cref="ClusterUnreachableException"/> that says whether the table was reachable and listed no silo.
+    /// </summary>
+    public static async Task<IHost> ConnectAsync(ClusterTarget target, TimeSpan? patience = null)
     {
+        var giveUp = Stopwatch.StartNew();
+        var limit = patience ?? ConnectPatience;
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Error);
@@ -42,20 +54,31 @@ public static class AttachedOrleans
                 o.ServiceId = target.ServiceId;
             });
             c.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = SiloHosting.ClientResponseTimeout);
+            c.UseConnectionRetryFilter(async (_, ct) =>
+            {
+                if (giveUp.Elapsed >= limit) return false;
+                await Task.Delay(500, ct);
+                return true;
+            });
         });
         var host = builder.Build();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
         try
         {
-            await host.StartAsync(cts.Token);
+            await host.StartAsync();
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             host.Dispose();
-            throw new InvalidOperationException($"cannot connect to {target}: {e.GetType().Name}: {e.Message}", e);
+            bool noGateway = e is SiloUnavailableException || e.InnerException is SiloUnavailableException;
+            throw new ClusterUnreachableException(noGateway
+                ? $"no silo is registered as active in the membership table {target.Membership.Url} for cluster {target.ClusterId} (service {target.ServiceId}); start one with: distemu silo {string.Join(' ', target.Membership.SiloArguments())} --cluster-id {target.ClusterId}"
+                : $"cannot reach {target}: {e.GetType().Name}: {FirstLine(e.Message)}", e);
         }
         return host;
     }
+
+    /// <summary>An exception message's first line, up to its first " - " (redis appends its whole connection state).</summary>
+    private static string FirstLine(string s) => s.Split('\n', 2)[0].Split(" - ", 2)[0].Trim();
 
     /// <summary>Stops the client without waiting long for a cluster that may be half gone.</summary>
     public static async Task StopQuietly(IHost host)

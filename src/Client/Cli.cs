@@ -171,6 +171,11 @@ public static class Cli
             stderr.WriteLine($"distemu: error: {e.Message} (--lenient skips such lines)");
             return 2;
         }
+        catch (ClusterUnreachableException e)
+        {
+            stderr.WriteLine($"distemu: error: {e.Message}");
+            return 1;
+        }
         catch (Exception e)
         {
             stderr.WriteLine($"distemu: error: the run failed: {e.GetType().Name}: {e.Message}");
