@@ -137,6 +137,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         }
         if ((_counters.Ops & 1023) == 0)
             _ = machine.Progress(_cpu, _host.Machine.VmStat.Faults, t.Clock);
+        await _host.FlushSpans();
     }
 
     /// <summary>The task's end: take back a speculative frame, drain the per-CPU list, and tell the time keeper and the machine.</summary>
@@ -145,6 +146,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         _aspace!.DropPending(t);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
+        await _host.DrainSpans(); // the task's traces are all at the writer once the machine counts it done
         if (_host.Scheduler.Bounded)
             await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(_host.Config.RunId, _host.Spec.NodeOfCpu(_cpu))).Done(_cpu);
         await machine.TaskDone(_cpu, error);
@@ -164,11 +166,12 @@ public sealed class CpuGrain : Grain, ICpuGrain
 
     public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
 
-    public Task<StatsMessage> GetStats()
+    public async Task<StatsMessage> GetStats()
     {
         DelayDeactivation(RunLifetime.Release);
         // Never started here: a fresh activation after the one that ran this CPU was lost with its silo.
-        if (_task is null) return Task.FromResult(StatsCodec.LostWithSilo($"cpu{_cpu}"));
+        if (_task is null) return StatsCodec.LostWithSilo($"cpu{_cpu}");
+        await _host.DrainSpans();
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);
         msg.MaxClock = _task?.Clock ?? 0;
@@ -176,6 +179,6 @@ public sealed class CpuGrain : Grain, ICpuGrain
         msg.Accesses = _counters.Accesses;
         msg.Sigsegv = _counters.Sigsegv;
         msg.Sigbus = _counters.Sigbus;
-        return Task.FromResult(msg);
+        return msg;
     }
 }

@@ -69,6 +69,7 @@ public sealed class MmGrain : Grain, IMmGrain
         _used = true;
         var t = _host.Task(caller);
         var vma = await VmaLookup.LockMmAndFindVma(t, _mm, addr);
+        await _host.FlushSpans();
         return new LockFindReply { Found = vma != null, VmaId = vma?.Id ?? -1, VmaNode = vma is null ? 0 : _ops.NodeOf(vma.Id), Clock = t.Clock };
     }
 
@@ -76,7 +77,7 @@ public sealed class MmGrain : Grain, IMmGrain
     {
         var t = _host.Task(caller);
         MmapLock.MmapReadUnlock(t, _mm);
-        return Task.CompletedTask;
+        return _host.FlushSpans();
     }
 
     public async Task<long> Syscall(Caller caller, OpMessage op)
@@ -86,6 +87,7 @@ public sealed class MmGrain : Grain, IMmGrain
         await OpExecutor.ExecuteSyscall(t, _mm, OpMessages.To(op), _files, op.PgOff);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
+        await _host.FlushSpans();
         return t.Clock;
     }
 
@@ -104,6 +106,7 @@ public sealed class MmGrain : Grain, IMmGrain
     public async Task<StatsMessage> CollectStats()
     {
         DelayDeactivation(RunLifetime.Release);
+        await _host.DrainSpans();
         var parts = _ops.Known.Select(id =>
         {
             var into = new StatsMessage();

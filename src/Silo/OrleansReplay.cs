@@ -59,7 +59,7 @@ public static class OrleansReplay
             Tasks = tasks,
             Cpus = cpus,
             FedFiles = fileNames,
-            Tracing = tracing?.Config,
+            Tracing = tracing?.Attach(grains),
         });
         await machine.Start();
         var cpuGrains = cpus.Select(c => grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, spec.NodeOfCpu(c), c))).ToArray();
@@ -108,7 +108,7 @@ public static class OrleansReplay
             await cpu.Detach();
 
         var collected = await machine.Collect();
-        tracing?.Write(collected);
+        tracing?.Complete(collected, grains);
         var tree = await grains.GetGrain<IMmGrain>(GrainKeys.Mm(run, 0)).GetTree(cpus[0]);
         var m = StatsCodec.ToMachine(spec, options.Sanitizer, collected);
         var result = OrleansRun.Result(m, new SimRunOptions { Machine = spec, Workload = "trace", Seed = options.Seed, Sanitizer = options.Sanitizer },
