@@ -229,9 +229,8 @@ public sealed class StatsMessage
     [Id(14)] public List<string> Lost = new();
     /// <summary>Under a quantum: the largest clock skew the time keepers measured, in emulated ns.</summary>
     [Id(15)] public long MaxSkewNs;
-    /// <summary>Spans recorded by the grain (kept traces and fragments of them), up to its bound.</summary>
-    [Id(16)] public List<SpanMessage> Spans = new();
-    /// <summary>Spans recorded, left out by sampling, and dropped at the grain's bound.</summary>
+    // Id 16 held the grain's spans; they now go to the run's ISpanCollector during the run.
+    /// <summary>Spans recorded, left out by sampling, and dropped (a batch the collector could not take).</summary>
     [Id(17)] public long[] SpanCounts = new long[3];
     /// <summary>
     /// Grains that answered from an activation that took no part in the run: never used, or, once a silo was lost,

@@ -15,11 +15,15 @@ public sealed class TracingConfig
     /// <summary>--trace-orleans: roots are live Activities of <see cref="LiveSourceName"/> while they run.</summary>
     [Id(5)] public bool LiveRoots { get; set; }
 
-    public const string LiveSourceName = "DistEmu.Live";
+    /// <summary>Where the grains send their spans during the run (null: nowhere, and what they record counts as dropped).</summary>
+    [Id(6)] public ISpanCollector? Collector { get; set; }
+    /// <summary>Spans a grain gathers before it hands them over (one batch held, one in flight per grain).</summary>
+    [Id(7)] public int BatchSpans { get; set; } = DefaultBatchSpans;
 
-    /// <summary>Spans a run brings back at most (each grain keeps this many, the merged stats too); more are counted as
-    /// dropped. It bounds the collector's memory and the size of the stats message.</summary>
-    public const int MaxSpans = 100_000;
+    /// <summary>About 0.5 MB of messages: large enough to amortise a call, small enough to hold in every grain.</summary>
+    public const int DefaultBatchSpans = 2048;
+
+    public const string LiveSourceName = "DistEmu.Live";
 }
 
 /// <summary>One span recorded in a grain, on its way to the run's trace writers (Telemetry's EmuSpan, flattened).</summary>

@@ -89,7 +89,7 @@ public static class AttachedOrleans
     }
 
     /// <param name="placement">The machine file's placement map, checked against the cluster's active silos before the run starts.</param>
-    /// <param name="tracing">Spans recorded in the grains, written by the client at the end (null: no tracing).</param>
+    /// <param name="tracing">Spans recorded in the grains, handed to the client during the run and written at its end (null: no tracing).</param>
     public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null,
         OrleansTraceCollector? tracing = null) =>
         RunAsync(target, options, quantumNs, stdout, placement, tracing).GetAwaiter().GetResult();

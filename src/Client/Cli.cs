@@ -55,6 +55,7 @@ public static class Cli
                                 native intake); the OTEL_EXPORTER_OTLP_* variables work too
           --trace-sample R      keep this fraction of traces (default 1); retried faults and violations always kept
           --trace-contended NS  keep only traces with a wait or hold of at least NS emulated ns
+          --trace-max-spans N   write at most N spans: whole traces past it are left out, and counted
           --trace-clock emulated|host
                                 span times: the emulated machine's (default; the run's start + emulated ns) or the
                                 host's (when the emulator did the work; emulated times stay in the attributes)

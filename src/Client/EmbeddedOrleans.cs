@@ -16,7 +16,7 @@ public static class EmbeddedOrleans
         $"quantum {quantumNs:N0} ns (node → machine time keepers): measured max skew {skewNs:N0} ns");
 
     /// <summary>A perf trace replayed on the embedded silo (<see cref="OrleansReplay"/>), with the silo's grain-call counts.</summary>
-    /// <param name="tracing">Spans recorded in the grains, written by the client at the end (null: no tracing).</param>
+    /// <param name="tracing">Spans recorded in the grains, handed to the client during the run and written at its end (null: no tracing).</param>
     public static OrleansReplayResult Replay(string trace, MachineSpec machine, ReplayOptions options, OrleansTraceCollector? tracing = null) =>
         ReplayAsync(trace, machine, options, tracing).GetAwaiter().GetResult();
 
@@ -36,7 +36,7 @@ public static class EmbeddedOrleans
     }
 
     /// <param name="placement">The machine file's placement map: one silo here, so it may name silo 0 only (the caller checks).</param>
-    /// <param name="tracing">Spans recorded in the grains, written by the client at the end (null: no tracing).</param>
+    /// <param name="tracing">Spans recorded in the grains, handed to the client during the run and written at its end (null: no tracing).</param>
     public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null, OrleansTraceCollector? tracing = null) =>
         RunAsync(options, quantumNs, stdout, placement, tracing).GetAwaiter().GetResult();
 

@@ -93,7 +93,19 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         if (!san.Enabled) sb.AppendLine("sanitizer: off");
         else if (san.Violations.Count == 0) sb.AppendLine("sanitizer: no violations");
         else sb.AppendLine($"sanitizer: {san.Violations.Count} violation(s); first: {san.Violations[0]}");
+        if (result.Trace is { } tr) sb.AppendLine(TraceLine(tr));
         if (result.Stalled.Count > 0) sb.AppendLine($"stalled tasks: {result.Stalled.Count} ({string.Join("; ", result.Stalled.Take(3))})");
+        return sb.ToString();
+    }
+
+    /// <summary>What the trace files got, and every span they did not, so that nothing is left out silently.</summary>
+    private static string TraceLine(TraceCounts tr)
+    {
+        var sb = new StringBuilder($"trace: {N(tr.Spans)} spans written in {N(tr.Traces)} traces");
+        if (tr.MaxSpans is { } max)
+            sb.Append($"; {N(tr.LeftOutSpans)} spans in {N(tr.LeftOutTraces)} whole traces left out (--trace-max-spans {N(max)})");
+        if (tr.SampledOut > 0) sb.Append($"; {N(tr.SampledOut)} sampled out");
+        if (tr.Dropped > 0) sb.Append($"; {N(tr.Dropped)} DROPPED (lost on the way to the writer or the exporter)");
         return sb.ToString();
     }
 
@@ -246,8 +258,12 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             {
                 w.WriteStartObject("trace");
                 w.WriteNumber("spans", tr.Spans);
+                w.WriteNumber("traces", tr.Traces);
                 w.WriteNumber("dropped", tr.Dropped);
                 w.WriteNumber("sampled_out", tr.SampledOut);
+                if (tr.MaxSpans is { } max) w.WriteNumber("max_spans", max);
+                w.WriteNumber("left_out_spans", tr.LeftOutSpans);
+                w.WriteNumber("left_out_traces", tr.LeftOutTraces);
                 w.WriteEndObject();
             }
             if (result.Skew is { } skew)

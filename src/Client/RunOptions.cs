@@ -33,6 +33,8 @@ public sealed class RunOptions
     public string TraceClock { get; private set; } = "emulated";
     public bool TraceClockGiven { get; private set; }
     public bool TraceOrleans { get; private set; }
+    /// <summary>--trace-max-spans: the most spans written; whole traces past it are left out and counted (null: no budget).</summary>
+    public long? TraceMaxSpans { get; private set; }
     /// <summary>A perf script trace to replay instead of a synthetic workload.</summary>
     public string? Trace { get; private set; }
     public double TimeScale { get; private set; } = 1.0;
@@ -133,6 +135,10 @@ public sealed class RunOptions
                     o.TraceClockGiven = true;
                     break;
                 case "--trace-orleans": o.TraceOrleans = true; break;
+                case "--trace-max-spans":
+                    var ms = r.Long();
+                    o.TraceMaxSpans = ms >= 1 ? ms : throw new UsageException($"--trace-max-spans {ms}: must be >= 1");
+                    break;
                 case "--trace-contended":
                     var tc = r.Long();
                     o.TraceContended = tc >= 0 ? tc : throw new UsageException($"--trace-contended {tc}: must be >= 0");

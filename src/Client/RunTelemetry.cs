@@ -10,7 +10,7 @@ namespace DistEmu.Client;
 /// A run's telemetry, wired in one place: spans to a trace file and/or live over OTLP (--trace-file, --otlp or the
 /// OTEL_EXPORTER_OTLP_* variables), and the kernel's counters and histograms on the DistEmu meter over OTLP at the end.
 /// Under the sim engine a <see cref="SpanRecorder"/> observes the run; under orleans the grains record and an
-/// <see cref="OrleansTraceCollector"/> writes what they recorded when the run ends.
+/// <see cref="OrleansTraceCollector"/> takes what they record during the run and writes it, trace by trace, when the run ends.
 /// Everything is opened before the run, so an unwritable file fails first; an unreachable endpoint never fails a run.
 /// </summary>
 public sealed class RunTelemetry : IDisposable
@@ -19,6 +19,9 @@ public sealed class RunTelemetry : IDisposable
     private readonly OtlpTraceSink? _otlp;
     private readonly KernelMetrics? _metrics;
     private readonly string _policy;
+    /// <summary>Under sim: the traces as the recorder closes them, within --trace-max-spans (orleans: the collector's own).</summary>
+    private readonly TraceBudget? _budget;
+    private readonly long? _maxSpans;
 
     public SpanRecorder? Recorder { get; }
     public OrleansTraceCollector? Orleans { get; }
@@ -55,10 +58,13 @@ public sealed class RunTelemetry : IDisposable
             _metrics = new KernelMetrics(new KernelMetricsOptions { Endpoint = endpoint, UseEnvironment = endpoint is null });
         }
         if (_sinks.Count == 0) return;
+        _maxSpans = o.TraceMaxSpans;
         if (engine == "sim")
         {
             var sinceEpoch = System.Diagnostics.Stopwatch.StartNew();
-            Recorder = new SpanRecorder(new FanOut(_sinks), new TracingOptions
+            // The recorder gives each trace whole when its root ends, so the budget can decide as they come.
+            _budget = new TraceBudget(new FanOut(_sinks), o.TraceMaxSpans ?? long.MaxValue);
+            Recorder = new SpanRecorder(_budget, new TracingOptions
             {
                 SampleRatio = o.TraceSample,
                 ContendedNs = o.TraceContended,
@@ -77,7 +83,7 @@ public sealed class RunTelemetry : IDisposable
                 HostClock = hostClock,
                 EpochUnixNs = epoch.ToUnixTimeMilliseconds() * 1_000_000,
                 LiveRoots = o.TraceOrleans,
-            });
+            }, o.TraceMaxSpans ?? long.MaxValue);
         }
     }
 
@@ -97,6 +103,8 @@ public sealed class RunTelemetry : IDisposable
         }
         if (o.TraceClockGiven && o.TraceFile is null && !otlp)
             throw new UsageException("--trace-clock: only with --trace-file or --otlp (there are no spans to place)");
+        if (o.TraceMaxSpans != null && o.TraceFile is null && !otlp)
+            throw new UsageException("--trace-max-spans: only with --trace-file or --otlp (there are no spans to write)");
     }
 
     private static Uri ParseEndpoint(string text) =>
@@ -107,10 +115,11 @@ public sealed class RunTelemetry : IDisposable
     public void Finish(RunResult result)
     {
         foreach (var s in _sinks) s.Complete();
-        if (Recorder != null)
-            result.Trace = (Recorder.Spans, _otlp?.Dropped ?? 0, Recorder.SampledOut);
+        if (Recorder != null && _budget != null)
+            result.Trace = new TraceCounts(_budget.Spans, _budget.Traces, _otlp?.Dropped ?? 0, Recorder.SampledOut, _budget.LeftOutSpans, _budget.LeftOutTraces, _maxSpans);
         else if (Orleans != null)
-            result.Trace = (Orleans.Spans, (_otlp?.Dropped ?? 0) + Orleans.Dropped, Orleans.SampledOut);
+            result.Trace = new TraceCounts(Orleans.Spans, Orleans.Traces, (_otlp?.Dropped ?? 0) + Orleans.Dropped, Orleans.SampledOut,
+                Orleans.LeftOutSpans, Orleans.LeftOutTraces, _maxSpans);
         if (_metrics != null)
         {
             _metrics.Publish(result.Machine, new Dictionary<string, string> { ["emu.policy"] = _policy, ["emu.engine"] = result.Engine });
@@ -121,6 +130,7 @@ public sealed class RunTelemetry : IDisposable
     public void Dispose()
     {
         foreach (var s in _sinks) (s as IDisposable)?.Dispose();
+        Orleans?.Dispose(); // its spill folder, also when the run failed
         _metrics?.Dispose();
     }
 

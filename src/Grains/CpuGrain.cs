@@ -144,6 +144,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         }
         if ((_counters.Ops & 63) == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(_reported) >= ReportEvery)
             Report(t, done: false);
+        await _host.FlushSpans();
     }
 
     /// <summary>
@@ -164,6 +165,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
         Report(t, done: true);
+        await _host.DrainSpans(); // the task's traces are all at the writer once the machine counts it done
         if (_host.Scheduler.Bounded)
             await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(_host.Config.RunId, _host.Spec.NodeOfCpu(_cpu))).Done(_cpu);
         await machine.TaskDone(_cpu, error);
@@ -183,11 +185,12 @@ public sealed class CpuGrain : Grain, ICpuGrain
 
     public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
 
-    public Task<StatsMessage> GetStats()
+    public async Task<StatsMessage> GetStats()
     {
         DelayDeactivation(RunLifetime.Release);
         // Never started here: a fresh activation after the one that ran this CPU was lost with its silo.
-        if (_task is null) return Task.FromResult(StatsCodec.LostWithSilo($"cpu{_cpu}"));
+        if (_task is null) return StatsCodec.LostWithSilo($"cpu{_cpu}");
+        await _host.DrainSpans();
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);
         msg.MaxClock = _task?.Clock ?? 0;
@@ -195,6 +198,6 @@ public sealed class CpuGrain : Grain, ICpuGrain
         msg.Accesses = _counters.Accesses;
         msg.Sigsegv = _counters.Sigsegv;
         msg.Sigbus = _counters.Sigbus;
-        return Task.FromResult(msg);
+        return msg;
     }
 }

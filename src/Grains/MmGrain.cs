@@ -69,6 +69,7 @@ public sealed class MmGrain : Grain, IMmGrain
         _used = true;
         var t = _host.Task(caller);
         var vma = await VmaLookup.LockMmAndFindVma(t, _mm, addr);
+        await _host.FlushSpans();
         return new LockFindReply { Found = vma != null, VmaId = vma?.Id ?? -1, VmaNode = vma is null ? 0 : _ops.NodeOf(vma.Id), Clock = t.Clock };
     }
 
@@ -76,7 +77,7 @@ public sealed class MmGrain : Grain, IMmGrain
     {
         var t = _host.Task(caller);
         MmapLock.MmapReadUnlock(t, _mm);
-        return Task.CompletedTask;
+        return _host.FlushSpans();
     }
 
     public async Task<long> Syscall(Caller caller, OpMessage op)
@@ -86,6 +87,7 @@ public sealed class MmGrain : Grain, IMmGrain
         await OpExecutor.ExecuteSyscall(t, _mm, OpMessages.To(op), _files, op.PgOff);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
+        await _host.FlushSpans();
         return t.Clock;
     }
 
@@ -100,9 +102,10 @@ public sealed class MmGrain : Grain, IMmGrain
     public Task<Dictionary<int, int[]>> VmasByNode() =>
         Task.FromResult(_ops.Known.GroupBy(_ops.NodeOf).ToDictionary(g => g.Key, g => g.OrderBy(id => id).ToArray()));
 
-    public Task<StatsMessage> CollectStats(int[] freshVmas)
+    public async Task<StatsMessage> CollectStats(int[] freshVmas)
     {
         DelayDeactivation(RunLifetime.Release);
+        await _host.DrainSpans();
         var all = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(all);
         if (!_used) all.Fresh.Add($"mm{_mm.Id}");
@@ -112,6 +115,6 @@ public sealed class MmGrain : Grain, IMmGrain
                 all.Lost.Add($"vma{id} (its state was lost with its silo)");
         // No VMA is counted twice: one that answered a node set itself collected and hands nothing over when it goes.
         StatsCodec.Merge(all, _retired); // last: `all` may take its entries by reference, and nothing merges into them after
-        return Task.FromResult(all);
+        return all;
     }
 }

@@ -40,14 +40,15 @@ public sealed class VmaGrain : Grain, IVmaGrain
     }
 
     /// <summary>
-    /// An unmapped VMA's grain is held no longer than Orleans' idle collection age; as it goes, it hands its counters
-    /// (and spans) to its mm, which keeps them for the results. Best effort: a grain deactivated because its silo is
-    /// shutting down or lost cannot always reach the mm.
+    /// An unmapped VMA's grain is held no longer than Orleans' idle collection age; as it goes, it hands its spans to the
+    /// run's collector and its counters to its mm, which keeps them for the results. Best effort: a grain deactivated
+    /// because its silo is shutting down or lost cannot always reach the mm.
     /// </summary>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         if (_vma is null || !_unmapped || _collected) return;
         _collected = true;
+        await _host.DrainSpans(); // most went at munmap; a stale caller's fault may have recorded more since
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);
         try
@@ -109,6 +110,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
         if (reply.Attempted && reply.Lock == (byte)VmaLockResult.Locked)
             reply.Pte = _mm.PageTable.Read(addr);
         await _host.Frames.Flush();
+        await _host.FlushSpans();
         return reply;
     }
 
@@ -204,6 +206,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
     private async Task<ClockReply> Done(EmuTask t, long value = 0)
     {
         await _host.Frames.Flush();
+        await _host.FlushSpans();
         return new ClockReply { Clock = t.Clock, Value = value };
     }
 
@@ -298,6 +301,8 @@ public sealed class VmaGrain : Grain, IVmaGrain
             }
             _file.Pages.Clear();
         }
+        // Nothing is recorded here after munmap: what was goes now, so an unmapped VMA's grain holds no spans.
+        await _host.DrainSpans();
         return await Done(t, zapped);
     }
 
@@ -342,6 +347,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
         TakeToken(t, LockMode.Read);
         var pages = await MovePages.Collect(t, V, from, to, node);
         DropToken(t, LockMode.Read);
+        await _host.FlushSpans();
         return new CollectReply { Clock = t.Clock, Addrs = pages.Select(p => p.Addr).ToArray(), Frames = pages.Select(p => p.Frame).ToArray() };
     }
 
@@ -353,7 +359,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
         return await Done(t, moved);
     }
 
-    public Task<StatsMessage> GetStats()
+    public async Task<StatsMessage> GetStats()
     {
         DelayDeactivation(RunLifetime.Release);
         _collected = true; // read by the mm: no hand-over when it goes
@@ -362,10 +368,11 @@ public sealed class VmaGrain : Grain, IVmaGrain
         if (_vma is null)
         {
             string key = this.GetPrimaryKeyString();
-            return Task.FromResult(new StatsMessage { FreshVmas = [int.Parse(key.AsSpan(key.LastIndexOf("/vma", StringComparison.Ordinal) + 4), System.Globalization.CultureInfo.InvariantCulture)] });
+            return new StatsMessage { FreshVmas = [int.Parse(key.AsSpan(key.LastIndexOf("/vma", StringComparison.Ordinal) + 4), System.Globalization.CultureInfo.InvariantCulture)] };
         }
+        await _host.DrainSpans();
         var msg = StatsCodec.Export(_host.Machine);
         _host.ExportSpans(msg);
-        return Task.FromResult(msg);
+        return msg;
     }
 }

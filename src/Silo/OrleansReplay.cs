@@ -27,7 +27,7 @@ public static class OrleansReplay
     /// Replays the trace at <paramref name="path"/> on the machine grains of a new run. Throws
     /// <see cref="KernelConfigException"/> on options the orleans engine does not take (replicate &gt; 1 without shared mm) or a machine with
     /// too few CPUs, and <see cref="PerfTraceFormatException"/> on malformed input in strict mode (before anything runs).
-    /// With <paramref name="tracing"/>, the grains record spans of the replayed faults and the collector writes them at the end.
+    /// With <paramref name="tracing"/>, the grains record spans of the replayed faults and hand them to the collector during the replay.
     /// </summary>
     public static async Task<OrleansReplayResult> Run(IGrainFactory grains, string path, MachineSpec spec, ReplayOptions options, int batchOps = DefaultBatchOps,
         OrleansTraceCollector? tracing = null)
@@ -59,7 +59,7 @@ public static class OrleansReplay
             Tasks = tasks,
             Cpus = cpus,
             FedFiles = fileNames,
-            Tracing = tracing?.Config,
+            Tracing = tracing?.Attach(grains),
         });
         await machine.Start();
         var cpuGrains = cpus.Select(c => grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, spec.NodeOfCpu(c), c))).ToArray();
@@ -108,7 +108,7 @@ public static class OrleansReplay
             await cpu.Detach();
 
         var collected = await machine.Collect();
-        tracing?.Write(collected);
+        tracing?.Complete(collected, grains);
         var tree = await grains.GetGrain<IMmGrain>(GrainKeys.Mm(run, 0)).GetTree(cpus[0]);
         var m = StatsCodec.ToMachine(spec, options.Sanitizer, collected);
         var result = OrleansRun.Result(m, new SimRunOptions { Machine = spec, Workload = "trace", Seed = options.Seed, Sanitizer = options.Sanitizer },

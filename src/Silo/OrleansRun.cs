@@ -24,7 +24,7 @@ public static class OrleansRun
     /// <param name="quantumNs">The skew bound between CPUs in emulated ns (0: lax).</param>
     /// <param name="nodeSilos">The machine file's placement map (<see cref="Grains.Placement.PlacementMap.SiloOfNode"/>), or null for the even spread.</param>
     /// <param name="maxSkew">Under a quantum: given the largest clock skew the time keepers measured (emulated ns) once the run ends.</param>
-    /// <param name="tracing">Record spans in the grains and write them there at the end (null: no tracing).</param>
+    /// <param name="tracing">Record spans in the grains, which hand them to it during the run (null: no tracing).</param>
     public static async Task<RunResult> Run(IGrainFactory grains, SimRunOptions o, Action<RunStatus>? progress = null,
         TimeSpan? stallTimeout = null, long quantumNs = 0, int[]? nodeSilos = null, Action<long>? maxSkew = null, OrleansTraceCollector? tracing = null)
     {
@@ -61,7 +61,7 @@ public static class OrleansRun
             NodeSilos = nodeSilos,
             Script = o.Script?.ToDictionary(kv => kv.Key, kv => kv.Value.Select(OpMessages.From).ToArray()),
             Delays = o.Delays?.ToDictionary(kv => GrainScheduler.DelayKey(kv.Key.Cpu, kv.Key.Site), kv => kv.Value),
-            Tracing = tracing?.Config,
+            Tracing = tracing?.Attach(grains),
             Bugs = o.Bugs is { Count: > 0 } bugs ? [.. bugs] : null,
         };
         var machine = grains.GetGrain<IMachineGrain>(run);
@@ -179,7 +179,7 @@ public static class OrleansRun
             failure = failure is null ? lost : failure + "; " + lost;
         }
         if (quantumNs > 0) maxSkew?.Invoke(stats.MaxSkewNs);
-        tracing?.Write(stats);
+        tracing?.Complete(stats, grains);
         var m = StatsCodec.ToMachine(o.Machine, o.Sanitizer, stats);
         if (deadlock != null)
             m.Sanitizer.Absorb([new Kernel.Sanitizer.Violation("DEADLOCK", o.Machine.Policy.Name(), "machine", -1, null, null, stats.MaxClock, deadlock, [])],

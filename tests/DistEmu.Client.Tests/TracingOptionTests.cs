@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace DistEmu.Client.Tests;
@@ -81,6 +82,57 @@ public sealed class TracingOptionTests : InProcessCliTests
         Assert.Equal(2, code);
         var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("distemu: error: memory", line);
+        Assert.DoesNotContain("running", stdout);
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Theory]
+    [InlineData("orleans")]
+    [InlineData("sim")]
+    public void A_span_budget_leaves_out_whole_traces_and_says_so_on_the_terminal_and_in_stats_json(string engine)
+    {
+        var outDir = Path.Combine(_tmp, "budget-" + engine);
+        var trace = Path.Combine(_tmp, $"budget-{engine}.json");
+        var (code, stdout, stderr) = Cli("run", "--engine", engine, "--workload", "migrate-munmap", "--ops", "200", "--trace-file", trace,
+            "--trace-max-spans", "500", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        using var stats = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        var t = stats.RootElement.GetProperty("trace");
+        long spans = t.GetProperty("spans").GetInt64(), leftOut = t.GetProperty("left_out_spans").GetInt64();
+        var line = Assert.Single(Lines(stdout), l => l.StartsWith("trace: ", StringComparison.Ordinal));
+        Console.WriteLine(line);
+        Assert.Equal(500, t.GetProperty("max_spans").GetInt64());
+        Assert.InRange(spans, 1, 500);
+        Assert.True(leftOut > 0 && t.GetProperty("left_out_traces").GetInt64() > 0, "the run records more than 500 spans");
+        Assert.Equal(0, t.GetProperty("dropped").GetInt64());
+        Assert.Contains($"{spans.ToString("N0", CultureInfo.InvariantCulture)} spans written", line);
+        Assert.Contains($"{leftOut.ToString("N0", CultureInfo.InvariantCulture)} spans in", line);
+        // The file holds whole traces: each has its one root, and every parent it names is in it.
+        using var jaeger = JsonDocument.Parse(File.ReadAllText(trace));
+        var traces = jaeger.RootElement.GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal(spans, traces.Sum(x => x.GetProperty("spans").GetArrayLength()));
+        Assert.Equal(t.GetProperty("traces").GetInt64(), traces.Count);
+        foreach (var x in traces)
+        {
+            var list = x.GetProperty("spans").EnumerateArray().ToList();
+            var ids = list.Select(s => s.GetProperty("spanID").GetString()).ToHashSet();
+            var parents = list.SelectMany(s => s.GetProperty("references").EnumerateArray()
+                .Where(r => r.GetProperty("refType").GetString() == "CHILD_OF").Select(r => r.GetProperty("spanID").GetString())).ToList();
+            Assert.Equal(list.Count - 1, parents.Count);
+            Assert.All(parents, p => Assert.Contains(p, ids));
+        }
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("many")]
+    public void A_bad_span_budget_is_exit_2_before_the_run(string value)
+    {
+        var outDir = Path.Combine(_tmp, "bad-budget");
+        var (code, stdout, stderr) = Cli("run", "--engine", "sim", "--trace-file", Path.Combine(_tmp, "b.json"), "--trace-max-spans", value, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains("--trace-max-spans", Assert.Single(Lines(stderr)));
         Assert.DoesNotContain("running", stdout);
         Assert.False(Directory.Exists(outDir));
     }

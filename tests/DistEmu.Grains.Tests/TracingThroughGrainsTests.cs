@@ -87,16 +87,4 @@ public sealed class TracingThroughGrainsTests(TwoSilos cluster)
         Assert.Contains(root.Tags, t => t.Key == "emu.children_sampled_out");
         Assert.True(collector.SampledOut > 0);
     }
-
-    [Fact]
-    public void Merged_stats_bring_back_at_most_MaxSpans_spans_and_count_the_rest_as_dropped()
-    {
-        StatsMessage Grain(int spans) => new() { Spans = Enumerable.Range(0, spans).Select(i => new SpanMessage { SpanId = (ulong)i + 1 }).ToList(), SpanCounts = [spans, 0, 0] };
-        var all = new StatsMessage();
-        StatsCodec.Merge(all, Grain(TracingConfig.MaxSpans - 10));
-        StatsCodec.Merge(all, Grain(25));
-        Console.WriteLine($"{all.Spans.Count} spans kept, counts {string.Join("/", all.SpanCounts)}");
-        Assert.Equal(TracingConfig.MaxSpans, all.Spans.Count);
-        Assert.Equal(15, all.SpanCounts[2]);
-    }
 }

@@ -1,4 +1,4 @@
-// Models the test inputs: locating the shared real sample (threads4.perf.txt.gz) next to the
+// Models the test inputs: locating the real sample (tests/data/threads4.perf.txt.gz) in the
 // repository, decompressing it once, and running a PerfScriptReader over bytes to collect records,
 // stats and the exception (if any).
 using System.IO.Compression;
@@ -16,7 +16,7 @@ internal static class TestTraces
     private static readonly Lazy<string[]> SampleLinesLazy = new(() =>
         Encoding.UTF8.GetString(SamplePlainBytes.Value).Split('\n', StringSplitOptions.RemoveEmptyEntries));
 
-    /// <summary>Path of ../shared/samples/threads4.perf.txt.gz relative to the folder holding DistEmu.sln; fails if absent.</summary>
+    /// <summary>Path of tests/data/threads4.perf.txt.gz under the folder holding DistEmu.sln; fails if absent.</summary>
     public static string SampleGzPath
     {
         get
@@ -29,13 +29,13 @@ internal static class TestTraces
 
             if (dir is null)
             {
-                Assert.Fail($"No folder containing DistEmu.sln above {AppContext.BaseDirectory}; cannot locate the shared sample.");
+                Assert.Fail($"No folder containing DistEmu.sln above {AppContext.BaseDirectory}; cannot locate the sample.");
             }
 
-            string path = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "samples", "threads4.perf.txt.gz"));
+            string path = Path.GetFullPath(Path.Combine(dir.FullName, "tests", "data", "threads4.perf.txt.gz"));
             if (!File.Exists(path))
             {
-                Assert.Fail($"The real perf sample is missing: expected {path} (the repository's ../shared/samples/threads4.perf.txt.gz).");
+                Assert.Fail($"The real perf sample is missing: expected {path}.");
             }
 
             return path;

@@ -38,7 +38,7 @@ public sealed class KernelHost
         if (config.Tracing is { } tracing)
         {
             // One recorder per grain, its span ids seeded apart from every other grain's by the grain's key.
-            Spans = new GrainSpans(TracingConfig.MaxSpans);
+            Spans = new GrainSpans(tracing.Collector, Math.Max(1, tracing.BatchSpans));
             Recorder = new SpanRecorder(Spans, new TracingOptions
             {
                 SampleRatio = tracing.SampleRatio,
@@ -54,13 +54,18 @@ public sealed class KernelHost
         }
     }
 
-    /// <summary>The spans recorded here so far and the recorder's counts, into a grain's stats.</summary>
+    /// <summary>The recorder's counts into a grain's stats (after <see cref="DrainSpans"/>: the spans went to the collector).</summary>
     public void ExportSpans(StatsMessage msg)
     {
         if (Recorder is null || Spans is null) return;
-        msg.Spans = Spans.Take();
         msg.SpanCounts = [Recorder.Spans, Recorder.SampledOut, Spans.Dropped];
     }
+
+    /// <summary>A flush point (the end of a grain call or of a CPU's op): a full batch of spans goes to the run's collector.</summary>
+    public Task FlushSpans() => Spans?.Flush() ?? System.Threading.Tasks.Task.CompletedTask;
+
+    /// <summary>Every span recorded here to the run's collector, before the grain reports its counters or goes.</summary>
+    public Task DrainSpans() => Spans?.Drain() ?? System.Threading.Tasks.Task.CompletedTask;
 
     /// <summary>The stand-in for the calling CPU, its clock moved up to the caller's.</summary>
     public EmuTask Task(Caller c)

@@ -95,10 +95,6 @@ public static class StatsCodec
         into.MaxSkewNs = Math.Max(into.MaxSkewNs, from.MaxSkewNs);
         if (into.SpanCounts.Length < from.SpanCounts.Length) Array.Resize(ref into.SpanCounts, from.SpanCounts.Length);
         for (int i = 0; i < from.SpanCounts.Length; i++) into.SpanCounts[i] += from.SpanCounts[i];
-        // The run's spans stay within TracingConfig.MaxSpans in all; the rest are counted as dropped.
-        int room = Math.Max(0, TracingConfig.MaxSpans - into.Spans.Count);
-        into.Spans.AddRange(from.Spans.Count <= room ? from.Spans : from.Spans.GetRange(0, room));
-        if (from.Spans.Count > room && into.SpanCounts.Length >= 3) into.SpanCounts[2] += from.Spans.Count - room;
     }
 
     /// <summary>

@@ -70,8 +70,8 @@ public sealed class RunResult
     public string? Reason { get; init; }
     /// <summary>Orleans: every grain whose counters the results lack (its silo was lost), named as in <see cref="Reason"/>.</summary>
     public IReadOnlyList<string> LostGrains { get; set; } = [];
-    /// <summary>Spans written to the trace file, dropped by a full exporter, and left out by sampling (when tracing).</summary>
-    public (long Spans, long Dropped, long SampledOut)? Trace { get; set; }
+    /// <summary>What tracing wrote and what it did not (when tracing).</summary>
+    public TraceCounts? Trace { get; set; }
     /// <summary>Under an orleans quantum: the bound and the largest clock skew the time keepers measured, emulated ns.</summary>
     public (long QuantumNs, long MaxSkewNs)? Skew { get; set; }
     /// <summary>Grain calls made (orleans engine): total and those that crossed silos.</summary>
@@ -174,3 +174,10 @@ public static class SimRun
     /// <summary>Task i's CPU: spread round-robin over the nodes, so n tasks use n/nodes CPUs of each node.</summary>
     public static int Spread(int i, MachineSpec m) => (i % m.Nodes) * m.CpusPerNode + (i / m.Nodes) % m.CpusPerNode;
 }
+
+/// <summary>
+/// A traced run's spans: written to the trace files and export (<paramref name="Spans"/> in <paramref name="Traces"/>),
+/// lost on the way (<paramref name="Dropped"/>: a full exporter, or spans that never reached the writer), left out by
+/// sampling, and left out whole by the user's budget <paramref name="MaxSpans"/> (null: none).
+/// </summary>
+public sealed record TraceCounts(long Spans, long Traces, long Dropped, long SampledOut, long LeftOutSpans = 0, long LeftOutTraces = 0, long? MaxSpans = null);
