@@ -168,24 +168,27 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         sb.Append("Model: host µs per fault spent crossing silos = grain calls per fault × cross-silo fraction × (cross-silo − local call cost), ");
         sb.Append("the call costs measured on each cluster before its runs (median of 5 rounds of 2000 sequential pings from the first silo to itself and to the second). ");
         sb.Append("Pings are sequential round trips; a run keeps every CPU's calls in flight at once, so the model is an upper bound on the time a fault waits, not on throughput. ");
-        sb.Append("Means over the runs of each silo count (every policy, preset, workload, cpus and repeat); each cluster first ran one short warm-up run, not recorded, ");
-        sb.Append("so JIT compilation in fresh silo processes does not land on its first row.\n\n");
-        string[] head = ["silos", "runs", "faults/host s", "faults/host s per silo", "host µs/fault", "Δ host µs/fault vs 1 silo", "grain calls/fault", "cross-silo fraction", "local call µs", "cross-silo call µs", "model: crossing µs/fault"];
+        sb.Append("Means over the runs of each preset and silo count (every policy, workload, cpus and repeat): machines of different sizes scale differently, so each is compared with its own one-silo runs. ");
+        sb.Append("Each cluster first ran one short warm-up run, not recorded, so JIT compilation in fresh silo processes does not land on its first row.\n\n");
+        string[] head = ["preset", "silos", "runs", "faults/host s", "faults/host s per silo", "host µs/fault", "Δ host µs/fault vs 1 silo", "grain calls/fault", "cross-silo fraction", "local call µs", "cross-silo call µs", "model: crossing µs/fault"];
         sb.Append("| ").Append(string.Join(" | ", head)).Append(" |\n|").Append(string.Concat(head.Select(_ => "---|"))).Append('\n');
-        var bySilos = rows.Where(r => r.Silos != null).GroupBy(r => r.Silos!.Value).OrderBy(g => g.Key).ToList();
-        double? one = bySilos.FirstOrDefault(g => g.Key == 1)?.Average(r => r.HostMicrosPerFault);
-        foreach (var g in bySilos)
+        foreach (var preset in rows.Where(r => r.Silos != null).GroupBy(r => r.Preset).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            double Mean(Func<ExperimentRow, double?> f) => g.Select(f).Where(v => v != null).Select(v => v!.Value).DefaultIfEmpty(double.NaN).Average();
-            double host = g.Average(r => r.HostMicrosPerFault);
-            string Cell(double v, string format) => double.IsNaN(v) ? "" : v.ToString(format, Inv);
-            sb.Append("| ").Append(string.Join(" | ", new[]
+            var bySilos = preset.GroupBy(r => r.Silos!.Value).OrderBy(g => g.Key).ToList();
+            double? one = bySilos.FirstOrDefault(g => g.Key == 1)?.Average(r => r.HostMicrosPerFault);
+            foreach (var g in bySilos)
             {
-                g.Key.ToString(Inv), g.Count().ToString(Inv), Cell(Mean(r => r.FaultsPerHostSecond), "N0"), Cell(Mean(r => r.FaultsPerHostSecondPerSilo), "N0"),
-                Cell(host, "0.00"), one is { } o ? Cell(host - o, "+0.00;-0.00;0") : "", Cell(Mean(r => r.GrainCallsPerFault), "0.000"),
-                Cell(Mean(r => r.CrossSiloFraction), "0.0000"), Cell(Mean(r => r.CallCost?.LocalMicros), "0.0"), Cell(Mean(r => r.CallCost?.CrossSiloMicros), "0.0"),
-                Cell(Mean(r => r.ModelCrossSiloMicrosPerFault), "0.00"),
-            })).Append(" |\n");
+                double Mean(Func<ExperimentRow, double?> f) => g.Select(f).Where(v => v != null).Select(v => v!.Value).DefaultIfEmpty(double.NaN).Average();
+                double host = g.Average(r => r.HostMicrosPerFault);
+                string Cell(double v, string format) => double.IsNaN(v) ? "" : v.ToString(format, Inv);
+                sb.Append("| ").Append(string.Join(" | ", new[]
+                {
+                    preset.Key, g.Key.ToString(Inv), g.Count().ToString(Inv), Cell(Mean(r => r.FaultsPerHostSecond), "N0"), Cell(Mean(r => r.FaultsPerHostSecondPerSilo), "N0"),
+                    Cell(host, "0.00"), one is { } o ? Cell(host - o, "+0.00;-0.00;0") : "", Cell(Mean(r => r.GrainCallsPerFault), "0.000"),
+                    Cell(Mean(r => r.CrossSiloFraction), "0.0000"), Cell(Mean(r => r.CallCost?.LocalMicros), "0.0"), Cell(Mean(r => r.CallCost?.CrossSiloMicros), "0.0"),
+                    Cell(Mean(r => r.ModelCrossSiloMicrosPerFault), "0.00"),
+                })).Append(" |\n");
+            }
         }
         sb.Append("\nThe same numbers per run are in the last columns of the table below and of results.csv.\n\n");
     }
