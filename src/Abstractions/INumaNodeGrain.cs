@@ -12,8 +12,11 @@ public interface INumaNodeGrain : IGrainWithStringKey
     Task<long[]> AllocBulk(int max);
     Task Free(long[] frames);
     Task<StatsMessage> GetStats();
-    /// <summary>A CPU of this node says how far its task got (ops begun, entries into the fault handler, clock); <paramref name="done"/> at its end.</summary>
-    [OneWay, AlwaysInterleave] Task Progress(int cpu, long ops, long faults, long clock, bool done);
+    /// <summary>
+    /// A CPU of this node says how far its task got (ops begun, entries into the fault handler, clock); <paramref name="done"/>
+    /// at its end, awaited before the CPU tells the machine, so a run's last status holds every CPU's final count.
+    /// </summary>
+    [AlwaysInterleave] Task Progress(int cpu, long ops, long faults, long clock, bool done);
     /// <summary>The sums of this node's CPUs' latest reports; with <paramref name="detail"/>, the CPUs still running, least advanced first.</summary>
     [AlwaysInterleave] Task<NodeProgress> GetProgress(bool detail);
     /// <summary>

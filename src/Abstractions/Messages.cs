@@ -265,6 +265,13 @@ public sealed class NodeProgress
     [Id(0)] public long Ops;
     [Id(1)] public long Faults;
     [Id(2)] public long MaxClock;
-    /// <summary>The node's CPUs whose task has not ended, least advanced first, for a stall's message: "cpuN: K ops, clock T ns".</summary>
-    [Id(3)] public List<string> Running = new();
+    /// <summary>The node's CPUs whose task has not ended (asked for a stall's message).</summary>
+    [Id(3)] public List<CpuProgress> Running = new();
+}
+
+/// <summary>How far one CPU's task got, as it last reported to its node.</summary>
+[GenerateSerializer]
+public sealed record CpuProgress([property: Id(0)] int Cpu, [property: Id(1)] long Ops, [property: Id(2)] long Faults, [property: Id(3)] long Clock)
+{
+    public override string ToString() => FormattableString.Invariant($"cpu{Cpu}: {Ops} ops, {Faults} faults, clock {Clock} ns");
 }

@@ -84,7 +84,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
             }
             await Execute(t, op, m.PgOff, machine);
         }
-        Report(t, done: false);
+        _ = Report(t, done: false);
         return t.Clock;
     }
 
@@ -143,19 +143,19 @@ public sealed class CpuGrain : Grain, ICpuGrain
                 break;
         }
         if ((_counters.Ops & 63) == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(_reported) >= ReportEvery)
-            Report(t, done: false);
+            _ = Report(t, done: false);
         await _host.FlushSpans();
     }
 
     /// <summary>
     /// Tells this CPU's node how far its task got: ops begun, entries into the fault handler (counted here, where
-    /// do_user_addr_fault runs) and clock. One-way, to the node and not the machine, so thousands of CPUs never report
-    /// to one grain.
+    /// do_user_addr_fault runs) and clock. To the node and not the machine, so thousands of CPUs never report to one
+    /// grain; not awaited while the task runs.
     /// </summary>
-    private void Report(EmuTask t, bool done)
+    private Task Report(EmuTask t, bool done)
     {
         _reported = System.Diagnostics.Stopwatch.GetTimestamp();
-        _ = _node.Progress(_cpu, _counters.Ops, _host.Machine.VmStat.Faults, t.Clock, done);
+        return _node.Progress(_cpu, _counters.Ops, _host.Machine.VmStat.Faults, t.Clock, done);
     }
 
     /// <summary>The task's end: take back a speculative frame, drain the per-CPU list, and tell the time keeper and the machine.</summary>
@@ -164,7 +164,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
         _aspace!.DropPending(t);
         t.Pcp.Drain(_host.Machine);
         await _host.Frames.Flush();
-        Report(t, done: true);
+        await Report(t, done: true);
         await _host.DrainSpans(); // the task's traces are all at the writer once the machine counts it done
         if (_host.Scheduler.Bounded)
             await GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(_host.Config.RunId, _host.Spec.NodeOfCpu(_cpu))).Done(_cpu);

@@ -21,7 +21,6 @@ public sealed class MachineGrain : Grain, IMachineGrain
     private long _barrierMax;
     private int _parties;
     private int _done;
-    private readonly HashSet<int> _doneCpus = new();
     private string? _error;
     private readonly List<int> _cpus = new();
 
@@ -78,7 +77,6 @@ public sealed class MachineGrain : Grain, IMachineGrain
     {
         _done++;
         _parties--;
-        _doneCpus.Add(cpu);
         _error ??= error;
         ReleaseBarrierIfComplete();
         return Task.CompletedTask;
@@ -105,12 +103,11 @@ public sealed class MachineGrain : Grain, IMachineGrain
     public async Task<string> DescribeStall()
     {
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
-        var running = new List<string>();
-        foreach (var p in await Task.WhenAll(Enumerable.Range(0, _spec!.Nodes).Select(n => Node(n).GetProgress(detail: true))))
-            running.AddRange(p.Running);
-        var silent = _cpus.Where(c => !_doneCpus.Contains(c)).Count();
+        var nodes = await Task.WhenAll(Enumerable.Range(0, _spec!.Nodes).Select(n => Node(n).GetProgress(detail: true)));
+        // Least advanced first: the tasks most likely to be what the others wait for.
+        var running = nodes.SelectMany(p => p.Running).OrderBy(c => c.Ops).ThenBy(c => c.Cpu).ToList();
         string list = running.Count == 0 ? "no CPU reported an op" : string.Join("; ", running.Take(12)) + (running.Count > 12 ? $"; … {running.Count - 12} more" : "");
-        return $"{silent} task(s) not done ({list})";
+        return $"{cfg.Tasks - _done} task(s) not done ({list})";
     }
 
     public async Task Stop()

@@ -65,8 +65,7 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
             p.MaxClock = Math.Max(p.MaxClock, clock);
         }
         if (detail)
-            p.Running = _progress.Where(kv => !kv.Value.Done).OrderBy(kv => kv.Value.Ops).ThenBy(kv => kv.Key)
-                .Select(kv => FormattableString.Invariant($"cpu{kv.Key}: {kv.Value.Ops} ops, {kv.Value.Faults} faults, clock {kv.Value.Clock} ns")).ToList();
+            p.Running = _progress.Where(kv => !kv.Value.Done).Select(kv => new CpuProgress(kv.Key, kv.Value.Ops, kv.Value.Faults, kv.Value.Clock)).ToList();
         return Task.FromResult(p);
     }
 
