@@ -17,7 +17,7 @@ namespace DistEmu.Grains;
 /// </summary>
 [Reentrant]
 [NumaPlacement]
-public sealed class CpuGrain : Grain, ICpuGrain
+public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
 {
     private KernelHost _host = null!;
     private EmuTask? _task;
@@ -31,7 +31,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
     {
         DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
-        _host = await KernelHost.For(GrainFactory, key);
+        _host = await KernelHost.For(runs, GrainFactory, key);
         _cpu = int.Parse(key[(key.LastIndexOf("/cpu", StringComparison.Ordinal) + 4)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
