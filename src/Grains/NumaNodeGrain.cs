@@ -8,7 +8,7 @@ namespace DistEmu.Grains;
 
 /// <summary>A NUMA node's frames (pg_data_t's buddy allocator): per-CPU lists refill from here in batches.</summary>
 [NumaPlacement]
-public sealed class NumaNodeGrain : Grain, INumaNodeGrain
+public sealed class NumaNodeGrain(RunCatalog runs) : Grain, INumaNodeGrain
 {
     private NumaNode _node = null!;
     private long _total;
@@ -19,8 +19,7 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
     {
         DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
-        var config = await GrainFactory.GetGrain<IMachineGrain>(GrainKeys.RunOf(key)).GetConfig();
-        MachineSpec spec = MachineJson.Deserialize(config.MachineJson);
+        MachineSpec spec = (await runs.Get(GrainFactory, GrainKeys.RunOf(key))).Spec;
         int id = int.Parse(key[(key.LastIndexOf("/node", StringComparison.Ordinal) + 5)..], System.Globalization.CultureInfo.InvariantCulture);
         _node = new NumaNode(id, id * spec.FramesPerNode, spec.FramesPerNode);
         _total = spec.FramesPerNode;
@@ -39,6 +38,20 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
         _used = true;
         foreach (long f in frames) _node.Free(f);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// The node's share of bringing up the machine's CPUs (the kernel's bringup_nonboot_cpus, which since 6.5 can bring
+    /// CPUs up in parallel): the machine asks each node, and each node starts its own CPUs' grains, on its own silo.
+    /// </summary>
+    public Task StartCpus(int[] tasks, int[] cpus, bool attach)
+    {
+        string run = GrainKeys.RunOf(this.GetPrimaryKeyString());
+        return Fanout.ForEach(Enumerable.Range(0, tasks.Length).ToArray(), i =>
+        {
+            var cpu = GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, _node.Id, cpus[i]));
+            return attach ? cpu.Attach(tasks[i], 0) : cpu.Start(tasks[i], 0); // a replay's client feeds attached CPUs
+        });
     }
 
     public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");
