@@ -9,6 +9,7 @@ using DistEmu.Bench;
 // dotnet run -c Release --project bench/DistEmu.Bench -- replay [--lines N] [--orleans]
 // dotnet run -c Release --project bench/DistEmu.Bench -- tracing [reps]
 // dotnet run -c Release --project bench/DistEmu.Bench -- launch [large-1024|huge-4096|all] [--timeout seconds] [--reps N]
+// dotnet run -c Release --project bench/DistEmu.Bench -- grains [large-1024|huge-4096|all] [--count N] [--ops N]
 string mode = args.Length > 0 ? args[0].TrimStart('-') : "";
 string[] rest = args.Skip(1).ToArray();
 switch (mode)
@@ -44,9 +45,14 @@ switch (mode)
             var timeout = TimeSpan.FromSeconds(Option(rest, "--timeout") ?? 300);
             return LaunchBench.Run(which, timeout, (int)(Option(rest, "--reps") ?? 2));
         }
+    case "grains":
+        {
+            string which = rest.Length > 0 && !rest[0].StartsWith("--", StringComparison.Ordinal) ? rest[0] : "all";
+            return GrainStateBench.Run(which, (int)(Option(rest, "--count") ?? 1024), Option(rest, "--ops"));
+        }
     default:
         Console.Error.WriteLine("usage: DistEmu.Bench sim [--inproc] [BenchmarkDotNet args] | memory | quick [reps (default 3)] | engine [reps (default 3)]"
-            + " | orleans [reps (default 3)] [--pings N] [--ops N] | replay [--lines N (default 10M)] [--orleans] | tracing [reps (default 3)] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)]");
+            + " | orleans [reps (default 3)] [--pings N] [--ops N] | replay [--lines N (default 10M)] [--orleans] | tracing [reps (default 3)] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)] | grains [large-1024|huge-4096|all] [--count N (default 1024)] [--ops N]");
         return 2;
 }
 

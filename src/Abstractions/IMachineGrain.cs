@@ -9,6 +9,7 @@ public interface IMachineGrain : IGrainWithStringKey
     Task Configure(RunConfig config);
     Task<RunConfig> GetConfig();
     /// <summary>Start every task; returns at once (the tasks run in their CPU grains).</summary>
+    [ResponseTimeout("12:00:00")] // as long as starting thousands of CPUs on a busy cluster takes: see Collect
     Task Start();
     /// <summary>pthread_barrier_wait: resolves with the emulated time the last task arrived.</summary>
     Task<long> ArriveBarrier(int cpu, long clock);

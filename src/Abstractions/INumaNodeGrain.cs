@@ -11,6 +11,11 @@ public interface INumaNodeGrain : IGrainWithStringKey
 {
     Task<long[]> AllocBulk(int max);
     Task Free(long[] frames);
+    /// <summary>
+    /// Start (or, with <paramref name="attach"/>, attach) task <c>tasks[i]</c> on CPU <c>cpus[i]</c> of this node, a
+    /// bounded number at a time; returns once every one has. Interleaves with the allocator, which the started tasks use.
+    /// </summary>
+    [AlwaysInterleave] Task StartCpus(int[] tasks, int[] cpus, bool attach);
     Task<StatsMessage> GetStats();
     /// <summary>
     /// A CPU of this node says how far its task got (ops begun, entries into the fault handler, clock); <paramref name="done"/>

@@ -17,7 +17,7 @@ namespace DistEmu.Grains;
 /// </summary>
 [Reentrant]
 [NumaPlacement]
-public sealed class CpuGrain : Grain, ICpuGrain
+public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
 {
     private KernelHost _host = null!;
     private EmuTask? _task;
@@ -37,7 +37,7 @@ public sealed class CpuGrain : Grain, ICpuGrain
     {
         DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
-        _host = await KernelHost.For(GrainFactory, key);
+        _host = await KernelHost.For(runs, GrainFactory, key);
         _cpu = int.Parse(key[(key.LastIndexOf("/cpu", StringComparison.Ordinal) + 4)..], System.Globalization.CultureInfo.InvariantCulture);
         _node = GrainFactory.GetGrain<INumaNodeGrain>(GrainKeys.Node(_host.Config.RunId, _host.Spec.NodeOfCpu(_cpu)));
     }

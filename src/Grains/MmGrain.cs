@@ -17,7 +17,7 @@ namespace DistEmu.Grains;
 /// </summary>
 [Reentrant]
 [NumaPlacement]
-public sealed class MmGrain : Grain, IMmGrain
+public sealed class MmGrain(RunCatalog runs) : Grain, IMmGrain
 {
     private KernelHost _host = null!;
     private MmStruct _mm = null!;
@@ -32,7 +32,7 @@ public sealed class MmGrain : Grain, IMmGrain
     {
         DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
-        _host = await KernelHost.For(GrainFactory, key);
+        _host = await KernelHost.For(runs, GrainFactory, key);
         int id = int.Parse(key[(key.LastIndexOf("/mm", StringComparison.Ordinal) + 3)..], System.Globalization.CultureInfo.InvariantCulture);
         _ops = new GrainVmaOps(GrainFactory, _host.Config.RunId);
         _mm = new MmStruct(_host.Machine, id) { VmaOps = _ops };

@@ -12,7 +12,7 @@ namespace DistEmu.Grains;
 /// at the end of a run, so the machine reads tens of nodes instead of thousands of grains.
 /// </summary>
 [NumaPlacement]
-public sealed class NumaNodeGrain : Grain, INumaNodeGrain
+public sealed class NumaNodeGrain(RunCatalog runs) : Grain, INumaNodeGrain
 {
     private NumaNode _node = null!;
     private long _total;
@@ -26,9 +26,8 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
     {
         DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
-        var config = await GrainFactory.GetGrain<IMachineGrain>(GrainKeys.RunOf(key)).GetConfig();
-        MachineSpec spec = MachineJson.Deserialize(config.MachineJson);
-        _run = config.RunId;
+        MachineSpec spec = (await runs.Get(GrainFactory, GrainKeys.RunOf(key))).Spec;
+        _run = GrainKeys.RunOf(key);
         int id = int.Parse(key[(key.LastIndexOf("/node", StringComparison.Ordinal) + 5)..], System.Globalization.CultureInfo.InvariantCulture);
         _node = new NumaNode(id, id * spec.FramesPerNode, spec.FramesPerNode);
         _total = spec.FramesPerNode;
@@ -76,12 +75,25 @@ public sealed class NumaNodeGrain : Grain, INumaNodeGrain
         // so the result does not depend on which grain answered first.
         var cpuParts = cpus.Select(_ => new StatsMessage()).ToArray();
         var vmaParts = vmaIds.Select(_ => new StatsMessage()).ToArray();
-        await BoundedCalls.ForEach(Enumerable.Range(0, cpus.Length).ToArray(), i => StatsCodec.MergeOrLost(cpuParts[i], $"cpu{cpus[i]}",
+        await Fanout.ForEach(Enumerable.Range(0, cpus.Length).ToArray(), i => StatsCodec.MergeOrLost(cpuParts[i], $"cpu{cpus[i]}",
             () => GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(_run, _node.Id, cpus[i])).GetStats()));
-        await BoundedCalls.ForEach(Enumerable.Range(0, vmaIds.Length).ToArray(), i => StatsCodec.MergeOrLost(vmaParts[i], $"vma{vmaIds[i]}",
+        await Fanout.ForEach(Enumerable.Range(0, vmaIds.Length).ToArray(), i => StatsCodec.MergeOrLost(vmaParts[i], $"vma{vmaIds[i]}",
             () => GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(_run, mmId, _node.Id, vmaIds[i])).GetStats()));
         foreach (var part in cpuParts.Concat(vmaParts)) StatsCodec.Merge(all, part);
         return all;
+    }
+
+    /// <summary>
+    /// The node's share of bringing up the machine's CPUs (the kernel's bringup_nonboot_cpus, which since 6.5 can bring
+    /// CPUs up in parallel): the machine asks each node, and each node starts its own CPUs' grains, on its own silo.
+    /// </summary>
+    public Task StartCpus(int[] tasks, int[] cpus, bool attach)
+    {
+        return Fanout.ForEach(Enumerable.Range(0, tasks.Length).ToArray(), i =>
+        {
+            var cpu = GrainFactory.GetGrain<ICpuGrain>(GrainKeys.Cpu(_run, _node.Id, cpus[i]));
+            return attach ? cpu.Attach(tasks[i], 0) : cpu.Start(tasks[i], 0); // a replay's client feeds attached CPUs
+        });
     }
 
     public Task<string> Where() => Task.FromResult(GrainContext.Address.SiloAddress?.ToParsableString() ?? "");

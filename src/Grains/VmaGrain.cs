@@ -20,7 +20,7 @@ namespace DistEmu.Grains;
 /// </summary>
 [Reentrant]
 [NumaPlacement]
-public sealed class VmaGrain : Grain, IVmaGrain
+public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
 {
     private KernelHost _host = null!;
     private MmStruct _mm = null!;
@@ -36,7 +36,7 @@ public sealed class VmaGrain : Grain, IVmaGrain
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         DelayDeactivation(RunLifetime.Hold);
-        _host = await KernelHost.For(GrainFactory, this.GetPrimaryKeyString());
+        _host = await KernelHost.For(runs, GrainFactory, this.GetPrimaryKeyString());
     }
 
     /// <summary>

@@ -34,9 +34,24 @@ public sealed class EmuMachine
     public EventLog Events { get; } = new();
     public IKernelObserver? Observer { get; set; }
     public List<MmStruct> Mms { get; } = new();
-    /// <summary>The CPUs' software TLBs, each built on first use.</summary>
-    public Cpu.Tlb Tlb(int cpu) => _tlbs[cpu] ??= new Cpu.Tlb();
-    private readonly Cpu.Tlb?[] _tlbs;
+    /// <summary>
+    /// The CPUs' software TLBs, each built on first use. Kept by CPU rather than in an array of every CPU: under the
+    /// orleans engine each grain has an EmuMachine of its own and a CPU grain uses one TLB, so an array sized by the
+    /// machine (32 KB on 4,096 CPUs) per grain grew with the machine. Tasks cache their TLB (<see cref="Sched.EmuTask.Tlb"/>),
+    /// so this lookup is off the access path.
+    /// </summary>
+    public Cpu.Tlb Tlb(int cpu)
+    {
+        if ((uint)cpu >= (uint)Spec.Cpus) throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"the machine has {Spec.Cpus} CPUs");
+        _tlbs ??= new Dictionary<int, Cpu.Tlb>();
+        if (!_tlbs.TryGetValue(cpu, out var tlb))
+            _tlbs[cpu] = tlb = new Cpu.Tlb();
+        return tlb;
+    }
+    private Dictionary<int, Cpu.Tlb>? _tlbs;
+
+    /// <summary>How many CPUs' TLBs this machine has built (a grain's machine builds at most its own CPU's).</summary>
+    public int TlbsBuilt => _tlbs?.Count ?? 0;
     /// <summary>Where frames are allocated and freed (the local nodes, or node grains).</summary>
     public Ports.IFramePort FramePort { get; set; }
     /// <summary>Where shootdowns go (the local TLBs, or CPU grains).</summary>
@@ -63,7 +78,6 @@ public sealed class EmuMachine
         Folios = new FolioTable(this);
         Sanitizer = new KernelSanitizer(this) { Enabled = sanitizer };
         Events.KeepRing = sanitizer;
-        _tlbs = new Cpu.Tlb?[spec.Cpus];
         FramePort = new Ports.LocalFramePort(this);
         TlbPort = new Ports.LocalTlbPort(this);
     }

@@ -67,7 +67,7 @@ public static class OrleansRun
         var machine = grains.GetGrain<IMachineGrain>(run);
         var silos = await RunSilos.Of(grains);
         await machine.Configure(config);
-        await machine.Start();
+        await silos.Watching(machine.Start());
         var stall = stallTimeout ?? DefaultStall;
         var lastChange = Stopwatch.StartNew();
         (long Ops, long Faults, int Done) last = (-1, -1, -1);

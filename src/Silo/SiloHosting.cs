@@ -101,7 +101,7 @@ public static class SiloHosting
     }
 
     /// <summary>
-    /// What every DistEmu silo has: the grain-call counter (calls received, and of those sent from another silo) and
+    /// What every DistEmu silo has: the runs' shared descriptions (<see cref="Grains.Support.RunCatalog"/>), the grain-call counter (calls received, and of those sent from another silo) and
     /// the NUMA placement (DESIGN principle 6). With <paramref name="numaPlacement"/> false, grains marked for NUMA
     /// placement go to a random compatible silo instead (topology-blind placement, to compare against).
     /// </summary>
@@ -119,6 +119,8 @@ public static class SiloHosting
         silo.AddDistributedGrainDirectory();
 #pragma warning restore ORLEANSEXP003
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = GrainResponseTimeout);
+        // Each run's configuration and machine spec, read once per silo and shared by the run's grains here.
+        silo.Services.AddSingleton<Grains.Support.RunCatalog>();
         silo.Services.AddSingleton<GrainCallCounter>();
         silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
         if (countCrossSilo)

@@ -37,6 +37,37 @@ public class NsHistogramTests(ITestOutputHelper output)
         Assert.Equal(want, values.Zip(counts).ToArray());
     }
 
+    /// <summary>
+    /// An inline distribution exports its buckets without building the histogram: the same (value, count) pairs, over
+    /// the whole range (0 and past the top are clamped as recorded), each bucket named by its highest equivalent value.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void An_inline_export_names_the_buckets_the_histogram_would_over_the_whole_range(int seed)
+    {
+        var rng = new Random(seed);
+        var h = new NsHistogram();
+        var reference = new LongHistogram(3_600_000_000_000L, 3);
+        long[] edges = [0, 1, 2, 2047, 2048, 2049, 4095, 4096, 1L << 40, 3_600_000_000_000L, 3_600_000_000_001L, long.MaxValue / 4];
+        var values = edges.Concat(Enumerable.Range(0, NsHistogram.Inline - edges.Length).Select(_ => (long)Math.Pow(10, rng.NextDouble() * 12.5))).ToArray();
+        foreach (long v in values)
+        {
+            int times = rng.Next(1, 4);
+            for (int k = 0; k < times; k++)
+            {
+                h.Record(v);
+                reference.RecordValue(Math.Min(Math.Max(v, 1), 3_600_000_000_000L));
+            }
+        }
+        Assert.False(h.Allocated);
+        var (got, counts, _, _, _, _) = h.Export();
+        Assert.False(h.Allocated);
+        var want = reference.RecordedValues().Select(v => (v.ValueIteratedTo, v.CountAtValueIteratedTo)).ToArray();
+        Assert.Equal(want, got.Zip(counts).ToArray());
+    }
+
     [Fact]
     public void Many_records_of_few_distinct_costs_stay_inline_and_read_as_the_histogram_would()
     {

@@ -23,10 +23,12 @@ public sealed class KernelHost
     public SpanRecorder? Recorder { get; }
     public GrainSpans? Spans { get; }
 
-    public KernelHost(RunConfig config, IGrainFactory grains, string key = "")
+    /// <param name="run">The run's configuration and spec, shared with every other grain of the run on this silo (<see cref="RunCatalog"/>).</param>
+    public KernelHost(RunDescription run, IGrainFactory grains, string key = "")
     {
+        var config = run.Config;
         Config = config;
-        Spec = MachineJson.Deserialize(config.MachineJson);
+        Spec = run.Spec;
         Machine = new EmuMachine(Spec, config.Sanitizer, ownsFrames: false);
         foreach (var bug in config.Bugs ?? [])
             Machine.Bugs.Set(bug);
@@ -91,9 +93,7 @@ public sealed class KernelHost
         return caller;
     }
 
-    public static async Task<KernelHost> For(IGrainFactory grains, string key)
-    {
-        var config = await grains.GetGrain<IMachineGrain>(GrainKeys.RunOf(key)).GetConfig();
-        return new KernelHost(config, grains, key);
-    }
+    /// <summary>The kernel host of the grain with key <paramref name="key"/>, on its run's description as this silo has it.</summary>
+    public static async Task<KernelHost> For(RunCatalog runs, IGrainFactory grains, string key) =>
+        new(await runs.Get(grains, GrainKeys.RunOf(key)), grains, key);
 }

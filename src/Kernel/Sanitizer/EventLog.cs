@@ -25,8 +25,12 @@ public readonly record struct EmuEvent(long Time, int Task, EventKind Kind, long
 /// </summary>
 public sealed class EventLog
 {
-    /// <summary>The last events (a power of two, so the slot is a mask, not a division, on the fault path).</summary>
-    private readonly EmuEvent[] _ring = new EmuEvent[64];
+    /// <summary>
+    /// The last events (a power of two, so the slot is a mask, not a division, on the fault path), allocated with the
+    /// first event kept: 2.5 KB that a grain's share of the kernel which never records an event does not need.
+    /// </summary>
+    private EmuEvent[]? _ring;
+    private const int RingSize = 64;
     private long _count;
     private ulong _hash;
 
@@ -46,7 +50,7 @@ public sealed class EventLog
             + (ulong)b * 0xd6e8feb86659fd93UL
             + (ulong)c * 0xff51afd7ed558ccdUL;
         _hash += Mix(h);
-        if (KeepRing) _ring[_count & (_ring.Length - 1)] = e;
+        if (KeepRing) (_ring ??= new EmuEvent[RingSize])[_count & (RingSize - 1)] = e;
         Full?.Add(e);
     }
 
@@ -69,10 +73,11 @@ public sealed class EventLog
     public IReadOnlyList<string> Recent(long upTo = long.MaxValue, int max = 32)
     {
         var events = new List<EmuEvent>();
-        long n = Math.Min(_count, _ring.Length);
+        var ring = _ring ??= new EmuEvent[RingSize]; // as it always read: a ring never written holds empty events
+        long n = Math.Min(_count, ring.Length);
         for (long i = _count - n + 1; i <= _count; i++)
-            if (_ring[i & (_ring.Length - 1)].Time <= upTo)
-                events.Add(_ring[i & (_ring.Length - 1)]);
+            if (ring[i & (ring.Length - 1)].Time <= upTo)
+                events.Add(ring[i & (ring.Length - 1)]);
         return events.OrderBy(e => e.Time).TakeLast(max).Select(Format).ToList();
     }
 
