@@ -81,6 +81,56 @@ public class WriterRuleTests
     }
 
     [Fact]
+    public void MprotectFixup_returns_at_once_for_a_vma_whose_flags_stay_the_same()
+    {
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        Vma? vma = null;
+        h.Spawn(h.NewTask(0, mm), 0, async t =>
+        {
+            vma = await Mmap.DoMmap(t, mm, A, 16 * P, RW);
+            await CpuAccess.Access(t, A + 5 * P, write: true);
+            long seq = vma.VmLockSeq;
+            // The middle of the mapping, with the protection it already has: no split, no vma_start_write.
+            await Mprotect.DoMprotect(t, mm, A + 4 * P, A + 8 * P, RW);
+            Assert.Equal(seq, vma.VmLockSeq);
+        });
+        h.Run();
+        Assert.Equal(1, mm.Tree.Count);
+        Assert.Equal((A, A + 16 * P), (mm.Tree.Vmas[0].Start, mm.Tree.Vmas[0].End));
+        Assert.True(Pte.IsWritable(mm.PageTable.Read(A + 5 * P)));
+        TestMachines.AssertClean(h);
+    }
+
+    [Fact]
+    public void ChangePteRange_makes_exclusive_anonymous_entries_writable_when_mprotect_adds_write()
+    {
+        // MM_CP_TRY_CHANGE_WRITABLE: after mprotect(PROT_READ) then mprotect(PROT_READ|PROT_WRITE), a page this mm wrote
+        // is writable again at once (no write-protect fault); the zero page a read mapped is still copied on write.
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        long faultsBeforeWrites = 0, faultsAfterWrites = 0;
+        h.Spawn(h.NewTask(0, mm), 0, async t =>
+        {
+            await Mmap.DoMmap(t, mm, A, 8 * P, RW);
+            await CpuAccess.Access(t, A, write: true); // an anonymous page of its own
+            await CpuAccess.Access(t, A + P, write: false); // the zero page, read-only
+            await Mprotect.DoMprotect(t, mm, A, A + 8 * P, VmFlags.Read);
+            await Mprotect.DoMprotect(t, mm, A, A + 8 * P, RW);
+            Assert.True(Pte.IsWritable(mm.PageTable.Read(A)));
+            Assert.False(Pte.IsWritable(mm.PageTable.Read(A + P)));
+            faultsBeforeWrites = t.Machine.VmStat.Faults;
+            await CpuAccess.Access(t, A, write: true);
+            await CpuAccess.Access(t, A + P, write: true);
+            faultsAfterWrites = t.Machine.VmStat.Faults;
+        });
+        h.Run();
+        Assert.Equal(1, faultsAfterWrites - faultsBeforeWrites); // only the zero page's copy-on-write
+        Assert.True(Pte.IsWritable(mm.PageTable.Read(A + P)));
+        TestMachines.AssertClean(h);
+    }
+
+    [Fact]
     public void Mmap_over_an_existing_mapping_replaces_the_overlap()
     {
         var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));

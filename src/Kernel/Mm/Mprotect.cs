@@ -9,9 +9,12 @@ namespace DistEmu.Kernel.Mm;
 public static class Mprotect
 {
     /// <summary>
-    /// mprotect(start, len, prot): mmap_write_lock; split the edge VMAs; vma_start_write each VMA in the range;
-    /// change its flags; change_protection on its entries (write removed → read-only; no access → protnone;
-    /// access restored → present again); shoot down the TLBs; unlock. VMAs are not merged afterwards.
+    /// mprotect(start, len, prot): mmap_write_lock; for each VMA in the range whose flags change (mprotect_fixup returns
+    /// at once for one whose flags stay the same: no split, no vma_start_write), split it at the range's edges,
+    /// vma_start_write it, change its flags and change_protection its entries (write removed → read-only; no access →
+    /// protnone; access restored → present again; write added → exclusive anonymous entries writable at once,
+    /// MM_CP_TRY_CHANGE_WRITABLE); shoot down the TLBs; unlock. Simplification: VMAs are not merged afterwards
+    /// (vma_modify_flags would merge a VMA with a neighbour whose flags now match).
     /// </summary>
     public static async ValueTask<long> DoMprotect(EmuTask t, MmStruct mm, long start, long end, VmFlags prot)
     {
@@ -24,13 +27,14 @@ public static class Mprotect
         await MmapLock.MmapWriteLock(t, mm);
         long waited = t.Clock - beforeLock - m.Cost.LockNs;
         await t.Preempt(PreemptSite.WriterAfterMmapWriteLock);
-        var (inside, w) = await VmaRange.SplitAndWriteLock(t, mm, start, end, skipWriteLock: m.Bugs.SkipVmaStartWriteInMprotect);
+        var (inside, w) = await VmaRange.SplitAndWriteLock(t, mm, start, end, skipWriteLock: m.Bugs.SkipVmaStartWriteInMprotect,
+            changes: vma => NewFlags(vma, prot) != vma.Flags);
         waited += w;
         bool accessible = (prot & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) != 0;
         foreach (var vma in inside)
         {
             m.Sanitizer.CheckVmaChange(t, vma, "mprotect_fixup");
-            vma.Flags = (prot & ~VmFlags.Shared) | (vma.Flags & VmFlags.Shared);
+            vma.Flags = NewFlags(vma, prot);
             await mm.VmaOps.ChangeProtection(t, vma, writable: (prot & VmFlags.Write) != 0, accessible);
         }
         await t.Delay(m.Cost.VmaUpdateNs);
@@ -41,11 +45,21 @@ public static class Mprotect
         return waited;
     }
 
-    /// <summary>change_protection over one VMA's entries, each page-table page under its PTL.</summary>
+    /// <summary>The flags mprotect gives <paramref name="vma"/>: the new protection, the VMA's sharing kept.</summary>
+    private static VmFlags NewFlags(Vma vma, VmFlags prot) => (prot & ~VmFlags.Shared) | (vma.Flags & VmFlags.Shared);
+
+    /// <summary>
+    /// change_protection over one VMA's entries, each page-table page under its PTL. With <paramref name="writable"/> on
+    /// a private VMA (vma_wants_manual_pte_write_upgrade, so MM_CP_TRY_CHANGE_WRITABLE), change_pte_range makes an entry
+    /// writable at once where can_change_pte_writable allows it: an exclusive anonymous page, so the next write does not
+    /// fault (the zero page and private file pages stay read-only, to be copied by do_wp_page). A shared VMA's entries stay
+    /// read-only until written (wp_page_shared).
+    /// </summary>
     public static async ValueTask ChangeProtection(EmuTask t, Vma vma, bool writable, bool accessible)
     {
         var m = t.Machine;
         var pt = vma.PageTable;
+        bool tryChangeWritable = writable && accessible && (vma.Flags & VmFlags.Shared) == 0;
         foreach (var page in pt.PagesIn(vma.Start, vma.End))
         {
             m.Sanitizer.CheckPageTableAccess(t, vma, page, vma.Start, "change_pte_range");
@@ -61,6 +75,7 @@ public static class Mprotect
                 if (kind is not (PteKind.Present or PteKind.ProtNone)) continue;
                 long next = Pte.WithKind(pte, accessible ? PteKind.Present : PteKind.ProtNone);
                 if (!writable) next = Pte.WithWritable(next, false);
+                else if (tryChangeWritable && CanChangePteWritable(next)) next = Pte.WithWritable(next, true);
                 if (next != pte)
                 {
                     pt.Set(page, i, next);
@@ -71,4 +86,10 @@ public static class Mprotect
             page.Ptl.Release(t, LockMode.Write);
         }
     }
+
+    /// <summary>
+    /// can_change_pte_writable for a private VMA: an anonymous page (not a file page, not the shared zero page). Every
+    /// anonymous page here is exclusive to its mm, as do_wp_page's reuse assumes too (PageAnonExclusive).
+    /// </summary>
+    private static bool CanChangePteWritable(long pte) => !Pte.IsFile(pte) && Pte.Frame(pte) != Pte.ZeroFrame;
 }

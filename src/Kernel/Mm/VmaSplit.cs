@@ -47,7 +47,10 @@ public static class VmaRange
     /// VMAs, and vma_start_write each of them (waiting for their fault readers). Publishes the split halves in the
     /// tree. Returns the VMAs inside the range and the emulated ns spent waiting for readers.
     /// </summary>
-    public static async ValueTask<(List<Vma> Inside, long Waited)> SplitAndWriteLock(EmuTask t, MmStruct mm, long start, long end, bool skipWriteLock = false)
+    /// <param name="changes">Which VMAs the caller changes; the others are neither split nor write-locked (mprotect_fixup's
+    /// early return when a VMA's flags stay the same). Null: every VMA in the range.</param>
+    public static async ValueTask<(List<Vma> Inside, long Waited)> SplitAndWriteLock(EmuTask t, MmStruct mm, long start, long end, bool skipWriteLock = false,
+        Func<Vma, bool>? changes = null)
     {
         long waited = 0;
         var overlap = mm.Tree.Overlapping(start, end);
@@ -55,6 +58,7 @@ public static class VmaRange
         var inside = new List<Vma>();
         foreach (var vma in overlap)
         {
+            if (changes != null && !changes(vma)) continue;
             var v = vma;
             if (v.Start < start)
             {
