@@ -46,7 +46,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
     {
         var sb = new StringBuilder();
         var paramText = string.Join(" ", workload.Params.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}={p.Value}"));
-        sb.AppendLine($"distemu run: engine {result.Engine}, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()}");
+        sb.AppendLine($"distemu run: engine {result.Engine}, machine {label} ({machine.Nodes} nodes x {machine.CpusPerNode} CPUs, {MachineLoader.FormatBytes(machine.MemoryBytes)}), policy {machine.Policy.Name()} ({machine.Policy.Release()})");
         sb.AppendLine($"workload {workload.Name} ({paramText}), {result.Tasks} tasks, " +
             (workload.Name == "trace" ? "" : $"{N(options.Ops)} ops per task, ") + $"seed {options.Seed}" +
             (options.Explore ? " (schedule exploration on)" : ""));
@@ -198,6 +198,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             }
             w.WriteString("engine", result.Engine);
             w.WriteString("policy", machine.Policy.Name());
+            w.WriteString("policy_release", machine.Policy.Release());
             w.WriteNumber("seed", options.Seed);
             if (result.Engine == "sim" && result.EventCount > 0)
             {

@@ -100,8 +100,8 @@ public sealed class ExperimentTests : InProcessCliTests
         var (code, stdout, stderr) = Cli("experiment", "--policies", "all", "--workloads", "migrate-munmap", "--out", outDir);
         Assert.True(code == 0, stderr);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"took {sw.Elapsed}");
-        Assert.Contains("run 6/6:", stdout);
-        Assert.Equal(7, Lines(File.ReadAllText(Path.Combine(outDir, "results.csv"))).Length);
+        Assert.Contains("run 7/7:", stdout);
+        Assert.Equal(8, Lines(File.ReadAllText(Path.Combine(outDir, "results.csv"))).Length);
         var report = Lines(File.ReadAllText(Path.Combine(outDir, "report.md")));
         string Verdict(string policy) => Assert.Single(report, l => l.StartsWith($"- {policy}:", StringComparison.Ordinal));
         Assert.Matches(@"vma_lock_retry = [1-9]\d* > 0 .* retries track migrations: held$", Verdict("vma-bailout"));

@@ -135,10 +135,14 @@ public class FaultRuleTests
     public void The_result_contract_says_who_holds_the_lock(FaultPolicy p, VmFault result, bool underVmaLock, bool callerHolds) =>
         Assert.Equal(callerHolds, MmFault.CallerStillHolds(p, result, underVmaLock));
 
-    [Fact]
-    public void A_file_page_being_read_makes_the_second_fault_release_wait_and_retry()
+    [Theory]
+    // 6.6: both faults leave the VMA lock (a's page is not cached; b's is locked, so fault-around skips it).
+    [InlineData(FaultPolicy.Merged, 2)]
+    // 6.12: a reads the page under the VMA lock; only b, meeting the locked folio, releases and retries.
+    [InlineData(FaultPolicy.V6_12, 1)]
+    public void A_file_page_being_read_makes_the_second_fault_release_wait_and_retry(FaultPolicy policy, long vmaRetries)
     {
-        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var h = new SimHarness(TestMachines.Spec(policy));
         var mm = h.Machine.CreateMm();
         var file = h.Machine.CreateFile("/data/f", diskBacked: true);
         var a = h.NewTask(0, mm); var b = h.NewTask(1, mm);
@@ -157,9 +161,53 @@ public class FaultRuleTests
         });
         h.Run();
         Assert.Equal(1, h.Machine.VmStat.pgmajfault);
-        Assert.Equal(1, h.Machine.VmStat.vma_lock_retry);
+        Assert.Equal(vmaRetries, h.Machine.VmStat.vma_lock_retry);
         Assert.True(bDone >= aDone - h.Machine.Cost.LockHandoffNs, $"b finished at {bDone}, a's read at {aDone}");
         Assert.Equal(1, file.CachedPages);
+        TestMachines.AssertClean(h);
+    }
+
+    [Fact]
+    public void DoReadFault_under_the_vma_lock_in_6_6_maps_only_a_cached_page_by_fault_around_and_retries_otherwise()
+    {
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        var file = h.Machine.CreateFile("/data/f", diskBacked: true);
+        h.Spawn(h.NewTask(0, mm), 0, async t =>
+        {
+            var vs = t.Machine.VmStat;
+            await Mmap.DoMmap(t, mm, TestMachines.AreaA, 8 * P, VmFlags.Read | VmFlags.Write, file); // private: writes copy
+            await CpuAccess.Access(t, TestMachines.AreaA, write: false); // not cached: RETRY, read in under mmap_lock
+            Assert.Equal((0L, 1L), (vs.vma_lock_success, vs.vma_lock_retry));
+            await Munmap.DoMunmap(t, mm, TestMachines.AreaA, TestMachines.AreaA + 8 * P);
+            await Mmap.DoMmap(t, mm, TestMachines.AreaA, 8 * P, VmFlags.Read | VmFlags.Write, file);
+            await CpuAccess.Access(t, TestMachines.AreaA, write: false); // cached and unlocked: fault-around maps it
+            Assert.Equal((1L, 1L), (vs.vma_lock_success, vs.vma_lock_retry));
+            await CpuAccess.Access(t, TestMachines.AreaA + P, write: true); // do_cow_fault: RETRY at once under the VMA lock
+            Assert.Equal((1L, 2L), (vs.vma_lock_success, vs.vma_lock_retry));
+        });
+        h.Run();
+        TestMachines.AssertClean(h);
+    }
+
+    [Theory]
+    // 6.6: lock_vma_under_rcu gives up on an anonymous VMA with no anon_vma (the first fault of a fresh mapping).
+    [InlineData(FaultPolicy.Merged, 1, 0)]
+    // 6.12: no such check; __vmf_anon_prepare trylocks mmap_lock and prepares the anon_vma under the VMA lock.
+    [InlineData(FaultPolicy.V6_12, 0, 1)]
+    public void LockVmaUnderRcu_and_vmf_anon_prepare_on_the_first_fault_of_a_fresh_anonymous_mapping(FaultPolicy policy, long aborts, long successes)
+    {
+        var h = new SimHarness(TestMachines.Spec(policy));
+        var mm = h.Machine.CreateMm();
+        h.Spawn(h.NewTask(0, mm), 0, async t =>
+        {
+            await Mmap.DoMmap(t, mm, TestMachines.AreaA, 8 * P, RW);
+            await CpuAccess.Access(t, TestMachines.AreaA, write: true);
+        });
+        h.Run();
+        var vs = h.Machine.VmStat;
+        Assert.Equal((aborts, successes, 0L), (vs.vma_lock_abort, vs.vma_lock_success, vs.vma_lock_retry));
+        Assert.True(mm.Tree.Find(TestMachines.AreaA)!.HasAnonVma);
         TestMachines.AssertClean(h);
     }
 }

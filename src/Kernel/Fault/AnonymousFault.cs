@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using DistEmu.Kernel.Locking;
+using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Sched;
@@ -45,12 +47,19 @@ public static partial class MmFault
 
     /// <summary>
     /// anon_vma_prepare (mm/rmap.c __anon_vma_prepare): NULL → set, under mmap_lock (read suffices) and
-    /// page_table_lock. Under a VMA lock alone it cannot run: release and retry under mmap_lock (vmf_anon_prepare).
+    /// page_table_lock. Under a VMA lock alone it cannot run: release and retry under mmap_lock (vmf_anon_prepare);
+    /// since 6.8 (__vmf_anon_prepare) it first tries mmap_read_trylock and, if that succeeds, prepares under it.
     /// </summary>
     private static VmFault AnonVmaPrepare(EmuTask t, Vma vma, FaultFlags flags)
     {
         if (flags.Has(FaultFlags.VmaLock))
-            return VmFault.Retry | ReleaseFaultLock(t, vma, flags);
+        {
+            if (!t.Machine.Policy.AnonPrepareTrylocksMmap() || !MmapLock.MmapReadTrylock(t, vma.Mm))
+                return VmFault.Retry | ReleaseFaultLock(t, vma, flags);
+            vma.HasAnonVma = true;
+            MmapLock.MmapReadUnlock(t, vma.Mm);
+            return VmFault.Done;
+        }
         vma.HasAnonVma = true;
         return VmFault.Done;
     }

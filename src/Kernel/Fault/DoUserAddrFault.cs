@@ -54,7 +54,7 @@ public static class ArchFault
                 case VmaAttemptKind.Handled:
                     m.VmStat.vma_lock_retry++;
                     counted++;
-                    if (r.Fault.Has(VmFault.Major))
+                    if (r.Fault.Has(VmFault.Major) && m.Policy.TriedAfterVmaRetry())
                         flags |= FaultFlags.Tried;
                     break;
             }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Memory;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Sched;
@@ -23,6 +24,8 @@ public static partial class MmFault
         bool write = flags.Has(FaultFlags.Write);
         bool shared = (vma.Flags & VmFlags.Shared) != 0;
         long pgoff = vma.PgOff + ((addr - vma.Start) >> m.Spec.PageShift);
+        if (flags.Has(FaultFlags.VmaLock) && !m.Policy.FileFaultUnderVmaLock())
+            return await FaultAroundOrRetry(t, vma, addr, flags, file, pgoff, write);
         var ret = VmFault.Done;
         if (file.Pages.TryGetValue(pgoff, out long frame))
         {
@@ -84,5 +87,22 @@ public static partial class MmFault
         }
         await SetPteIfSame(t, vma, addr, Pte.None, Pte.Present(frame, writable: write && shared, file: true));
         return ret;
+    }
+
+    /// <summary>
+    /// 6.6 under FAULT_FLAG_VMA_LOCK: do_read_fault first tries do_fault_around, which maps a page already in the page
+    /// cache, up to date and not locked (filemap_map_pages trylocks it), without calling ->fault; anything else — a page
+    /// not cached or locked, and every write (do_cow_fault, do_shared_fault) — releases the VMA lock and returns RETRY,
+    /// to be handled under mmap_lock.
+    /// </summary>
+    private static async ValueTask<VmFault> FaultAroundOrRetry(EmuTask t, Vma vma, long addr, FaultFlags flags, FileObject file, long pgoff, bool write)
+    {
+        var m = t.Machine;
+        if (!write && file.Pages.TryGetValue(pgoff, out long frame) && !m.Folios.IsLocked(frame))
+        {
+            await SetPteIfSame(t, vma, addr, Pte.None, Pte.Present(frame, writable: false, file: true));
+            return VmFault.Done;
+        }
+        return VmFault.Retry | ReleaseFaultLock(t, vma, flags);
     }
 }

@@ -33,7 +33,7 @@ public static partial class MmFault
         }
         switch (m.Policy)
         {
-            case FaultPolicy.Merged:
+            case FaultPolicy.Merged or FaultPolicy.V6_12:
                 await MigrationWait.MigrationEntryWait(t, vma, page, addr);
                 return VmFault.Done;
             case FaultPolicy.VmaUnlocked:

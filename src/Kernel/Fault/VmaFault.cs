@@ -37,7 +37,7 @@ public static class VmaFault
         if (!VmaLock.VmaStartRead(t, vma, addr))
             return (VmaLockResult.Abort, VmFault.Done);
         t.Advance(m.Cost.LockNs); // what follows reads the VMA we hold the read lock of, then synchronises
-        if ((vma.IsAnonymous && !vma.HasAnonVma) || (!vma.IsAnonymous && !policy.VmaPathCoversFile()) || !vma.Contains(addr))
+        if ((vma.IsAnonymous && !vma.HasAnonVma && policy.LockVmaUnderRcuChecksAnonVma()) || (!vma.IsAnonymous && !policy.VmaPathCoversFile()) || !vma.Contains(addr))
         {
             VmaLock.VmaEndRead(t, vma);
             return (VmaLockResult.Abort, VmFault.Done);
