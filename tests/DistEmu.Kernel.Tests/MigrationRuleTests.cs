@@ -61,6 +61,38 @@ public class MigrationRuleTests
     }
 
     [Fact]
+    public void MigratePagesBatch_unmaps_the_whole_batch_and_flushes_once_so_a_fault_on_the_kth_page_waits_for_k_copies()
+    {
+        // migrate_pages_batch (6.3+): every folio of the batch is locked and unmapped, one try_to_unmap_flush, then they
+        // are moved one by one. The last page's migration entry is installed before the first copy and removed after the
+        // eighth, so a fault on it soon after the migration starts waits for all eight copies (each held up 20 µs here).
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        var setup = h.NewTask(0, mm); var migrator = h.NewTask(2, mm); var faulter = h.NewTask(1, mm);
+        h.Engine.ScriptedDelays[(migrator.Id, PreemptSite.MigrateBeforeCopy)] = 20_000;
+        long flushesBefore = 0, faultEnded = 0, migrationEnded = 0;
+        h.Spawn(setup, 0, async t =>
+        {
+            await Mmap.DoMmap(t, mm, A, 8 * P, RW);
+            for (int i = 0; i < 8; i++) await CpuAccess.Access(t, A + i * P, write: true);
+        });
+        h.Spawn(migrator, 20_000, async t =>
+        {
+            flushesBefore = t.Machine.VmStat.nr_tlb_remote_flush;
+            await MovePages.MigrateRange(t, mm, A, A + 8 * P, 1);
+            migrationEnded = t.Clock;
+        });
+        h.Spawn(faulter, 30_000, async t => { await CpuAccess.Access(t, A + 7 * P, write: false); faultEnded = t.Clock; });
+        h.Run();
+        Assert.Equal(8, h.Machine.VmStat.pgmigrate_success);
+        Assert.Equal(1, h.Machine.VmStat.nr_tlb_remote_flush - flushesBefore); // one flush for the batch, not one per page
+        Assert.Equal(1, h.Machine.MigrationWait.Count);
+        Assert.True(h.Machine.MigrationWait.Max >= 8 * 20_000 - 10_000, $"the fault on page 8 waited {h.Machine.MigrationWait.Max} ns");
+        Assert.True(faultEnded >= migrationEnded - 5_000, $"fault ended {faultEnded}, migration {migrationEnded}");
+        TestMachines.AssertClean(h);
+    }
+
+    [Fact]
     public void Async_migration_gives_up_when_the_folio_is_locked()
     {
         var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));

@@ -15,80 +15,150 @@ public enum MigrateMode
     Sync,
 }
 
-/// <summary>migrate_pages for one anonymous folio (mm/migrate.c: migrate_folio_unmap, move_to_new_folio, remove_migration_ptes).</summary>
+/// <summary>
+/// migrate_pages of anonymous folios (mm/migrate.c): migrate_pages_batch with its two passes, migrate_folio_unmap over
+/// the whole batch, one try_to_unmap_flush, then migrate_folio_move folio by folio (move_to_new_folio,
+/// remove_migration_ptes, unlock).
+/// </summary>
 public static class MigratePages
 {
+    /// <summary>NR_MAX_BATCHED_MIGRATION: folios unmapped together before the first is moved (6.3+).</summary>
+    public const int MaxBatch = 512;
+
+    /// <summary>One folio of a batch: where it is mapped, its frame, and how far it got.</summary>
+    private sealed class Folio(long addr, long frame)
+    {
+        public long Addr { get; } = addr;
+        public long Frame { get; } = frame;
+        /// <summary>Its migration entry is installed (it is locked and unmapped); else it failed before that.</summary>
+        public bool Unmapped { get; set; }
+        /// <summary>Phase boundaries for the observer: start, locked, unmapped, copied, remapped, unlocked.</summary>
+        public long[]? Phases { get; set; }
+    }
+
+    /// <summary>One folio (migrate_misplaced_folio for a NUMA hinting fault): a batch of one.</summary>
+    public static async ValueTask<bool> MigrateFolio(EmuTask t, Vma vma, long addr, long frame, int dstNode, MigrateMode mode) =>
+        await MigrateBatch(t, vma, [(addr, frame)], dstNode, mode) == 1;
+
     /// <summary>
-    /// Move the folio of <paramref name="frame"/>, mapped at <paramref name="addr"/> in <paramref name="vma"/>'s mm, to
-    /// <paramref name="dstNode"/>. Never takes a VMA lock; reaches the entry by rmap. (1) lock the source folio (trylock
-    /// when async). (2) under the PTL replace the entry by a migration entry, then flush the TLBs. (3) copy to a new
-    /// frame (time by size and distance). (4) under the PTL replace the migration entry by the new frame — or, if munmap
-    /// zapped it meanwhile, drop the copy. (5) unlock the source folio, waking every waiter; free the source.
-    /// Returns true on success (pgmigrate_success), false on failure (pgmigrate_fail).
+    /// Move the folios of <paramref name="pages"/> (frames mapped in <paramref name="vma"/>'s mm) to
+    /// <paramref name="dstNode"/>, <see cref="MaxBatch"/> at a time. Never takes a VMA lock; reaches each entry by rmap.
+    /// Per batch: for every folio, (1) lock it (trylock when async) and (2) under its PTL replace the entry by a
+    /// migration entry; then (3) one TLB flush over the batch; then folio by folio (4) copy to a new frame (time by size
+    /// and distance), (5) under the PTL replace the migration entry by the new frame — or, if munmap zapped it
+    /// meanwhile, drop the copy — and (6) unlock the source folio, waking every waiter. A fault on the k-th folio of a
+    /// batch therefore waits for k copies. Counts pgmigrate_success / pgmigrate_fail; returns how many moved.
     /// </summary>
     [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
-    public static async ValueTask<bool> MigrateFolio(EmuTask t, Vma vma, long addr, long frame, int dstNode, MigrateMode mode)
+    public static async ValueTask<int> MigrateBatch(EmuTask t, Vma vma, IReadOnlyList<(long Addr, long Frame)> pages, int dstNode, MigrateMode mode)
+    {
+        int moved = 0;
+        for (int first = 0; first < pages.Count; first += MaxBatch)
+        {
+            var batch = new List<Folio>(Math.Min(MaxBatch, pages.Count - first));
+            for (int i = first; i < pages.Count && i < first + MaxBatch; i++)
+                batch.Add(new Folio(t.Machine.PageAlign(pages[i].Addr), pages[i].Frame));
+            moved += await MigrateOneBatch(t, vma, batch, dstNode, mode);
+        }
+        return moved;
+    }
+
+    [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
+    private static async ValueTask<int> MigrateOneBatch(EmuTask t, Vma vma, List<Folio> batch, int dstNode, MigrateMode mode)
     {
         var m = t.Machine;
         var mm = vma.Mm;
-        var pt = mm.PageTable;
-        addr = m.PageAlign(addr);
-        m.Events.Record(t, EventKind.MigrateBegin, vma.Id, addr, frame);
-        // Phase boundaries for the observer: start, locked, unmapped, copied, remapped, unlocked.
-        var phases = m.Observer is null ? null : new long[6];
-        if (phases != null) phases[0] = t.Clock;
-        await t.Delay(m.Cost.MigrateBaseNs);
+        long lo = long.MaxValue, hi = long.MinValue;
+        // First pass (migrate_folio_unmap): lock and unmap every folio of the batch.
+        foreach (var f in batch)
+        {
+            m.Events.Record(t, EventKind.MigrateBegin, vma.Id, f.Addr, f.Frame);
+            if (m.Observer != null) f.Phases = [t.Clock, 0, 0, 0, 0, 0];
+            await t.Delay(m.Cost.MigrateBaseNs);
+            if (!await Unmap(t, vma, f, mode))
+            {
+                Fail(t, vma, f.Addr, f.Frame);
+                continue;
+            }
+            lo = Math.Min(lo, f.Addr);
+            hi = Math.Max(hi, f.Addr + m.Spec.PageSize);
+        }
+        // try_to_unmap_flush: one flush for the whole batch.
+        if (lo < hi)
+            await TlbFlush.FlushRange(t, mm, lo, hi);
+        // Second pass (migrate_folio_move): copy, remap and unlock each in turn.
+        int moved = 0;
+        foreach (var f in batch)
+        {
+            if (!f.Unmapped) continue;
+            if (f.Phases != null) f.Phases[2] = t.Clock;
+            if (await Move(t, vma, f, dstNode))
+                moved++;
+        }
+        return moved;
+    }
 
+    /// <summary>(1) and (2) for one folio: lock it, and under its PTL replace its present entry by a migration entry.</summary>
+    private static async ValueTask<bool> Unmap(EmuTask t, Vma vma, Folio f, MigrateMode mode)
+    {
+        var m = t.Machine;
+        var pt = vma.Mm.PageTable;
         if (mode == MigrateMode.Async)
         {
-            if (!m.Folios.TryLock(t, frame))
-                return Fail(t, vma, addr, frame);
+            if (!m.Folios.TryLock(t, f.Frame))
+                return false;
         }
         else
         {
-            await m.Folios.Lock(t, frame);
+            await m.Folios.Lock(t, f.Frame);
         }
-
-        if (phases != null) phases[1] = t.Clock;
-        // (2) try_to_migrate: the rmap walk finds the mapping in the current page table.
-        var page = pt.Lookup(addr);
-        m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "try_to_migrate", viaRmap: true);
+        if (f.Phases != null) f.Phases[1] = t.Clock;
+        // try_to_migrate: the rmap walk finds the mapping in the current page table.
+        var page = pt.Lookup(f.Addr);
+        m.Sanitizer.CheckPageTableAccess(t, vma, page, f.Addr, "try_to_migrate", viaRmap: true);
         if (page is null)
         {
-            m.Folios.Unlock(t, frame);
-            return Fail(t, vma, addr, frame);
+            m.Folios.Unlock(t, f.Frame);
+            return false;
         }
-        int i = pt.IndexOf(addr);
+        int i = pt.IndexOf(f.Addr);
         await page.Ptl.AcquireWrite(t);
         long pte = page[i];
-        if (Pte.Kind(pte) is not (PteKind.Present or PteKind.ProtNone) || Pte.Frame(pte) != frame || Pte.IsFile(pte))
+        if (Pte.Kind(pte) is not (PteKind.Present or PteKind.ProtNone) || Pte.Frame(pte) != f.Frame || Pte.IsFile(pte))
         {
             page.Ptl.Release(t, LockMode.Write);
-            m.Folios.Unlock(t, frame);
-            return Fail(t, vma, addr, frame);
+            m.Folios.Unlock(t, f.Frame);
+            return false;
         }
-        m.Sanitizer.CheckMigrationEntryInstall(t, vma, addr, frame);
-        pt.Set(page, i, Pte.Migration(frame, Pte.IsWritable(pte)));
-        m.Folios.AddMigrationEntry(frame);
-        m.Events.Record(t, EventKind.PteSet, vma.Id, addr, page[i]);
+        m.Sanitizer.CheckMigrationEntryInstall(t, vma, f.Addr, f.Frame);
+        pt.Set(page, i, Pte.Migration(f.Frame, Pte.IsWritable(pte)));
+        m.Folios.AddMigrationEntry(f.Frame);
+        m.Events.Record(t, EventKind.PteSet, vma.Id, f.Addr, page[i]);
         await t.Delay(m.Cost.PteUpdateNs);
         page.Ptl.Release(t, LockMode.Write);
-        await TlbFlush.FlushRange(t, mm, addr, addr + m.Spec.PageSize);
-        if (phases != null) phases[2] = t.Clock;
-        await t.Preempt(PreemptSite.MigrateBeforeCopy);
+        f.Unmapped = true;
+        return true;
+    }
 
-        // (3) allocate on the destination node and copy.
+    /// <summary>(4) to (6) for one unmapped folio: copy it, remove its migration entry, unlock it, settle the frames.</summary>
+    private static async ValueTask<bool> Move(EmuTask t, Vma vma, Folio f, int dstNode)
+    {
+        var m = t.Machine;
+        var pt = vma.Mm.PageTable;
+        long addr = f.Addr, frame = f.Frame;
+        await t.Preempt(PreemptSite.MigrateBeforeCopy);
+        // (4) allocate on the destination node and copy.
         long dst = await AllocOnNode(t, dstNode);
         bool copied = dst >= 0;
         if (copied)
             await t.Delay(m.Cost.PageBandwidthNs(m.Spec.PageSize, m.Distance(m.NodeOfFrame(frame), dstNode)));
-
-        if (phases != null) phases[3] = t.Clock;
-        // (4) remove_migration_ptes.
+        if (f.Phases != null) f.Phases[3] = t.Clock;
+        // (5) remove_migration_ptes.
         var now = pt.Lookup(addr);
         bool remapped = false;
         if (now != null)
         {
+            int i = pt.IndexOf(addr);
             await now.Ptl.AcquireWrite(t);
             long cur = now[i];
             if (Pte.Kind(cur) == PteKind.Migration && Pte.Frame(cur) == frame)
@@ -101,26 +171,21 @@ public static class MigratePages
             }
             now.Ptl.Release(t, LockMode.Write);
         }
-
-        if (phases != null) phases[4] = t.Clock;
-        // (5) unlock the source: wakes every migration_entry_wait sleeper. Then settle the frames.
+        if (f.Phases != null) f.Phases[4] = t.Clock;
+        // (6) unlock the source: wakes every migration_entry_wait sleeper. Then settle the frames.
         m.Folios.Unlock(t, frame);
-        if (phases != null)
+        if (f.Phases != null)
         {
-            phases[5] = t.Clock;
-            m.Observer!.OnMigrate(t, vma.Id, addr, frame, dstNode, phases, copied);
+            f.Phases[5] = t.Clock;
+            m.Observer!.OnMigrate(t, vma.Id, addr, frame, dstNode, f.Phases, copied);
         }
         if (copied)
         {
             m.Frames.InFlight--;
             if (remapped)
-            {
                 m.Frames.Anon++;
-            }
             else
-            {
                 m.FreeFrame(dst);
-            }
         }
         if (copied || !remapped)
         {

@@ -59,12 +59,6 @@ public sealed class LocalVmaOps : IVmaOps
     public ValueTask<IReadOnlyList<(long Addr, long Frame)>> CollectForMigration(EmuTask t, Vma vma, long from, long to, int node) =>
         MovePages.Collect(t, vma, from, to, node);
 
-    public async ValueTask<int> Migrate(EmuTask t, Vma vma, IReadOnlyList<(long Addr, long Frame)> pages, int node)
-    {
-        int moved = 0;
-        foreach (var (a, f) in pages)
-            if (await MigratePages.MigrateFolio(t, vma, a, f, node, MigrateMode.Sync))
-                moved++;
-        return moved;
-    }
+    public ValueTask<int> Migrate(EmuTask t, Vma vma, IReadOnlyList<(long Addr, long Frame)> pages, int node) =>
+        MigratePages.MigrateBatch(t, vma, pages, node, MigrateMode.Sync);
 }
