@@ -141,10 +141,8 @@ public static class ExperimentCommand
 
     private sealed record Point(FaultPolicy Policy, string Preset, MachineSpec Machine, string Workload, IReadOnlyDictionary<string, string> Params, int Cpus, int Repeat);
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(ExperimentOptions o, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Any(a => a is "-h" or "--help")) { stdout.WriteLine(ExperimentOptions.Help); return 0; }
-        var o = ExperimentOptions.Parse(args);
 
         // Everything is validated before the results folder is created.
         var machines = new Dictionary<string, MachineSpec>(StringComparer.Ordinal);

@@ -15,14 +15,8 @@ public static class ExploreCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(ExploreOptions o, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Any(a => a is "-h" or "--help"))
-        {
-            stdout.WriteLine(ExploreOptions.Help);
-            return 0;
-        }
-        var o = ExploreOptions.Parse(args);
         // Everything is validated before the results folder is claimed.
         var machine = o.MachineFile != null ? MachineLoader.LoadFileWithPlacement(o.MachineFile).Machine : MachineLoader.LoadPreset(o.Preset);
         var label = o.MachineFile ?? o.Preset;
