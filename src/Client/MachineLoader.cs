@@ -69,14 +69,27 @@ public static partial class MachineLoader
         if (!File.Exists(path))
             throw new UsageException($"machine file '{path}': no such file");
         var stream = new YamlStream();
+        // The scanner is kept so that an error YamlDotNet throws without a position (it has thrown
+        // InvalidOperationException from inside its scanner) is still reported where the scanner stopped.
+        Scanner? scanner = null;
         try
         {
             using var reader = new StreamReader(path, Encoding.UTF8);
-            stream.Load(reader);
+            scanner = new Scanner(reader);
+            stream.Load(new Parser(scanner));
         }
         catch (YamlException e)
         {
             throw new UsageException($"{path}:{e.Start.Line}:{e.Start.Column}: malformed YAML: {FirstLine(e.Message)}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"{path}: cannot read it: {e.Message}");
+        }
+        catch (Exception e)
+        {
+            var at = scanner?.CurrentPosition ?? Mark.Empty;
+            throw new UsageException($"{path}:{at.Line}:{at.Column}: malformed YAML: {FirstLine(e.Message)}");
         }
         if (stream.Documents.Count == 0)
             throw new UsageException($"{path}:1:1: empty machine file");
