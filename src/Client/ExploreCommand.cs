@@ -57,17 +57,15 @@ public static class ExploreCommand
                     Tasks = tasks,
                     Bugs = o.Bugs,
                 };
-                var every = System.Diagnostics.Stopwatch.StartNew();
-                var r = ScheduleExplorer.Explore(template, o.Seed, o.Schedules, o.Jobs, o.StopAtFirst, progress: done =>
-                {
-                    lock (every)
+                var started = System.Diagnostics.Stopwatch.StartNew();
+                var r = ProgressDisplay.For(stdout).Show($"exploring under {policy.Name()}", show =>
+                    ScheduleExplorer.Explore(template, o.Seed, o.Schedules, o.Jobs, o.StopAtFirst, progress: done =>
                     {
-                        if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
-                        every.Restart();
-                        stdout.WriteLine(string.Create(Inv, $"progress: {policy.Name()} {done:N0}/{o.Schedules:N0} schedules"));
-                        stdout.Flush();
-                    }
-                }, cancel: cancel.Token);
+                        // A --duration share bounds the policy as much as its seed count does.
+                        double? byTime = o.Duration is { } d ? started.Elapsed / (d / o.Policies.Count) : null;
+                        double bySeeds = (double)done / o.Schedules;
+                        show(new ProgressSnapshot(string.Create(Inv, $"{policy.Name()} {done:N0}/{o.Schedules:N0} schedules"), Math.Min(1, Math.Max(bySeeds, byTime ?? 0))));
+                    }, cancel: cancel.Token));
                 results.Add(r);
                 timedOut |= cancel.IsCancellationRequested && !interrupt.IsCancellationRequested;
                 stdout.WriteLine(string.Create(Inv, $"{r.Policy}: {r.Schedules:N0} schedules, {r.Schedules - r.Clean:N0} with findings{(r.Findings.Count > 0 ? " (" + string.Join(", ", r.Findings.Select(f => f.Invariant)) + ")" : "")}"));

@@ -1,3 +1,4 @@
+using DistEmu.Abstractions;
 using System.Globalization;
 using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Machine;
@@ -57,6 +58,7 @@ internal static class RunExecution
 
         var label = o.MachineFile != null ? machine.Name : o.Preset;
         string what = o.Trace is null ? o.Workload : "replay-" + Path.GetFileName(o.Trace).Split('.')[0];
+        if (o.TraceFile != null) OutputPaths.CheckFile("--trace-file", o.TraceFile);
         var outDir = ResultsFolder.Claim(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-{label}-{what}"));
 
         RunResult result;
@@ -127,24 +129,29 @@ internal static class RunExecution
         stdout.Flush();
         try
         {
-            var every = System.Diagnostics.Stopwatch.StartNew();
+            long opsTotal = (long)tasks * o.Ops;
+            long simReports = 0;
             runOptions = runOptions with
             {
-                // The sim engine's progress, in the same plain lines the orleans engine prints.
-                Progress = (m, emulatedNs) =>
-                {
-                    if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
-                    every.Restart();
-                    double emuS = emulatedNs / 1e9;
-                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"progress: {m.VmStat.Faults:N0} faults, {(emuS > 0 ? m.VmStat.Faults / emuS : 0):N0} emulated faults/s, {m.VmStat.Faults / clock.Elapsed.TotalSeconds:N0} host faults/s"));
-                },
                 Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)")
                     : o.Duration is { } d && clock.Elapsed >= d ? new RunStop(false, $"--duration {o.DurationText} reached") : null,
             };
-            var result = o.Engine == "sim" ? SimRun.Run(runOptions)
-                : cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout, placement, telemetry.Orleans)
-                : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout, placement, telemetry.Orleans);
+            var result = ProgressDisplay.For(stdout).Show($"{o.Workload} on {label}", show =>
+            {
+                if (o.Engine == "sim")
+                {
+                    // The sim engine reports every 4,096 ops (all tasks together): the count of reports gives the ops done.
+                    return SimRun.Run(runOptions with
+                    {
+                        Progress = (m, emulatedNs) => show(ProgressSnapshot.OfRun(m.VmStat.Faults, emulatedNs, clock.Elapsed, null, null,
+                            ProgressSnapshot.FractionDone(++simReports * SimRunReportEveryOps, opsTotal, clock.Elapsed, o.Duration))),
+                    });
+                }
+                void OnStatus(RunStatus s) => show(ProgressSnapshot.OfRun(s.Faults, s.MaxClock, clock.Elapsed, s.Done, s.Tasks,
+                    ProgressSnapshot.FractionDone(s.Ops, opsTotal, clock.Elapsed, o.Duration)));
+                return cluster != null ? AttachedOrleans.Run(cluster, runOptions, o.Quantum, stdout, placement, telemetry.Orleans, OnStatus)
+                    : EmbeddedOrleans.Run(runOptions, o.Quantum, stdout, placement, telemetry.Orleans, OnStatus);
+            });
             telemetry.Finish(result);
             return result;
         }
@@ -153,6 +160,9 @@ internal static class RunExecution
             Console.CancelKeyPress -= onCancel;
         }
     }
+
+    /// <summary>How many ops (all tasks together) the sim engine runs between two progress reports (SimRun).</summary>
+    private const long SimRunReportEveryOps = 4096;
 
     /// <summary>A trace replays on the sim engine unless --engine orleans is given (the sim engine is the exact reference).</summary>
     private static string ReplayEngine(RunOptions o) => o.EngineGiven ? o.Engine : "sim";
