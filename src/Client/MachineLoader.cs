@@ -44,10 +44,17 @@ public static partial class MachineLoader
         return null;
     }
 
-    public static string PresetsDir() =>
-        FindRoot() is { } root
-            ? Path.Combine(root, "presets")
-            : throw new UsageException("cannot find the presets/ folder (looked upward from the executable and the current directory for a folder with presets/ and DistEmu.sln)");
+    /// <summary>
+    /// A checkout's presets/ (so edits there apply), else the copy beside the executable: the installed tool
+    /// (scripts/install.sh) carries one, so its commands run from any folder.
+    /// </summary>
+    public static string PresetsDir()
+    {
+        if (FindRoot() is { } root) return Path.Combine(root, "presets");
+        var packed = Path.Combine(AppContext.BaseDirectory, "presets");
+        return Directory.Exists(packed) ? packed
+            : throw new UsageException("cannot find the presets/ folder (looked upward from the executable and the current directory for a folder with presets/ and DistEmu.sln, and beside the executable)");
+    }
 
     public static IReadOnlyList<string> PresetNames() =>
         Directory.GetFiles(PresetsDir(), "*.yaml").Select(f => Path.GetFileNameWithoutExtension(f)).Order(StringComparer.Ordinal).ToList();
