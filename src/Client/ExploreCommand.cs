@@ -106,15 +106,20 @@ public static class ExploreCommand
     public static string ReproduceCommand(ExploreOptions o, string policy, int tasks, long seed)
     {
         var sb = new StringBuilder("distemu run --engine sim --explore");
-        sb.Append(o.MachineFile != null ? $" --machine {o.MachineFile}" : $" --preset {o.Preset}");
+        sb.Append(o.MachineFile != null ? $" --machine {ShellWord(o.MachineFile)}" : $" --preset {o.Preset}");
         sb.Append($" --policy {policy} --workload {o.Workload}");
         foreach (var bug in o.Bugs) sb.Append($" --bug {bug}");
-        foreach (var (k, v) in o.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($" --param {k}={v}");
+        foreach (var (k, v) in o.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($" --param {ShellWord($"{k}={v}")}");
         sb.Append(string.Create(Inv, $" --ops {o.Ops}"));
         if (o.Tasks != null) sb.Append(string.Create(Inv, $" --tasks {tasks}"));
         sb.Append(string.Create(Inv, $" --seed {seed}"));
         return sb.ToString();
     }
+
+    /// <summary>A word as a POSIX shell reads it back: as it is when it is plain, else in single quotes, so the printed command runs as printed.</summary>
+    internal static string ShellWord(string word) =>
+        word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || "_-./=:,@%+".Contains(c, StringComparison.Ordinal))
+            ? word : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>A policy's findings per invariant: the schedules that showed it at any site, and the first of them.</summary>
     private static IEnumerable<(string Invariant, int Schedules, long FirstSeed)> ByInvariant(PolicyExploration r) =>
