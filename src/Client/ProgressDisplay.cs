@@ -4,8 +4,11 @@ using Spectre.Console;
 
 namespace DistEmu.Client;
 
-/// <summary>Where a piece of work has got: a status text and, when the work is bounded (--ops, --duration, a count), the fraction done.</summary>
-public sealed record ProgressSnapshot(string Text, double? Fraction = null)
+/// <summary>
+/// Where a piece of work has got: a status text (the plain lines'), the fraction done when the work is bounded (--ops,
+/// --duration, a count), and a shorter text for the live line, which shares a terminal row with its bar.
+/// </summary>
+public sealed record ProgressSnapshot(string Text, double? Fraction = null, string? Compact = null)
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
@@ -14,8 +17,11 @@ public sealed record ProgressSnapshot(string Text, double? Fraction = null)
     {
         double emulatedS = emulatedNs / 1e9;
         string done = tasksDone is { } d && tasks is { } t ? string.Create(Inv, $"{d}/{t} tasks done, ") : "";
-        return new ProgressSnapshot(string.Create(Inv,
-            $"{done}{faults:N0} faults, {(emulatedS > 0 ? faults / emulatedS : 0):N0} emulated faults/s, {emulatedNs / 1e6:N1} emulated ms, {faults / Math.Max(elapsed.TotalSeconds, 1e-3):N0} host faults/s"), fraction);
+        double hostRate = faults / Math.Max(elapsed.TotalSeconds, 1e-3);
+        return new ProgressSnapshot(
+            string.Create(Inv, $"{done}{faults:N0} faults, {(emulatedS > 0 ? faults / emulatedS : 0):N0} emulated faults/s, {emulatedNs / 1e6:N1} emulated ms, {hostRate:N0} host faults/s"),
+            fraction,
+            string.Create(Inv, $"{(tasksDone is { } cd && tasks is { } ct ? $"{cd}/{ct} done · " : "")}{faults:N0} faults · {emulatedNs / 1e6:N1} ms emulated · {hostRate:N0}/s"));
     }
 
     /// <summary>The larger of the fractions the bounds give: ops begun of all ops, host time of --duration.</summary>
@@ -84,14 +90,14 @@ internal sealed class LiveProgress : ProgressDisplay
     public override T Show<T>(string title, Func<Action<ProgressSnapshot>, T> work) =>
         AnsiConsole.Progress()
             .AutoClear(true)
-            .Columns(new SpinnerColumn(), new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Columns(new SpinnerColumn(), new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 16 }, new RemainingTimeColumn())
             .Start(context =>
             {
                 var task = context.AddTask(Markup.Escape(title), autoStart: true, maxValue: Scale);
                 task.IsIndeterminate = true;
                 return work(snapshot =>
                 {
-                    task.Description = Markup.Escape($"{title}: {snapshot.Text}");
+                    task.Description = Markup.Escape(snapshot.Compact ?? snapshot.Text);
                     if (snapshot.Fraction is { } f)
                     {
                         task.IsIndeterminate = false;

@@ -67,7 +67,8 @@ internal static class RunExecution
         if (o.Trace != null)
         {
             stdout.WriteLine($"replaying {o.Trace} on {label} under {machine.Policy.Name()} ({ReplayEngine(o)} engine)");
-            (result, described, extraFiles["replay.json"]) = Replay(o, machine);
+            // The replay engines report no progress: a terminal gets a live spinner, a log nothing until the summary.
+            (result, described, extraFiles["replay.json"]) = ProgressDisplay.For(stdout).Show($"replaying {Path.GetFileName(o.Trace)}", _ => Replay(o, machine));
         }
         else
         {
