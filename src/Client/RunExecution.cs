@@ -1,5 +1,5 @@
-using DistEmu.Abstractions;
 using System.Globalization;
+using DistEmu.Abstractions;
 using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
