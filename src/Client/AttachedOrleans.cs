@@ -90,12 +90,13 @@ public static class AttachedOrleans
 
     /// <param name="placement">The machine file's placement map, checked against the cluster's active silos before the run starts.</param>
     /// <param name="tracing">Spans recorded in the grains, handed to the client during the run and written at its end (null: no tracing).</param>
+    /// <param name="progress">The run's status each time the machine grain reports it (the caller shows it).</param>
     public static RunResult Run(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null,
-        OrleansTraceCollector? tracing = null) =>
-        RunAsync(target, options, quantumNs, stdout, placement, tracing).GetAwaiter().GetResult();
+        OrleansTraceCollector? tracing = null, Action<RunStatus>? progress = null) =>
+        RunAsync(target, options, quantumNs, stdout, placement, tracing, progress).GetAwaiter().GetResult();
 
     private static async Task<RunResult> RunAsync(ClusterTarget target, SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement,
-        OrleansTraceCollector? tracing)
+        OrleansTraceCollector? tracing, Action<RunStatus>? progress)
     {
         var host = await ConnectAsync(target);
         try
@@ -107,15 +108,7 @@ public static class AttachedOrleans
                 MachineLoader.CheckPlacement(placement, hosts.Count, target.ToString());
             }
             var before = await ReadCounters(client);
-            var every = Stopwatch.StartNew();
-            var started = Stopwatch.StartNew();
-            var result = await OrleansRun.Run(client, options, status =>
-            {
-                if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
-                every.Restart();
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)),
+            var result = await OrleansRun.Run(client, options, status => progress?.Invoke(status), quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(EmbeddedOrleans.SkewLine(quantumNs, skew)),
                 tracing: tracing);
             // Every silo's counters, summed, minus what they were before the run (best effort: other runs on the same
             // cluster at the same time are counted too; a silo lost during the run leaves the sum unknown).

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
+using DistEmu.Abstractions;
 using DistEmu.Grains.Placement;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Sim;
@@ -37,25 +37,19 @@ public static class EmbeddedOrleans
 
     /// <param name="placement">The machine file's placement map: one silo here, so it may name silo 0 only (the caller checks).</param>
     /// <param name="tracing">Spans recorded in the grains, handed to the client during the run and written at its end (null: no tracing).</param>
-    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null, OrleansTraceCollector? tracing = null) =>
-        RunAsync(options, quantumNs, stdout, placement, tracing).GetAwaiter().GetResult();
+    /// <param name="progress">The run's status each time the machine grain reports it (the caller shows it).</param>
+    public static RunResult Run(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement = null, OrleansTraceCollector? tracing = null,
+        Action<RunStatus>? progress = null) =>
+        RunAsync(options, quantumNs, stdout, placement, tracing, progress).GetAwaiter().GetResult();
 
-    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement, OrleansTraceCollector? tracing)
+    private static async Task<RunResult> RunAsync(SimRunOptions options, long quantumNs, TextWriter stdout, PlacementMap? placement, OrleansTraceCollector? tracing,
+        Action<RunStatus>? progress)
     {
         // --trace-orleans: Orleans' spans join the traces of the faults whose grain calls they are.
         using var host = await SiloHosting.StartEmbeddedAsync(activityPropagation: tracing?.Config.LiveRoots == true);
         try
         {
-            var every = Stopwatch.StartNew();
-            var started = Stopwatch.StartNew();
-            var result = await OrleansRun.Run(host.Grains(), options, status =>
-            {
-                if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
-                every.Restart();
-                double emuS = status.MaxClock / 1e9;
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"progress: {status.Done}/{status.Tasks} tasks done, {status.Faults:N0} faults, {(emuS > 0 ? status.Faults / emuS : 0):N0} emulated faults/s, {status.Faults / started.Elapsed.TotalSeconds:N0} host faults/s"));
-            }, quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(SkewLine(quantumNs, skew)),
+            var result = await OrleansRun.Run(host.Grains(), options, status => progress?.Invoke(status), quantumNs: quantumNs, nodeSilos: placement?.SiloOfNode(), maxSkew: skew => stdout.WriteLine(SkewLine(quantumNs, skew)),
                 tracing: tracing);
             result.GrainCalls = (host.GrainCalls(), host.CrossSiloGrainCalls());
             return result;

@@ -139,12 +139,36 @@ public static class ExperimentCommand
         return cost;
     }
 
+    /// <summary>One point's run on its engine, its progress shown as a run's (ops begun of all ops bound it).</summary>
+    private static RunResult RunPoint(SimRunOptions options, LocalCluster? cluster, ExperimentOptions o, TextWriter stdout, string title)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long opsTotal = (long)options.Tasks!.Value * options.OpsPerTask;
+        return ProgressDisplay.For(stdout).Show(title, show =>
+        {
+            if (o.Engine == "sim")
+            {
+                long reports = 0;
+                return SimRun.Run(options with
+                {
+                    Progress = (m, emulatedNs) => show(ProgressSnapshot.OfRun(m.VmStat.Faults, emulatedNs, clock.Elapsed, null, null,
+                        ProgressSnapshot.FractionDone(++reports * SimReportEveryOps, opsTotal, clock.Elapsed, null))),
+                });
+            }
+            void OnStatus(DistEmu.Abstractions.RunStatus s) => show(ProgressSnapshot.OfRun(s.Faults, s.MaxClock, clock.Elapsed, s.Done, s.Tasks,
+                ProgressSnapshot.FractionDone(s.Ops, opsTotal, clock.Elapsed, null)));
+            return cluster != null ? AttachedOrleans.Run(cluster.Target, options, o.Quantum, stdout, progress: OnStatus)
+                : EmbeddedOrleans.Run(options, o.Quantum, stdout, progress: OnStatus);
+        });
+    }
+
+    /// <summary>How many ops (all tasks together) the sim engine runs between two progress reports (SimRun).</summary>
+    private const long SimReportEveryOps = 4096;
+
     private sealed record Point(FaultPolicy Policy, string Preset, MachineSpec Machine, string Workload, IReadOnlyDictionary<string, string> Params, int Cpus, int Repeat);
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(ExperimentOptions o, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Any(a => a is "-h" or "--help")) { stdout.WriteLine(ExperimentOptions.Help); return 0; }
-        var o = ExperimentOptions.Parse(args);
 
         // Everything is validated before the results folder is created.
         var machines = new Dictionary<string, MachineSpec>(StringComparer.Ordinal);
@@ -232,9 +256,7 @@ public static class ExperimentCommand
                         Exploration = o.Engine == "sim" && o.Explore ? Exploration.Default : null,
                         Stop = () => interrupted ? new RunStop(true, "interrupted (Ctrl-C)") : null,
                     };
-                    var result = o.Engine == "sim" ? SimRun.Run(options)
-                        : cluster != null ? AttachedOrleans.Run(cluster.Target, options, o.Quantum, stdout)
-                        : EmbeddedOrleans.Run(options, o.Quantum, stdout);
+                    var result = RunPoint(options, cluster, o, stdout, $"run {n}/{total}");
                     if (result.Status != "completed")
                     {
                         stderr.WriteLine($"distemu: error: run {n}/{total} ({p.Policy.Name()} {p.Preset} {p.Workload} cpus={p.Cpus}{(silos is null ? "" : $" silos={silos}")}) {result.Status}: {result.Reason}; no results written");

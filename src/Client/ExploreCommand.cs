@@ -15,14 +15,8 @@ public static class ExploreCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(ExploreOptions o, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Any(a => a is "-h" or "--help"))
-        {
-            stdout.WriteLine(ExploreOptions.Help);
-            return 0;
-        }
-        var o = ExploreOptions.Parse(args);
         // Everything is validated before the results folder is claimed.
         var machine = o.MachineFile != null ? MachineLoader.LoadFileWithPlacement(o.MachineFile).Machine : MachineLoader.LoadPreset(o.Preset);
         var label = o.MachineFile ?? o.Preset;
@@ -63,17 +57,15 @@ public static class ExploreCommand
                     Tasks = tasks,
                     Bugs = o.Bugs,
                 };
-                var every = System.Diagnostics.Stopwatch.StartNew();
-                var r = ScheduleExplorer.Explore(template, o.Seed, o.Schedules, o.Jobs, o.StopAtFirst, progress: done =>
-                {
-                    lock (every)
+                var started = System.Diagnostics.Stopwatch.StartNew();
+                var r = ProgressDisplay.For(stdout).Show($"exploring under {policy.Name()}", show =>
+                    ScheduleExplorer.Explore(template, o.Seed, o.Schedules, o.Jobs, o.StopAtFirst, progress: done =>
                     {
-                        if (every.Elapsed < TimeSpan.FromSeconds(2)) return;
-                        every.Restart();
-                        stdout.WriteLine(string.Create(Inv, $"progress: {policy.Name()} {done:N0}/{o.Schedules:N0} schedules"));
-                        stdout.Flush();
-                    }
-                }, cancel: cancel.Token);
+                        // A --duration share bounds the policy as much as its seed count does.
+                        double? byTime = o.Duration is { } d ? started.Elapsed / (d / o.Policies.Count) : null;
+                        double bySeeds = (double)done / o.Schedules;
+                        show(new ProgressSnapshot(string.Create(Inv, $"{policy.Name()} {done:N0}/{o.Schedules:N0} schedules"), Math.Min(1, Math.Max(bySeeds, byTime ?? 0))));
+                    }, cancel: cancel.Token));
                 results.Add(r);
                 timedOut |= cancel.IsCancellationRequested && !interrupt.IsCancellationRequested;
                 stdout.WriteLine(string.Create(Inv, $"{r.Policy}: {r.Schedules:N0} schedules, {r.Schedules - r.Clean:N0} with findings{(r.Findings.Count > 0 ? " (" + string.Join(", ", r.Findings.Select(f => f.Invariant)) + ")" : "")}"));
@@ -114,15 +106,20 @@ public static class ExploreCommand
     public static string ReproduceCommand(ExploreOptions o, string policy, int tasks, long seed)
     {
         var sb = new StringBuilder("distemu run --engine sim --explore");
-        sb.Append(o.MachineFile != null ? $" --machine {o.MachineFile}" : $" --preset {o.Preset}");
+        sb.Append(o.MachineFile != null ? $" --machine {ShellWord(o.MachineFile)}" : $" --preset {o.Preset}");
         sb.Append($" --policy {policy} --workload {o.Workload}");
         foreach (var bug in o.Bugs) sb.Append($" --bug {bug}");
-        foreach (var (k, v) in o.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($" --param {k}={v}");
+        foreach (var (k, v) in o.Params.OrderBy(p => p.Key, StringComparer.Ordinal)) sb.Append($" --param {ShellWord($"{k}={v}")}");
         sb.Append(string.Create(Inv, $" --ops {o.Ops}"));
         if (o.Tasks != null) sb.Append(string.Create(Inv, $" --tasks {tasks}"));
         sb.Append(string.Create(Inv, $" --seed {seed}"));
         return sb.ToString();
     }
+
+    /// <summary>A word as a POSIX shell reads it back: as it is when it is plain, else in single quotes, so the printed command runs as printed.</summary>
+    internal static string ShellWord(string word) =>
+        word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || "_-./=:,@%+".Contains(c, StringComparison.Ordinal))
+            ? word : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>A policy's findings per invariant: the schedules that showed it at any site, and the first of them.</summary>
     private static IEnumerable<(string Invariant, int Schedules, long FirstSeed)> ByInvariant(PolicyExploration r) =>

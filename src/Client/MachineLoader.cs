@@ -44,10 +44,17 @@ public static partial class MachineLoader
         return null;
     }
 
-    public static string PresetsDir() =>
-        FindRoot() is { } root
-            ? Path.Combine(root, "presets")
-            : throw new UsageException("cannot find the presets/ folder (looked upward from the executable and the current directory for a folder with presets/ and DistEmu.sln)");
+    /// <summary>
+    /// A checkout's presets/ (so edits there apply), else the copy beside the executable: the installed tool
+    /// (scripts/install.sh) carries one, so its commands run from any folder.
+    /// </summary>
+    public static string PresetsDir()
+    {
+        if (FindRoot() is { } root) return Path.Combine(root, "presets");
+        var packed = Path.Combine(AppContext.BaseDirectory, "presets");
+        return Directory.Exists(packed) ? packed
+            : throw new UsageException("cannot find the presets/ folder (looked upward from the executable and the current directory for a folder with presets/ and DistEmu.sln, and beside the executable)");
+    }
 
     public static IReadOnlyList<string> PresetNames() =>
         Directory.GetFiles(PresetsDir(), "*.yaml").Select(f => Path.GetFileNameWithoutExtension(f)).Order(StringComparer.Ordinal).ToList();
@@ -69,14 +76,27 @@ public static partial class MachineLoader
         if (!File.Exists(path))
             throw new UsageException($"machine file '{path}': no such file");
         var stream = new YamlStream();
+        // The scanner is kept so that an error YamlDotNet throws without a position (it has thrown
+        // InvalidOperationException from inside its scanner) is still reported where the scanner stopped.
+        Scanner? scanner = null;
         try
         {
             using var reader = new StreamReader(path, Encoding.UTF8);
-            stream.Load(reader);
+            scanner = new Scanner(reader);
+            stream.Load(new Parser(scanner));
         }
         catch (YamlException e)
         {
             throw new UsageException($"{path}:{e.Start.Line}:{e.Start.Column}: malformed YAML: {FirstLine(e.Message)}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"{path}: cannot read it: {e.Message}");
+        }
+        catch (Exception e)
+        {
+            var at = scanner?.CurrentPosition ?? Mark.Empty;
+            throw new UsageException($"{path}:{at.Line}:{at.Column}: malformed YAML: {FirstLine(e.Message)}");
         }
         if (stream.Documents.Count == 0)
             throw new UsageException($"{path}:1:1: empty machine file");

@@ -8,7 +8,7 @@ namespace DistEmu.Client;
 /// </summary>
 public static class ResultsFolder
 {
-    /// <summary>The folder as a full path; a usage error if it holds anything already or is a file (checked before any work).</summary>
+    /// <summary>The folder as a full path; a usage error if it holds anything already, is a file or cannot be written (checked before any work).</summary>
     public static string Claim(string outDir)
     {
         outDir = Path.GetFullPath(outDir);
@@ -16,6 +16,7 @@ public static class ResultsFolder
             throw new UsageException($"--out {outDir}: the folder exists and is not empty");
         if (File.Exists(outDir))
             throw new UsageException($"--out {outDir}: a file with that name exists");
+        OutputPaths.CheckFolder("--out", outDir);
         return outDir;
     }
 

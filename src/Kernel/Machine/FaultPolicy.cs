@@ -69,8 +69,8 @@ public static class FaultPolicies
     {
         FaultPolicy.MmapOnly => "Linux <= 6.3",
         FaultPolicy.VmaBailout => "Linux 6.4-6.5",
-        FaultPolicy.VmaUnlocked => "LKML v2 proposal (June 2023), on 6.4",
-        FaultPolicy.LockDropped => "LKML v3 proposal (June 2023), on 6.4",
+        FaultPolicy.VmaUnlocked => "LKML v2 proposal of June 2023, on 6.4",
+        FaultPolicy.LockDropped => "LKML v3 proposal of June 2023, on 6.4",
         FaultPolicy.Merged => "Linux 6.6.y",
         FaultPolicy.PtlDrop => "never merged, on 6.6.y",
         FaultPolicy.V6_12 => "Linux 6.12.y",
