@@ -41,6 +41,8 @@ public static class MigratePages
 
         if (mode == MigrateMode.Async)
         {
+            // migrate_folio_unmap returns -EAGAIN; migrate_pages_batch retries it a few passes, then counts the
+            // folio in nr_failed_pages, i.e. pgmigrate_fail (mm/migrate.c): a lost trylock is a failure there too.
             if (!m.Folios.TryLock(t, frame))
                 return Fail(t, vma, addr, frame);
         }
@@ -116,6 +118,7 @@ public static class MigratePages
             if (remapped)
             {
                 m.Frames.Anon++;
+                m.Folios.MigrateLastCpupid(frame, dst);
             }
             else
             {
