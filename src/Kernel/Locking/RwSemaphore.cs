@@ -18,9 +18,10 @@ namespace DistEmu.Kernel.Locking;
 /// <see cref="EmuMachine.Cost"/>.LockHandoffNs later, and until then a writer that arrives and spins
 /// (rwsem_optimistic_spin) may steal it — unless the woken writer had waited longer than
 /// <see cref="RwsemWaitTimeoutNs"/> when the lock was released: then the lock is handed off to it (the kernel's
-/// RWSEM_FLAG_HANDOFF), and nobody steals. Readers never steal from a waiting writer (rwsem.c: "readers will block as
-/// they will notice the queued writer"). A PTL is a queued spinlock, not an rwsem: its waiters get it in FIFO order,
-/// always handed over directly.
+/// RWSEM_FLAG_HANDOFF), and nobody steals. New readers never steal: PROTOCOL.md §1 keeps them behind a waiting writer
+/// (rwsem_mark_wake: "readers will block as they will notice the queued writer"; the kernel's reader slow path can
+/// still steal in that window, which is not modelled). A PTL is a queued spinlock, not an rwsem: its waiters get it in
+/// FIFO order, always handed over directly.
 /// </para>
 /// </summary>
 public sealed class RwSemaphore : IWaitTarget
