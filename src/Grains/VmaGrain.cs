@@ -120,13 +120,21 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
     {
         var t = Enter(request);
         var reply = NewReply();
+        var flags = (FaultFlags)request.Flags;
+        // A stale snapshot found a VMA that munmap detached since: the fault's lock_vma_under_rcu meets it as the
+        // kernel's does (vma_lock_miss, then look up again), as under sim; a walk that is not a fault just looks again.
+        if (_vma is not null && V.Detached && request.SpeculateFault)
+        {
+            await t.Delay(_host.Machine.Cost.FaultEntryNs + _host.Machine.Cost.VmaLookupNs);
+            Attempt(ref reply, await VmaFault.AttemptUnderVmaLock(t, V, request.Addr, flags));
+            return await Leave(t, reply, request.Addr);
+        }
         // A fresh activation: a VMA unmapped long ago (retired), seen through a stale snapshot; look again.
         if (_vma is null || !V.Contains(request.Addr) || V.Detached)
         {
             reply.Stale = true;
             return await Leave(t, reply, request.Addr);
         }
-        var flags = (FaultFlags)request.Flags;
         long pte = _mm.PageTable.Read(request.Addr);
         bool usable = Pte.Kind(pte) == PteKind.Present && (!flags.HasFlag(FaultFlags.Write) || Pte.IsWritable(pte));
         reply.Pte = pte;

@@ -107,7 +107,11 @@ public sealed class EmuMachine
     internal int NextVmaId() => _nextVmaId++;
 
     /// <summary>Return a frame to its node.</summary>
-    internal void FreeFrame(long frame) => FramePort.Free(frame);
+    internal void FreeFrame(long frame)
+    {
+        Folios.ResetLastCpupid(frame);
+        FramePort.Free(frame);
+    }
 }
 
 /// <summary>Switches that put a historical bug back in, so a test can show the sanitizer catches it (PROTOCOL.md §8).</summary>

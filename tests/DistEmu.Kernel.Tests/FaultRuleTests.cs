@@ -35,6 +35,19 @@ public class FaultRuleTests
     }
 
     [Fact]
+    public void MmAccountFault_counts_a_retried_fault_once_on_the_attempt_that_finished_it()
+    {
+        // vma-bailout: the faulter meets the migration entry under the VMA lock, handle_mm_fault returns RETRY, and the
+        // fault finishes under mmap_lock: two handle_mm_fault calls, one pgfault (mm_account_fault skips RETRY).
+        var s = new LkmlScenario(FaultPolicy.VmaBailout, sameVma: false);
+        var v = s.H.Machine.VmStat;
+        Assert.Equal(1, v.vma_lock_retry);
+        Assert.Equal(v.Faults, v.pgfault);
+        Assert.Equal(v.Faults + 1, v.HandleMmFaultCalls);
+        TestMachines.AssertClean(s.H);
+    }
+
+    [Fact]
     public void LockVmaUnderRcu_counts_a_miss_when_the_vma_it_found_was_detached_and_looks_up_again()
     {
         var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));

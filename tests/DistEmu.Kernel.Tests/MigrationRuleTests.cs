@@ -140,6 +140,102 @@ public class MigrationRuleTests
     }
 
     [Fact]
+    public void DoNumaPage_counts_numa_hint_faults_only_after_the_pte_same_recheck()
+    {
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        var owner = h.NewTask(0, mm); var other = h.NewTask(1, mm); var scanner = h.NewTask(2, mm);
+        const long T0 = 1_000_000;
+        long hintsBefore = -1;
+        h.Spawn(owner, 0, async t =>
+        {
+            await Mmap.DoMmap(t, mm, A, 512 * P, RW);
+            for (int i = 0; i < 512; i++) await CpuAccess.Access(t, A + i * P, write: true);
+            Assert.Equal(1, await NumaScan.ChangeProtNuma(t, mm, A, A + P));
+            hintsBefore = t.Machine.VmStat.numa_hint_faults;
+        });
+        // The scanner holds the page-table page's PTL for the other 511 entries while both CPUs of node 0 read page 0's
+        // protnone entry and queue on that PTL. The first makes it present; the second then fails pte_same.
+        h.Spawn(scanner, T0, async t => await NumaScan.ChangeProtNuma(t, mm, A + P, A + 512 * P));
+        h.Spawn(owner, T0 + 100, async t => await CpuAccess.Access(t, A, write: false));
+        h.Spawn(other, T0 + 200, async t => await CpuAccess.Access(t, A, write: false));
+        h.Run();
+        Assert.Equal(0, hintsBefore);
+        Assert.Equal(1, h.Machine.VmStat.numa_hint_faults);
+        Assert.Equal(PteKind.Present, Pte.Kind(mm.PageTable.Read(A)));
+        TestMachines.AssertClean(h);
+    }
+
+    [Fact]
+    public void ShouldNumaMigrateMemory_migrates_a_page_on_the_second_consecutive_hint_fault_from_the_same_node()
+    {
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        var owner = h.NewTask(0, mm); var local = h.NewTask(1, mm);
+        var remote1 = h.NewTask(2, mm); var remote2 = h.NewTask(3, mm); // node 1
+        int nodeAfterFirstRemote = -1;
+        long migratedAfterFirstRemote = -1;
+        h.Spawn(owner, 0, async t =>
+        {
+            await Mmap.DoMmap(t, mm, A, 8 * P, RW);
+            await CpuAccess.Access(t, A, write: true);
+            await NumaScan.ChangeProtNuma(t, mm, A, A + P);
+        });
+        // A local hint fault records node 0 as the last accessor…
+        h.Spawn(local, 50_000, async t => await CpuAccess.Access(t, A, write: false));
+        h.Spawn(owner, 60_000, async t => await NumaScan.ChangeProtNuma(t, mm, A, A + P));
+        // …so node 1's first hint fault does not move the page (the last one came from node 0); it records node 1…
+        h.Spawn(remote1, 70_000, async t => await CpuAccess.Access(t, A, write: false));
+        h.Spawn(owner, 80_000, async t =>
+        {
+            nodeAfterFirstRemote = t.Machine.NodeOfFrame(Pte.Frame(mm.PageTable.Read(A)));
+            migratedAfterFirstRemote = t.Machine.VmStat.numa_pages_migrated;
+            await NumaScan.ChangeProtNuma(t, mm, A, A + P);
+        });
+        // …and node 1's second consecutive hint fault does.
+        h.Spawn(remote2, 100_000, async t => await CpuAccess.Access(t, A, write: false));
+        h.Run();
+        Assert.Equal(0, nodeAfterFirstRemote);
+        Assert.Equal(0, migratedAfterFirstRemote);
+        Assert.Equal(3, h.Machine.VmStat.numa_hint_faults);
+        Assert.Equal(1, h.Machine.VmStat.numa_pages_migrated);
+        Assert.Equal(1, h.Machine.NodeOfFrame(Pte.Frame(mm.PageTable.Read(A))));
+        Assert.Equal(0, h.Machine.VmStat.pgmigrate_fail);
+        TestMachines.AssertClean(h);
+    }
+
+    [Fact]
+    public void TaskNumaWork_scans_writable_file_vmas_and_skips_read_only_ones()
+    {
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        var data = h.Machine.CreateFile("/data/shared", diskBacked: false);
+        var lib = h.Machine.CreateFile("/lib/libc.so", diskBacked: false);
+        long B = TestMachines.AreaB;
+        long updated = -1;
+        h.Spawn(h.NewTask(0, mm), 0, async t =>
+        {
+            await Mmap.DoMmap(t, mm, A, 4 * P, RW | VmFlags.Shared, data);
+            await Mmap.DoMmap(t, mm, B, 4 * P, VmFlags.Read | VmFlags.Exec, lib);
+            for (int i = 0; i < 4; i++)
+            {
+                await CpuAccess.Access(t, A + i * P, write: true);
+                await CpuAccess.Access(t, B + i * P, write: false);
+            }
+            updated = await NumaScan.ChangeProtNuma(t, mm, A, B + 4 * P);
+        });
+        // A hint fault on a file page is counted and made accessible again (file folios are not migrated here).
+        h.Spawn(h.NewTask(2, mm), 50_000, async t => await CpuAccess.Access(t, A, write: false));
+        h.Run();
+        Assert.Equal(4, updated);
+        Assert.Equal(PteKind.Present, Pte.Kind(mm.PageTable.Read(B)));
+        Assert.Equal(PteKind.Present, Pte.Kind(mm.PageTable.Read(A)));
+        Assert.Equal(1, h.Machine.VmStat.numa_hint_faults);
+        Assert.Equal(0, h.Machine.VmStat.pgmigrate_fail);
+        TestMachines.AssertClean(h);
+    }
+
+    [Fact]
     public void The_numa_scanner_skips_a_busy_mm()
     {
         var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));

@@ -22,7 +22,7 @@ public static partial class MmFault
     public static ValueTask<VmFault> HandleMmFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
         var m = t.Machine;
-        m.VmStat.pgfault++;
+        m.VmStat.HandleMmFaultCalls++;
         m.Sanitizer.CheckNotDetached(t, vma, addr);
         m.Sanitizer.CheckVmaUse(t, vma, "handle_mm_fault", addr);
         m.Events.Record(t, EventKind.HandleMmFault, vma.Id, addr, (long)flags);
@@ -49,6 +49,18 @@ public static partial class MmFault
             VmaLock.VmaEndRead(t, vma);
         }
         return ret;
+    }
+
+    /// <summary>
+    /// mm_account_fault (mm/memory.c), at the end of handle_mm_fault: an attempt that returned RETRY is not counted
+    /// ("incomplete faults will be accounted upon completion"), so pgfault counts a retried fault once, on the attempt
+    /// that finished it; failed ones (SIGSEGV, SIGBUS) count too. Its callers (<see cref="VmaFault"/>) call it on the
+    /// result they await: counting here would cost the fast path a frame (see <see cref="HandleMmFault"/>).
+    /// </summary>
+    public static void MmAccountFault(EmuTask t, VmFault ret)
+    {
+        if (ret.Has(VmFault.Retry)) return;
+        t.Machine.VmStat.pgfault++;
     }
 
     /// <summary>The lock contract of PROTOCOL.md §3/§5: after handle_mm_fault returns <paramref name="r"/>, does the caller still hold the fault lock?</summary>

@@ -54,6 +54,7 @@ public static class VmaFault
         }
         m.Events.Record(t, EventKind.VmaAttempt, vma.Id, addr);
         var fault = await MmFault.HandleMmFault(t, vma, addr, flags | FaultFlags.VmaLock);
+        MmFault.MmAccountFault(t, fault);
         bool expected = MmFault.CallerStillHolds(policy, fault, underVmaLock: true);
         m.Sanitizer.CheckResultContract(t, vma, addr, fault, true, vma.VmLock.IsReadHeldBy(t), expected);
         if (m.Bugs.UseVmaAfterRetryUnlock && fault.Has(VmFault.Retry))
@@ -84,6 +85,7 @@ public static class VmaFault
         }
         m.Events.Record(t, EventKind.MmapAttempt, vma.Id, addr);
         var fault = await MmFault.HandleMmFault(t, vma, addr, flags);
+        MmFault.MmAccountFault(t, fault);
         bool expected = MmFault.CallerStillHolds(m.Policy, fault, underVmaLock: false);
         m.Sanitizer.CheckResultContract(t, vma, addr, fault, false, t.Holds(vma.Mm.MmapLock), expected);
         return (false, fault);

@@ -10,6 +10,19 @@ namespace DistEmu.Kernel.Locking;
 /// write. Holds are emulated intervals: a grant after a wait happens at the release time plus the hand-off cost,
 /// and the waiter's clock jumps there. Releasing what the caller does not hold is reported as S6 and ignored, so
 /// that a buggy policy never corrupts the emulator's own state.
+/// <para>
+/// Wake order is rwsem_mark_wake's: when the lock goes free, a writer first in the queue is woken alone; a reader
+/// first in the queue wakes every queued reader (up to <see cref="MaxReadersWakeup"/>), past the writers between
+/// them, which keep their places (the "reader phase" of rwsem.c's phase-fair design). downgrade_write wakes the
+/// queued readers the same way, never a writer. A woken writer is not given the lock: it takes it when it runs,
+/// <see cref="EmuMachine.Cost"/>.LockHandoffNs later, and until then a writer that arrives and spins
+/// (rwsem_optimistic_spin) may steal it — unless the woken writer had waited longer than
+/// <see cref="RwsemWaitTimeoutNs"/> when the lock was released: then the lock is handed off to it (the kernel's
+/// RWSEM_FLAG_HANDOFF), and nobody steals. New readers never steal: PROTOCOL.md §1 keeps them behind a waiting writer
+/// (rwsem_mark_wake: "readers will block as they will notice the queued writer"; the kernel's reader slow path can
+/// still steal in that window, which is not modelled). A PTL is a queued spinlock, not an rwsem: its waiters get it in
+/// FIFO order, always handed over directly.
+/// </para>
 /// </summary>
 public sealed class RwSemaphore : IWaitTarget
 {
@@ -19,6 +32,19 @@ public sealed class RwSemaphore : IWaitTarget
     private EmuTask? _writer;
     private long _writerSince;
     private Queue<(EmuTask Task, LockMode Mode, long Since)>? _waiters;
+    /// <summary>The first waiter, a writer, woken and on its way to take the lock at <see cref="_wokenWriterAt"/>.</summary>
+    private EmuTask? _wokenWriter;
+    private long _wokenWriterAt;
+
+    /// <summary>RWSEM_WAIT_TIMEOUT: DIV_ROUND_UP(HZ, 250) jiffies = 4 ms, here in emulated ns.</summary>
+    public const long RwsemWaitTimeoutNs = 4_000_000;
+    /// <summary>MAX_READERS_WAKEUP: the most readers one rwsem_mark_wake lets in.</summary>
+    public const int MaxReadersWakeup = 0x100;
+
+    /// <summary>Times the lock was handed off to a writer that had waited past <see cref="RwsemWaitTimeoutNs"/>.</summary>
+    public long Handoffs { get; private set; }
+    /// <summary>Times a spinning writer took the lock from a woken writer that was still on its way (rwsem_opt_wlock).</summary>
+    public long Steals { get; private set; }
 
     public LockClass Class { get; }
     public string Name { get; }
@@ -83,12 +109,46 @@ public sealed class RwSemaphore : IWaitTarget
         return Enqueue(t, LockMode.Read);
     }
 
-    /// <summary>down_write: sleeps (FIFO) while anyone holds or waits.</summary>
+    /// <summary>
+    /// down_write: takes a free lock, or steals it from a woken writer still on its way (rwsem_optimistic_spin), or
+    /// sleeps (FIFO) while anyone holds or waits.
+    /// </summary>
     public SleepAwaitable AcquireWrite(EmuTask t)
     {
-        if (TryWrite(t))
+        if (TryWrite(t) || RwsemOptimisticSpin(t))
             return default;
         return Enqueue(t, LockMode.Write);
+    }
+
+    /// <summary>
+    /// rwsem_optimistic_spin / rwsem_try_write_lock_unqueued: the lock is free but its first waiter, a woken writer,
+    /// has not run yet (in emulated time) and was not handed the lock: a writer arriving now takes it. The woken writer
+    /// finds it taken when it runs and sleeps again, first in the queue.
+    /// </summary>
+    private bool RwsemOptimisticSpin(EmuTask t)
+    {
+        if (_wokenWriter is null || IsLocked || t.Clock >= _wokenWriterAt)
+            return false;
+        Steals++;
+        // LOCK_CONTENDED: the trylock failed (waiters), so lock_stat counts a contention, without a wait.
+        GrantWrite(t, t.Clock, contended: true, requestedAt: t.Clock);
+        return true;
+    }
+
+    /// <summary>
+    /// rwsem_try_write_lock for a woken writer that now runs: it takes the lock unless a spinner holds it; then it sleeps
+    /// again at the head of the queue (it kept its place, and its enqueue time, for the hand-off timeout).
+    /// </summary>
+    internal bool RwsemTryWriteLock(EmuTask t)
+    {
+        if (_wokenWriter == t) _wokenWriter = null;
+        if (IsLocked)
+            return false;
+        var (task, mode, since) = _waiters!.Dequeue();
+        if (task != t || mode != LockMode.Write)
+            throw new InvalidOperationException($"{Describe()}: {t} woke to take the lock but {task} ({mode.Name()}) is first in the queue");
+        GrantWrite(t, t.Clock, contended: true, requestedAt: since);
+        return true;
     }
 
     private SleepAwaitable Enqueue(EmuTask t, LockMode mode)
@@ -143,11 +203,15 @@ public sealed class RwSemaphore : IWaitTarget
         }
         RemoveHeld(t, mode);
         LastReleasedAt = now;
-        WakeWaiters(now);
+        // up_read / up_write call rwsem_wake only when the lock is free (the last reader out).
+        if (!IsLocked) RwsemMarkWake(now, readOwned: false);
         return true;
     }
 
-    /// <summary>downgrade_write: the writer becomes a reader; readers queued at the head are let in.</summary>
+    /// <summary>
+    /// downgrade_write: the writer becomes a reader; rwsem_downgrade_wake lets the queued readers in as a release does
+    /// (RWSEM_WAKE_READ_OWNED: every queued reader past the writers, if a reader is first; never a writer).
+    /// </summary>
     public void Downgrade(EmuTask t)
     {
         long now = t.Clock;
@@ -163,27 +227,53 @@ public sealed class RwSemaphore : IWaitTarget
         (_readers ??= new(2)).Add((t, now));
         if (!t.LockEventsMuted) _m.Observer?.OnLockAcquired(t, this, LockMode.Read, 0);
         t.Held.Add(new HeldLock(this, LockMode.Read));
-        WakeWaiters(now);
+        RwsemMarkWake(now, readOwned: true);
     }
 
-    private void WakeWaiters(long releasedAt)
+    /// <summary>
+    /// rwsem_mark_wake. A writer first in the queue: woken alone (a PTL's, or one past the hand-off timeout, is given
+    /// the lock; any other takes it when it runs, see <see cref="RwsemTryWriteLock"/>). A reader first: every queued
+    /// reader, up to <see cref="MaxReadersWakeup"/>, is granted the lock, skipping the writers, which keep their places.
+    /// <paramref name="readOwned"/>: called by downgrade_write, which wakes readers only.
+    /// </summary>
+    private void RwsemMarkWake(long releasedAt, bool readOwned)
     {
-        if (_waiters is null) return;
+        if (_waiters is not { Count: > 0 }) return;
         long grantAt = releasedAt + _m.Cost.LockHandoffNs;
-        while (_waiters.Count > 0 && _writer == null)
+        var (task, mode, since) = _waiters.Peek();
+        if (mode == LockMode.Write)
         {
-            var (task, mode, since) = _waiters.Peek();
-            if (mode == LockMode.Write)
+            if (readOwned || _wokenWriter == task || IsLocked) return;
+            // RWSEM_FLAG_HANDOFF: set by a first waiter that has waited past the timeout; the lock is then its own.
+            bool handoff = releasedAt - since > RwsemWaitTimeoutNs;
+            if (Class == LockClass.Ptl || handoff || !task.Waiter.Suspended)
             {
-                if (ReaderCount > 0) return;
+                if (handoff && Class != LockClass.Ptl) Handoffs++;
                 _waiters.Dequeue();
                 GrantWrite(task, grantAt, contended: true, requestedAt: since);
                 task.Waiter.Wake(grantAt);
                 return;
             }
-            _waiters.Dequeue();
-            GrantRead(task, grantAt, contended: true, requestedAt: since);
-            task.Waiter.Wake(grantAt);
+            _wokenWriter = task;
+            _wokenWriterAt = grantAt;
+            task.Waiter.WakeToTryLock(grantAt, this);
+            return;
+        }
+        // The reader phase: one pass over the queue, readers out (granted), everyone else back in order.
+        int n = _waiters.Count, woken = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var w = _waiters.Dequeue();
+            if (w.Mode == LockMode.Read && woken < MaxReadersWakeup)
+            {
+                woken++;
+                GrantRead(w.Task, grantAt, contended: true, requestedAt: w.Since);
+                w.Task.Waiter.Wake(grantAt);
+            }
+            else
+            {
+                _waiters.Enqueue(w);
+            }
         }
     }
 

@@ -35,7 +35,34 @@ public sealed class FolioTable
     private readonly EmuMachine _m;
     private readonly Dictionary<long, Folio> _folios = new();
 
+    /// <summary>
+    /// The folio's last_cpupid (include/linux/mm.h: folio_xchg_last_cpupid) for the frames that took a NUMA hint fault
+    /// since they were allocated: the CPU of the last one. Sparse: only NUMA balancing fills it, and a freed frame leaves.
+    /// </summary>
+    private readonly Dictionary<long, int> _lastCpupid = new();
+
     public FolioTable(EmuMachine m) => _m = m;
+
+    /// <summary>folio_xchg_last_cpupid: record <paramref name="cpu"/>, return the previous CPU or -1 (unset).</summary>
+    public int XchgLastCpupid(long frame, int cpu)
+    {
+        int last = _lastCpupid.TryGetValue(frame, out int c) ? c : -1;
+        _lastCpupid[frame] = cpu;
+        return last;
+    }
+
+    /// <summary>folio_migrate_flags: the new folio takes the old one's last_cpupid.</summary>
+    internal void MigrateLastCpupid(long from, long to)
+    {
+        if (_lastCpupid.Count == 0) return;
+        if (_lastCpupid.Remove(from, out int c)) _lastCpupid[to] = c;
+    }
+
+    /// <summary>page_cpupid_reset_last: a frame going back to its node forgets its last hint fault.</summary>
+    internal void ResetLastCpupid(long frame)
+    {
+        if (_lastCpupid.Count != 0) _lastCpupid.Remove(frame);
+    }
 
     public Folio? Find(long frame) => _folios.GetValueOrDefault(frame);
     public bool IsLocked(long frame) => _folios.TryGetValue(frame, out var f) && f.LockedBy != null;

@@ -105,6 +105,8 @@ public static class MigratePages
         var pt = vma.Mm.PageTable;
         if (mode == MigrateMode.Async)
         {
+            // migrate_folio_unmap returns -EAGAIN; migrate_pages_batch retries it a few passes, then counts the
+            // folio in nr_failed_pages, i.e. pgmigrate_fail (mm/migrate.c): a lost trylock is a failure there too.
             if (!m.Folios.TryLock(t, f.Frame))
                 return false;
         }
@@ -183,7 +185,10 @@ public static class MigratePages
         {
             m.Frames.InFlight--;
             if (remapped)
+            {
                 m.Frames.Anon++;
+                m.Folios.MigrateLastCpupid(frame, dst);
+            }
             else
                 m.FreeFrame(dst);
         }

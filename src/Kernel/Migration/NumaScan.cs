@@ -11,9 +11,9 @@ namespace DistEmu.Kernel.Migration;
 public static class NumaScan
 {
     /// <summary>
-    /// Under mmap_read_trylock (a busy mm is skipped, as task_numa_work does), turn the present anonymous entries of
-    /// [start, end) into protnone so the next touch takes a hinting fault. No VMA write lock: it synchronises with
-    /// faults through the PTL. Returns the number of entries changed (numa_pte_updates).
+    /// Under mmap_read_trylock (a busy mm is skipped, as task_numa_work does), turn the present entries of the VMAs
+    /// <see cref="TaskNumaWorkScans"/> keeps in [start, end) into protnone so the next touch takes a hinting fault. No
+    /// VMA write lock: it synchronises with faults through the PTL. Returns the number of entries changed (numa_pte_updates).
     /// </summary>
     public static async ValueTask<long> ChangeProtNuma(EmuTask t, MmStruct mm, long start, long end)
     {
@@ -24,13 +24,26 @@ public static class NumaScan
         long updated = 0;
         foreach (var vma in mm.Tree.Overlapping(start, end))
         {
-            // change_prot_numa skips file and PROT_NONE VMAs.
-            if (!vma.IsAnonymous || VmaLookup.AccessError(vma, write: false)) continue;
+            if (!TaskNumaWorkScans(vma)) continue;
             updated += await mm.VmaOps.ChangeProtNuma(t, vma, Math.Max(start, vma.Start), Math.Min(end, vma.End));
         }
         m.VmStat.numa_pte_updates += updated;
         MmapLock.MmapReadUnlock(t, mm);
         return updated;
+    }
+
+    /// <summary>
+    /// task_numa_work's VMA filter (kernel/sched/fair.c): read-only file mappings are skipped (shared libraries:
+    /// migrating their pages is of marginal benefit) and so are inaccessible ones (PROT_NONE would be confused with
+    /// NUMA hinting entries); writable file mappings and anonymous ones are scanned. The kernel's other skips —
+    /// !vma_migratable, a mempolicy without MPOL_F_MOF, hugetlb, VM_MIXEDMAP — are for VMAs the emulator has no way
+    /// to make.
+    /// </summary>
+    public static bool TaskNumaWorkScans(Vma vma)
+    {
+        if ((vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0)
+            return false;
+        return vma.IsAnonymous || (vma.Flags & (VmFlags.Read | VmFlags.Write)) != VmFlags.Read;
     }
 
     /// <summary>change_pte_range with MM_CP_PROT_NUMA over [from, to) of one VMA, each page-table page under its PTL.</summary>

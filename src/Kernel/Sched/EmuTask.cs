@@ -225,6 +225,45 @@ public sealed class Waiter : ICriticalNotifyCompletion
             _continuation = continuation;
     }
 
+    /// <summary>The task has suspended on this sleep (its continuation is parked here).</summary>
+    internal bool Suspended => _continuation != null;
+
+    /// <summary>The rwsem a woken writer runs back to (<see cref="WakeToTryLock"/>); null otherwise.</summary>
+    private Locking.RwSemaphore? _tryLock;
+    /// <summary>Made once per task: the event that runs the writer's rwsem_try_write_lock.</summary>
+    private Action? _tryLockAction;
+
+    /// <summary>
+    /// rwsem_mark_wake waking a writer (kernel/locking/rwsem.c): unlike a reader, it is not given the lock; it runs at
+    /// <paramref name="at"/> and takes it itself (rwsem_try_write_lock). If a spinning writer stole it meanwhile, it
+    /// sleeps again, still first in the queue, and the code that awaited the lock goes on only once it holds it.
+    /// </summary>
+    internal void WakeToTryLock(long at, Locking.RwSemaphore sem)
+    {
+        if (_woken)
+            throw new InvalidOperationException($"{_task} woken twice");
+        _woken = true;
+        _tryLock = sem;
+        if (at > _task.Clock)
+            _task.Clock = at;
+        _task.Scheduler.Woken(_task, _task.Clock, _tryLockAction ??= TryLockAfterWake);
+    }
+
+    private void TryLockAfterWake()
+    {
+        var sem = _tryLock!;
+        _tryLock = null;
+        if (!sem.RwsemTryWriteLock(_task))
+        {
+            _woken = false;
+            _task.Scheduler.Sleeping(_task);
+            return;
+        }
+        var c = _continuation!;
+        _continuation = null;
+        c();
+    }
+
     /// <summary>Wake the sleeping task at emulated time <paramref name="at"/> (its clock never goes back).</summary>
     internal void Wake(long at)
     {

@@ -3,7 +3,8 @@ namespace DistEmu.Kernel.Stats;
 /// <summary>
 /// The event counters of /proc/vmstat that the fault and migration paths bump, named as the kernel names them
 /// (mm/vmstat.c vmstat_text). <see cref="Faults"/> is perf's page-faults event (one per entry into
-/// do_user_addr_fault), not a vmstat line; pgfault counts handle_mm_fault calls, so a retried fault counts twice.
+/// do_user_addr_fault), not a vmstat line; pgfault is counted as mm_account_fault does (once per handle_mm_fault that
+/// did not return RETRY: a retried fault counts once); <see cref="HandleMmFaultCalls"/> counts every call.
 /// </summary>
 public sealed class VmStat
 {
@@ -29,6 +30,8 @@ public sealed class VmStat
     public long Sigsegv;
     /// <summary>Faults that ended in SIGBUS or OOM.</summary>
     public long Sigbus;
+    /// <summary>handle_mm_fault calls, retried attempts included (pgfault leaves those out); not a /proc/vmstat line.</summary>
+    public long HandleMmFaultCalls;
 
     /// <summary>The /proc/vmstat lines, in the kernel's order.</summary>
     public IEnumerable<KeyValuePair<string, long>> Lines()
@@ -55,7 +58,7 @@ public sealed class VmStat
     [
         pgfault, pgmajfault, vma_lock_success, vma_lock_abort, vma_lock_retry, vma_lock_miss, numa_hint_faults,
         numa_pages_migrated, pgmigrate_success, pgmigrate_fail, numa_pte_updates, pswpin, pswpout, nr_tlb_remote_flush,
-        nr_tlb_remote_flush_received, Faults, Sigsegv, Sigbus,
+        nr_tlb_remote_flush_received, Faults, Sigsegv, Sigbus, HandleMmFaultCalls,
     ];
 
     public void AddArray(long[] a)
@@ -64,6 +67,7 @@ public sealed class VmStat
         vma_lock_miss += a[5]; numa_hint_faults += a[6]; numa_pages_migrated += a[7]; pgmigrate_success += a[8];
         pgmigrate_fail += a[9]; numa_pte_updates += a[10]; pswpin += a[11]; pswpout += a[12]; nr_tlb_remote_flush += a[13];
         nr_tlb_remote_flush_received += a[14]; Faults += a[15]; Sigsegv += a[16]; Sigbus += a[17];
+        if (a.Length > 18) HandleMmFaultCalls += a[18];
     }
 
     public void Add(VmStat o)
@@ -74,5 +78,6 @@ public sealed class VmStat
         pgmigrate_success += o.pgmigrate_success; pgmigrate_fail += o.pgmigrate_fail; numa_pte_updates += o.numa_pte_updates;
         pswpin += o.pswpin; pswpout += o.pswpout; nr_tlb_remote_flush += o.nr_tlb_remote_flush;
         nr_tlb_remote_flush_received += o.nr_tlb_remote_flush_received; Faults += o.Faults; Sigsegv += o.Sigsegv; Sigbus += o.Sigbus;
+        HandleMmFaultCalls += o.HandleMmFaultCalls;
     }
 }
