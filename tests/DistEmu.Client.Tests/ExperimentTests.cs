@@ -96,10 +96,8 @@ public sealed class ExperimentTests : InProcessCliTests
     public void Experiment_policy_comparison_on_migrate_munmap_reports_the_robust_effects_as_held()
     {
         var outDir = Path.Combine(_tmp, "compare");
-        var sw = Stopwatch.StartNew();
         var (code, stdout, stderr) = Cli("experiment", "--policies", "all", "--workloads", "migrate-munmap", "--out", outDir);
         Assert.True(code == 0, stderr);
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"took {sw.Elapsed}");
         Assert.Contains("run 7/7:", stdout);
         Assert.Equal(8, Lines(File.ReadAllText(Path.Combine(outDir, "results.csv"))).Length);
         var report = Lines(File.ReadAllText(Path.Combine(outDir, "report.md")));
