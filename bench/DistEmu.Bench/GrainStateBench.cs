@@ -41,17 +41,7 @@ public static class GrainStateBench
                 int n = Math.Min(count, spec.Cpus);
                 string run = $"grains-{Guid.NewGuid():N}";
                 var machine = grains.GetGrain<IMachineGrain>(run);
-                await machine.Configure(new RunConfig
-                {
-                    RunId = run,
-                    MachineJson = MachineJson.Serialize(spec),
-                    Sanitizer = true,
-                    Workload = "page-fault1",
-                    Params = new Dictionary<string, string>(),
-                    Seed = 1,
-                    OpsPerTask = 1,
-                    Tasks = spec.Cpus,
-                });
+                await machine.Configure(LaunchBench.OneOpRun(run, spec));
                 // One CPU first, so what every grain of the run shares on this silo is not counted per grain.
                 await grains.GetGrain<ICpuGrain>(GrainKeys.Cpu(run, 0, 0)).Where();
                 FullGc();

@@ -86,17 +86,7 @@ public static class LaunchBench
         long ws0 = Environment.WorkingSet, heap0 = GC.GetTotalMemory(false), calls0 = host.GrainCalls();
         var sw = Stopwatch.StartNew();
         string run = $"launch-{Guid.NewGuid():N}";
-        var config = new RunConfig
-        {
-            RunId = run,
-            MachineJson = MachineJson.Serialize(spec),
-            Sanitizer = true,
-            Workload = "page-fault1",
-            Params = new Dictionary<string, string>(),
-            Seed = 1,
-            OpsPerTask = 1,
-            Tasks = tasks,
-        };
+        var config = OneOpRun(run, spec);
         var machine = grains.GetGrain<IMachineGrain>(run);
         await machine.Configure(config);
         double tConfigured = sw.Elapsed.TotalSeconds;
@@ -151,4 +141,17 @@ public static class LaunchBench
     }
 
     private static string Mb(long bytes) => Inv($"{bytes / 1048576.0:F0} MiB");
+
+    /// <summary>page-fault1 with one op per task on every CPU of <paramref name="spec"/>: a run that only launches.</summary>
+    internal static RunConfig OneOpRun(string run, MachineSpec spec) => new()
+    {
+        RunId = run,
+        MachineJson = MachineJson.Serialize(spec),
+        Sanitizer = true,
+        Workload = "page-fault1",
+        Params = new Dictionary<string, string>(),
+        Seed = 1,
+        OpsPerTask = 1,
+        Tasks = spec.Cpus,
+    };
 }
