@@ -109,6 +109,13 @@ public static class OrleansRun
                 continue;
             }
             progress?.Invoke(status);
+            // A task that failed or a machine grain without its state may be what a lost silo left behind: name the
+            // cause the membership gives, if it gives one.
+            if ((status.Tasks != tasks || status.Error != null) && await silos.Refresh(now: true) is { } cause)
+            {
+                failure = cause;
+                break;
+            }
             if (status.Tasks != tasks)
             {
                 // The machine grain answered without the run's configuration: it was activated anew (its silo was lost).

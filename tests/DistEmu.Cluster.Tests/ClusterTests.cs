@@ -143,19 +143,18 @@ public sealed class SiloLossTests : IDisposable
         Assert.True(silos[1].Grains.Keys.All(k => k.Node == 1), "the silo to kill holds grains of other nodes: " + DistEmu.Client.ClusterStatus.Format(cluster.Target, silos));
         Assert.True(silos[0].Grains.Keys.Any(k => k.Kind == "mm"), "the mm is not with node 0: " + DistEmu.Client.ClusterStatus.Format(cluster.Target, silos));
         cluster.Kill(silos[1].Address);
-        var killed = Stopwatch.StartNew();
 
-        // The contract: the client notices within 30 s (waited for here only to bound the test, not timed more finely).
-        bool ended = await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(45))) == run;
-        Assert.True(ended, "the run did not end within 45 s of losing a silo");
-        Assert.True(killed.Elapsed < TimeSpan.FromSeconds(30), $"the run took {killed.Elapsed.TotalSeconds:F0} s to notice the lost silo");
+        // The run ends because the membership declares the silo dead (Orleans' probes), not because a call was slow. The
+        // bound only keeps a hung run from hanging the suite: several times Orleans' death declaration on a busy host.
+        bool ended = await Task.WhenAny(run, Task.Delay(TimeSpan.FromMinutes(3))) == run;
+        Assert.True(ended, "the run did not end within 3 min of losing a silo:\n" + cluster.Log());
         var (code, _, stderr) = await run;
         Assert.True(code == 1, $"exit {code}: {stderr}");
         Assert.Contains("aborted", stderr);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
         Assert.Equal("aborted", doc.RootElement.GetProperty("status").GetString());
         string reason = doc.RootElement.GetProperty("reason").GetString() ?? "";
-        Assert.False(string.IsNullOrWhiteSpace(reason));
+        Assert.StartsWith($"silo {silos[1].Address} left the cluster during the run (membership: ", reason);
         // Partial counters: the surviving silo's grains (node 0's CPUs, the mm) still count; the lost ones are named.
         long faults = doc.RootElement.GetProperty("vmstat").GetProperty("pgfault").GetInt64();
         Assert.True(faults > 0, $"the survivors' counters are kept (pgfault {faults}); reason: {reason}");

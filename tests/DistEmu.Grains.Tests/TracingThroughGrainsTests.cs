@@ -75,7 +75,8 @@ public sealed class TracingThroughGrainsTests(TwoSilos cluster)
         SimRun.Run(o with { Observer = new SpanRecorder(simSink, new TracingOptions { SampleRatio = 0, Policy = "vma-bailout" }) });
         var orleansSink = new ListSink();
         var collector = new OrleansTraceCollector(orleansSink, new TracingConfig { SampleRatio = 0 });
-        await OrleansRun.Run(cluster.Grains, o, stallTimeout: TimeSpan.FromSeconds(30), quantumNs: 1_000, tracing: collector);
+        var run = await OrleansRun.Run(cluster.Grains, o, stallTimeout: TimeSpan.FromSeconds(30), quantumNs: 1_000, tracing: collector);
+        Assert.True(run.Status == "completed", $"{run.Status}: {run.Reason}");
         Console.WriteLine($"sim: {Shape(simSink.Traces).Edges.Count} spans, orleans: {collector.Spans} written, {collector.SampledOut} sampled out");
         var (simEdges, simLinks) = Shape(simSink.Traces);
         var (orleansEdges, orleansLinks) = Shape(orleansSink.Traces);
