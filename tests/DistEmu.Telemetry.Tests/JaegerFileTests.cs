@@ -73,10 +73,11 @@ public sealed partial class JaegerFileTests : IDisposable
         var sink = new JaegerJsonFile(path, DateTimeOffset.FromUnixTimeSeconds(1_800_000_000));
         Scenarios.Lkml(FaultPolicy.Merged, sameVma: true, new ForwardSink(sink));
         sink.Complete();
-        string golden = Path.Combine(AppContext.BaseDirectory, "golden", "lkml-merged.jaeger.json");
+        // The golden file in the source tree, the one DISTEMU_UPDATE_GOLDEN=1 rewrites (not the copy in bin).
+        string golden = Path.Combine(SourceDir(), "golden", "lkml-merged.jaeger.json");
         string actual = File.ReadAllText(path);
         if (Environment.GetEnvironmentVariable("DISTEMU_UPDATE_GOLDEN") == "1")
-            File.WriteAllText(Path.Combine(SourceDir(), "golden", "lkml-merged.jaeger.json"), actual);
+            File.WriteAllText(golden, actual);
         Assert.True(File.Exists(golden), "golden file missing; run with DISTEMU_UPDATE_GOLDEN=1 to write it");
         Assert.Equal(File.ReadAllText(golden), actual);
     }
