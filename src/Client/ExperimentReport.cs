@@ -217,10 +217,13 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
         if (options.Silos != null) Scaling(sb);
 
         sb.Append("## Runs\n\n");
-        sb.Append("| ").Append(string.Join(" | ", Columns)).Append(" |\n");
-        sb.Append('|').Append(string.Concat(Columns.Select(_ => "---|"))).Append('\n');
-        foreach (var r in rows)
-            sb.Append("| ").Append(string.Join(" | ", Cells(r))).Append(" |\n");
+        // A column empty in every row (the silo columns of a sim experiment, say) is left out here; results.csv keeps all.
+        var cells = rows.Select(Cells).ToList();
+        var shown = Enumerable.Range(0, Columns.Count).Where(c => cells.Any(row => row[c].Length > 0)).ToList();
+        sb.Append("| ").Append(string.Join(" | ", shown.Select(c => Columns[c]))).Append(" |\n");
+        sb.Append('|').Append(string.Concat(shown.Select(_ => "---|"))).Append('\n');
+        foreach (var row in cells)
+            sb.Append("| ").Append(string.Join(" | ", shown.Select(c => row[c]))).Append(" |\n");
         if (plots.Count > 0)
         {
             sb.Append("\n## Plots\n\n");
