@@ -61,15 +61,26 @@ public static class ExperimentPlots
                     Value = series[s].Values[c],
                     Size = width * 0.95,
                     FillColor = color,
+                    Label = Compact(series[s].Values[c]), // the value above its bar, so a reader need not guess it from the axis
                 });
             plt.Legend.ManualItems.Add(new LegendItem { LabelText = series[s].Label, FillColor = color });
         }
         plt.Add.Bars(bars);
         plt.Axes.Bottom.SetTicks(Enumerable.Range(0, categories.Count).Select(i => (double)i).ToArray(), categories.ToArray());
-        plt.Axes.Margins(bottom: 0);
+        plt.Axes.Margins(bottom: 0, top: 0.15); // room for the value labels above the tallest bar
         plt.Title(title);
+        plt.XLabel("policy");
         plt.YLabel(yLabel);
-        plt.ShowLegend(Alignment.UpperRight);
-        plt.SavePng(path, 900, 500);
+        plt.ShowLegend(Edge.Right); // beside the plot, never over a bar
+        plt.SavePng(path, 1000, 500);
     }
+
+    /// <summary>A bar's value in a few characters: 1.2k, 3.4M, 950.</summary>
+    private static string Compact(double v) => Math.Abs(v) switch
+    {
+        >= 1e9 => (v / 1e9).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "G",
+        >= 1e6 => (v / 1e6).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "M",
+        >= 1e3 => (v / 1e3).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture) + "k",
+        _ => v.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture),
+    };
 }
