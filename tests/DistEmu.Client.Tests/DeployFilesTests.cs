@@ -238,6 +238,20 @@ public sealed partial class DeployFilesTests
     }
 
     [Fact]
+    public void Every_redis_server_the_readmes_start_on_the_host_listens_on_loopback_only()
+    {
+        int found = 0;
+        foreach (var file in new[] { "README.md", "deploy/README.md", "bench/README.md" })
+            foreach (Match block in Regex.Matches(File.ReadAllText(Path.Combine(Root(), file)), @"(?s)```[a-z]*\n(.*?)```"))
+                foreach (var line in block.Groups[1].Value.Split('\n').Where(l => Regex.IsMatch(l, @"(^|\s)redis-server(\s|$)")))
+                {
+                    found++;
+                    Assert.True(Regex.IsMatch(line, @"--bind 127\.0\.0\.1(\s|$)"), $"{file}: {line.Trim()} listens on every interface (add --bind 127.0.0.1)");
+                }
+        Assert.True(found >= 1, "no redis-server command found in the READMEs");
+    }
+
+    [Fact]
     public void The_dockerfile_builds_only_the_projects_the_image_runs()
     {
         var dockerfile = Dockerfile();
