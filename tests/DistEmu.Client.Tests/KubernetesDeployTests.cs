@@ -69,6 +69,59 @@ public sealed class KubernetesDeployTests
         Assert.Equal(Scalar(Kind(docs, "ServiceAccount"), "metadata", "name"), Scalar(PodTemplate(), "spec", "serviceAccountName"));
     }
 
+    /// <summary>Every container (and init container) of every pod template in deploy/k8s, with the file it is in.</summary>
+    private static List<(string File, YamlMappingNode Container)> AllContainers()
+    {
+        var dir = Path.Combine(DeployFilesTests.Root(), "deploy", "k8s");
+        var found = new List<(string, YamlMappingNode)>();
+        foreach (var file in Directory.EnumerateFiles(dir, "*.yaml").Select(Path.GetFileName).Order())
+            foreach (var doc in Manifests(file!))
+                if (doc.Children.TryGetValue(new YamlScalarNode("spec"), out var spec) && spec is YamlMappingNode specMap
+                    && specMap.Children.TryGetValue(new YamlScalarNode("template"), out var template))
+                    foreach (var key in new[] { "containers", "initContainers" })
+                        if (((YamlMappingNode)template["spec"]).Children.TryGetValue(new YamlScalarNode(key), out var list))
+                            found.AddRange(((YamlSequenceNode)list).Children.Select(c => (file!, (YamlMappingNode)c)));
+        return found;
+    }
+
+    [Fact]
+    public void Every_container_runs_a_fixed_tag_ours_the_project_version_and_pulls_only_if_not_present()
+    {
+        var containers = AllContainers();
+        Assert.True(containers.Count >= 2, $"{containers.Count} containers found in deploy/k8s");
+        Assert.Contains(containers, c => DeployFilesTests.Image(Scalar(c.Container, "image")).Name == "distemu");
+        foreach (var (file, c) in containers)
+        {
+            var where = $"{file}: container {Scalar(c, "name")}";
+            DeployFilesTests.AssertVersioned(where, Scalar(c, "image"));
+            Assert.True(c.Children.TryGetValue(new YamlScalarNode("imagePullPolicy"), out var policy) && ((YamlScalarNode)policy).Value == "IfNotPresent",
+                $"{where}: imagePullPolicy is not IfNotPresent (a kind/minikube-loaded image would be pulled from a registry)");
+        }
+    }
+
+    [Fact]
+    public void The_services_forward_to_the_ports_the_containers_listen_on()
+    {
+        var s = SiloSettings.Parse(((YamlSequenceNode)Container()["args"]).Children.Select(c => ((YamlScalarNode)c).Value!).ToArray());
+        var named = ((YamlSequenceNode)Container()["ports"]).Children.ToDictionary(p => Scalar(p, "name"), p => int.Parse(Scalar(p, "containerPort")));
+        Assert.Equal(s.SiloPort, named["silo"]);
+        Assert.Equal(s.GatewayPort, named["gateway"]);
+        // The Dockerfile's EXPOSE lists the same two.
+        var dockerfile = File.ReadAllText(Path.Combine(DeployFilesTests.Root(), "deploy", "Dockerfile"));
+        Assert.Matches($@"(?m)^EXPOSE\s+{s.SiloPort}\s+{s.GatewayPort}\s*$", dockerfile);
+        foreach (var port in (YamlSequenceNode)Kind(Manifests("silo.yaml"), "Service")["spec"]["ports"])
+        {
+            var target = Scalar(port, "targetPort");
+            Assert.True(int.TryParse(target, out var n) ? named.ContainsValue(n) : named.ContainsKey(target), $"distemu-gateway forwards to {target}, which the silo container does not listen on");
+            Assert.Equal(s.GatewayPort.ToString(), int.TryParse(target, out _) ? target : named[target].ToString());
+        }
+        var redis = Manifests("redis.yaml");
+        var redisPorts = ((YamlSequenceNode)((YamlSequenceNode)Kind(redis, "Deployment")["spec"]["template"]["spec"]["containers"]).Children.Single()["ports"])
+            .Children.Select(p => Scalar(p, "containerPort")).ToList();
+        foreach (var port in (YamlSequenceNode)Kind(redis, "Service")["spec"]["ports"])
+            Assert.Contains(Scalar(port, "targetPort"), redisPorts);
+    }
+
     [Fact]
     public void Kubernetes_without_redis_membership_is_refused()
     {
