@@ -9,7 +9,7 @@ namespace DistEmu.Replay.Tests;
 public sealed class CorruptInputTests
 {
     private static readonly Lazy<List<PerfRecord>> FullSample =
-        new(() => TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Records);
+        new(() => TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Whole);
 
     [Fact]
     public void Empty_input_is_an_error_in_strict_and_nothing_in_lenient()
@@ -133,7 +133,7 @@ public sealed class CorruptInputTests
         Assert.Equal(38767, e.LineNumber);
 
         var lenient = TestTraces.Parse(bad, PerfParseMode.Lenient);
-        Assert.Equal(FullSample.Value, lenient.Records);
+        Assert.Equal(FullSample.Value, lenient.Whole);
         Assert.Equal(1, lenient.Stats.SkippedFor(PerfSkipReason.CorruptStream));
     }
 

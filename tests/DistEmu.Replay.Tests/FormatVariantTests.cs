@@ -73,6 +73,7 @@ public sealed class FormatVariantTests
         var trickled = TestTraces.Parse(new TrickleStream(plain, chunk), PerfParseMode.Strict);
         var trickledGz = TestTraces.Parse(new TrickleStream(TestTraces.Gzip(plain), chunk), PerfParseMode.Strict);
 
+        Assert.Null(whole.Error);
         Assert.Null(trickled.Error);
         Assert.Null(trickledGz.Error);
         Assert.Equal(2999, whole.Records.Count);

@@ -92,7 +92,7 @@ public sealed class SampleTraceTests
     public void Distinct_tids_match_the_naive_set()
     {
         var naive = CountNaively();
-        var parsed = new SortedSet<int>(TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Records.Select(r => r.Tid));
+        var parsed = new SortedSet<int>(TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Whole.Select(r => r.Tid));
 
         Assert.Equal(naive.Tids, parsed);
         Assert.Equal([16335, 16337, 16338, 16339, 16340], parsed);
@@ -101,7 +101,7 @@ public sealed class SampleTraceTests
     [Fact]
     public void Mapping_kinds_and_protections_of_the_sample()
     {
-        var mmaps = TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Records
+        var mmaps = TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Whole
             .Where(r => r.IsMmap).Select(r => r.Mmap).ToList();
 
         Assert.Equal(PerfMappingKind.Special, Assert.Single(mmaps, m => m.Name == "[vdso]").Kind);
@@ -139,7 +139,7 @@ public sealed class SampleTraceTests
     [Fact]
     public void Records_come_in_line_order_with_exact_timestamps()
     {
-        var records = TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Records;
+        var records = TestTraces.Parse(TestTraces.SampleGz, PerfParseMode.Strict).Whole;
         for (int i = 1; i < records.Count; i++)
         {
             Assert.True(records[i].LineNumber > records[i - 1].LineNumber);

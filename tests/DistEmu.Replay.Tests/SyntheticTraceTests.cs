@@ -54,7 +54,7 @@ public sealed class SyntheticTraceTests
         Assert.True(summary.Mmaps > 20);
         Assert.True(summary.KernelLines > 1);
 
-        var records = TestTraces.Parse(bytes, PerfParseMode.Strict).Records;
+        var records = TestTraces.Parse(bytes, PerfParseMode.Strict).Whole;
         var kinds = records.Where(r => r.IsMmap).Select(r => r.Mmap.Kind).ToHashSet();
         Assert.Equal(Enum.GetValues<PerfMappingKind>().ToHashSet(), kinds);
     }
@@ -72,7 +72,7 @@ public sealed class SyntheticTraceTests
     public void Faults_fall_inside_earlier_mappings_and_time_increases()
     {
         var (bytes, _) = Generate(20_000, 21);
-        var records = TestTraces.Parse(bytes, PerfParseMode.Strict).Records;
+        var records = TestTraces.Parse(bytes, PerfParseMode.Strict).Whole;
         var maps = new List<PerfMmap>();
         long lastTime = 0;
         foreach (var r in records)

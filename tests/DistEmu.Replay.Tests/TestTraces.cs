@@ -7,7 +7,11 @@ using DistEmu.Replay;
 
 namespace DistEmu.Replay.Tests;
 
-internal sealed record ParseResult(List<PerfRecord> Records, PerfScriptStats Stats, Exception? Error);
+internal sealed record ParseResult(List<PerfRecord> Records, PerfScriptStats Stats, Exception? Error)
+{
+    /// <summary>The records of an input that must parse to its end: the test fails with the parse error if there was one.</summary>
+    public List<PerfRecord> Whole => Error is null ? Records : throw new Xunit.Sdk.XunitException($"the parse stopped early: {Error.GetType().Name}: {Error.Message}");
+}
 
 internal static class TestTraces
 {
