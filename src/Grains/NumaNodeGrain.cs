@@ -19,6 +19,7 @@ public sealed class NumaNodeGrain(RunCatalog runs) : Grain, INumaNodeGrain
     /// <summary>A CPU allocated or freed here: this activation holds the run's free list (else it is a fresh one).</summary>
     private bool _used;
     private string _run = "";
+    private RunDescription _description = null!;
     /// <summary>Each CPU's latest report: ops begun, fault entries, clock, and whether its task ended.</summary>
     private readonly Dictionary<int, (long Ops, long Faults, long Clock, bool Done)> _progress = new();
 
@@ -26,7 +27,8 @@ public sealed class NumaNodeGrain(RunCatalog runs) : Grain, INumaNodeGrain
     {
         DelayDeactivation(RunLifetime.Hold);
         string key = this.GetPrimaryKeyString();
-        MachineSpec spec = (await runs.Get(GrainFactory, GrainKeys.RunOf(key))).Spec;
+        _description = await runs.Get(GrainFactory, GrainKeys.RunOf(key)); // held: the catalog holds runs weakly
+        MachineSpec spec = _description.Spec;
         _run = GrainKeys.RunOf(key);
         int id = int.Parse(key[(key.LastIndexOf("/node", StringComparison.Ordinal) + 5)..], System.Globalization.CultureInfo.InvariantCulture);
         _node = new NumaNode(id, id * spec.FramesPerNode, spec.FramesPerNode);

@@ -14,8 +14,14 @@ public sealed class KernelHost
 {
     private readonly Dictionary<int, EmuTask> _tasks = new();
 
-    public RunConfig Config { get; }
-    public MachineSpec Spec { get; }
+    /// <summary>
+    /// The run's shared description. Held here, strongly: the silo's <see cref="RunCatalog"/> holds runs only weakly, so
+    /// while any grain of the run lives on this silo its description must be reachable from that grain, or a collection
+    /// would make the next grain read and parse the run again (and hold a copy of its own).
+    /// </summary>
+    public RunDescription Run { get; }
+    public RunConfig Config => Run.Config;
+    public MachineSpec Spec => Run.Spec;
     public EmuMachine Machine { get; }
     public GrainScheduler Scheduler { get; }
     public GrainFramePort Frames { get; }
@@ -26,9 +32,8 @@ public sealed class KernelHost
     /// <param name="run">The run's configuration and spec, shared with every other grain of the run on this silo (<see cref="RunCatalog"/>).</param>
     public KernelHost(RunDescription run, IGrainFactory grains, string key = "")
     {
+        Run = run;
         var config = run.Config;
-        Config = config;
-        Spec = run.Spec;
         Machine = new EmuMachine(Spec, config.Sanitizer, ownsFrames: false);
         foreach (var bug in config.Bugs ?? [])
             Machine.Bugs.Set(bug);
