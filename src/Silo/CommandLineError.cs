@@ -36,6 +36,24 @@ public sealed record CommandLineError(string Message, IReadOnlyList<string> Sugg
         return new CommandLineError(error.Message, []);
     }
 
+    /// <summary>
+    /// A custom option parser's value: <paramref name="r"/>'s last token (a later --x replaces an earlier one, as response
+    /// files need) through <paramref name="convert"/>; the program's own usage exception <typeparamref name="TError"/>
+    /// becomes a parse error, reported like System.CommandLine's own.
+    /// </summary>
+    public static T? Checked<T, TError>(ArgumentResult r, Func<string, T> convert) where TError : Exception
+    {
+        try
+        {
+            return convert(r.Tokens[^1].Value);
+        }
+        catch (TError e)
+        {
+            r.AddError(e.Message);
+            return default;
+        }
+    }
+
     /// <summary>"a, b or c".</summary>
     public static string Either(IEnumerable<string> names)
     {

@@ -92,18 +92,7 @@ public sealed class SiloCommandLine
     }
 
     /// <summary>The value of <paramref name="r"/> through <paramref name="convert"/>; its <see cref="SiloArgsException"/> becomes a parse error.</summary>
-    internal static T? Checked<T>(ArgumentResult r, Func<string, T> convert)
-    {
-        try
-        {
-            return convert(r.Tokens[^1].Value);
-        }
-        catch (SiloArgsException e)
-        {
-            r.AddError(e.Message);
-            return default;
-        }
-    }
+    internal static T? Checked<T>(ArgumentResult r, Func<string, T> convert) => CommandLineError.Checked<T, SiloArgsException>(r, convert);
 
     private static string? OneOf(ArgumentResult r, string option, params string[] allowed)
     {

@@ -150,17 +150,6 @@ internal static class OptionKinds
     /// <summary>The option's value if it was given, else null (System.CommandLine makes an empty list of a list option not given).</summary>
     public static T? Given<T>(this ParseResult p, Option<T> option) where T : class? => p.GetResult(option) is null ? null : p.GetValue(option);
 
-    /// <summary>The value of <paramref name="r"/>'s last token (a later --x replaces an earlier one, as response files need) through <paramref name="convert"/>; a <see cref="UsageException"/> becomes a parse error.</summary>
-    public static T? Check<T>(ArgumentResult r, Func<string, T> convert)
-    {
-        try
-        {
-            return convert(r.Tokens[^1].Value);
-        }
-        catch (UsageException e)
-        {
-            r.AddError(e.Message);
-            return default;
-        }
-    }
+    /// <summary>The value of <paramref name="r"/> through <paramref name="convert"/>; a <see cref="UsageException"/> becomes a parse error.</summary>
+    public static T? Check<T>(ArgumentResult r, Func<string, T> convert) => DistEmu.Silo.CommandLineError.Checked<T, UsageException>(r, convert);
 }
