@@ -13,8 +13,13 @@ public interface ITimeKeeperGrain : IGrainWithStringKey
     /// <summary>The nodes that run CPUs of this run (each starts with its slowest CPU at emulated time 0).</summary>
     Task Configure(long quantumNs, int[] nodes);
 
-    /// <summary>Node <paramref name="node"/>'s slowest running CPU is at <paramref name="slowest"/> (long.MaxValue: none runs); reports may arrive out of order, <paramref name="seq"/> orders them.</summary>
-    [OneWay] Task Report(int node, long seq, long slowest);
+    /// <summary>
+    /// Node <paramref name="node"/>'s slowest running CPU is at <paramref name="slowest"/> and the least end of its CPUs
+    /// (the earliest time one could leave its run, or its clock outside a run) is <paramref name="minEnd"/>
+    /// (long.MaxValue: none runs); <paramref name="claims"/> are its CPUs' claims that changed since its last report.
+    /// Reports may arrive out of order: <paramref name="seq"/> orders the clocks, each claim's version orders the claims.
+    /// </summary>
+    [OneWay] Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, bool tainted);
 
     /// <summary>The largest skew any node time keeper measured: a syncing CPU's clock minus the slowest running CPU's it knew of, in emulated ns.</summary>
     Task<long> MaxSkew();
@@ -28,14 +33,57 @@ public interface ITimeKeeperGrain : IGrainWithStringKey
 public interface INodeTimeKeeperGrain : IGrainWithStringKey
 {
     Task Configure(long quantumNs, int[] cpus);
-    /// <summary>The caller's CPU is at <paramref name="clock"/>: returns the horizon it may run to, once that covers its clock.</summary>
-    Task<long> Sync(int cpu, long clock);
+    /// <summary>
+    /// The caller's CPU is at <paramref name="clock"/>: returns how far it may run, once that covers its clock — the
+    /// quantum's horizon, or (not at an <paramref name="exact"/> sync point) further while its claim is cleared.
+    /// <paramref name="report"/>: the CPU's lookahead standing (null from a grain running part of its op).
+    /// </summary>
+    Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report);
     /// <summary>The CPU sleeps (token identifies this sleep; block and unblock may arrive in either order).</summary>
     [OneWay] Task Block(int cpu, long token);
     [OneWay] Task Unblock(int cpu, long token, long clock);
     Task Done(int cpu);
-    /// <summary>From the machine's time keeper: the horizon is now <paramref name="horizon"/> (pushes may arrive out of order; <paramref name="seq"/> orders them).</summary>
-    [OneWay] Task Horizon(long seq, long horizon);
+    /// <summary>
+    /// From the machine's time keeper, one evaluation of the machine: the horizon is now <paramref name="horizon"/>, and
+    /// this node's CPUs <paramref name="clearedCpus"/> (holding claim versions <paramref name="clearedVersions"/>) may run
+    /// to <paramref name="bound"/> (pushes may arrive out of order; <paramref name="seq"/> orders them).
+    /// </summary>
+    [OneWay] Task Horizon(long seq, long horizon, long bound, int[] clearedCpus, long[] clearedVersions);
     /// <summary>The largest difference between a syncing CPU's clock and the slowest running CPU's this node knew of, in emulated ns.</summary>
     Task<long> MaxSkew();
+}
+
+/// <summary>How far a CPU may run before it synchronises again.</summary>
+[GenerateSerializer, Immutable]
+public struct SyncGrant
+{
+    /// <summary>The quantum's horizon: the slowest running CPU + the quantum.</summary>
+    [Id(0)] public long Horizon;
+    /// <summary>Past the horizon, between exact sync points, while its claim is cleared (long.MinValue: not at all).</summary>
+    [Id(1)] public long FreeUntil;
+}
+
+/// <summary>A CPU's lookahead standing, sent with its sync (see LookaheadLedger).</summary>
+[GenerateSerializer, Immutable]
+public sealed class LookaheadReport
+{
+    /// <summary>The earliest emulated time it could leave its run or touch outside its claim; its clock when not in a run.</summary>
+    [Id(0)] public long End;
+    /// <summary>The current claim (changes whenever the CPU enters a run, leaves one, or its claim grows).</summary>
+    [Id(1)] public ClaimUpdate Claim;
+    /// <summary>It ran an op that leaves entries other CPUs' faults act on: no lookahead for the rest of the run.</summary>
+    [Id(2)] public bool Tainted;
+}
+
+/// <summary>One version of a CPU's claim (a RunClaim: [Lo, Hi) and the files its VMAs map); InRun false: no claim.</summary>
+[GenerateSerializer, Immutable]
+public struct ClaimUpdate
+{
+    [Id(0)] public int Cpu;
+    [Id(1)] public long Version;
+    [Id(2)] public bool InRun;
+    [Id(3)] public long Lo;
+    [Id(4)] public long Hi;
+    [Id(5)] public int[] Files;
+    [Id(6)] public bool Eligible;
 }

@@ -51,6 +51,8 @@ public sealed class TreeSnapshot
     [Id(3)] public int[] VmaIds { get; set; } = [];
     /// <summary>The emulated node of each VMA's grain (part of its key).</summary>
     [Id(4)] public int[] Nodes { get; set; } = [];
+    /// <summary>The file each VMA maps (-1: private anonymous memory, -2: shared anonymous memory).</summary>
+    [Id(5)] public int[] Files { get; set; } = [];
 }
 
 /// <summary>Who is asking: the emulated CPU (or kernel thread) and its clock.</summary>
@@ -68,6 +70,8 @@ public struct Caller
     [Id(5)] public ulong TraceLo;
     [Id(6)] public ulong SpanId;
     [Id(7)] public bool Sampled;
+    /// <summary>Past <see cref="Horizon"/>, how far the caller's cleared claim lets it run between exact sync points (long.MinValue: not at all).</summary>
+    [Id(8)] public long FreeUntil;
 }
 
 /// <summary>A fault-path request to a VMA grain. Only plain fields: it is copied, never deep-cloned.</summary>

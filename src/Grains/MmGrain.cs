@@ -61,6 +61,7 @@ public sealed class MmGrain(RunCatalog runs) : Grain, IMmGrain
             Ends = vmas.Select(v => v.End).ToArray(),
             VmaIds = vmas.Select(v => v.Id).ToArray(),
             Nodes = vmas.Select(v => _ops.NodeOf(v.Id)).ToArray(),
+            Files = vmas.Select(v => v.File?.Id ?? ((v.Flags & Kernel.Mm.VmFlags.Shared) != 0 ? -2 : -1)).ToArray(),
         });
     }
 

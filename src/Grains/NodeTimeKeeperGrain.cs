@@ -1,6 +1,7 @@
 using DistEmu.Abstractions;
 using DistEmu.Grains.Placement;
 using DistEmu.Grains.Support;
+using DistEmu.Kernel.Sched;
 using Orleans.Concurrency;
 
 namespace DistEmu.Grains;
@@ -8,9 +9,12 @@ namespace DistEmu.Grains;
 /// <summary>
 /// The quantum for one emulated node's CPUs (the lower level of Graphite's skew bound, on the node's silo): each CPU
 /// reports its clock here when it reaches its horizon and waits until the slowest running CPU of the machine is within
-/// the quantum. The node tells the machine's time keeper only when its own slowest running CPU moves, and learns the
-/// machine-wide horizon from it. Sleeping CPUs are left out, so a wait for a lock never waits for its own holder's
-/// time. Reentrant: Sync calls are parked turns.
+/// the quantum — or, between exact sync points, until its clock is below the lookahead bound while its claim is
+/// cleared (<see cref="LookaheadLedger"/>: CPUs whose runs touch nothing in common need not keep each other's order).
+/// The node tells the machine's time keeper when its slowest running CPU or the least end of its CPUs moves, and its
+/// CPUs' claim changes; it learns the horizon, the bound and which of its CPUs are cleared from it. Sleeping CPUs are
+/// left out of the slowest, so a wait for a lock never waits for its own holder's time. Reentrant: Sync calls are
+/// parked turns.
 /// </summary>
 [Reentrant]
 [NumaPlacement]
@@ -19,12 +23,20 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     private long _quantum;
     private int _node;
     private readonly Dictionary<int, long> _clock = new();
+    /// <summary>Each CPU's end as it last reported it (meaningful while its claim is in a run).</summary>
+    private readonly Dictionary<int, long> _end = new();
+    private readonly Dictionary<int, ClaimUpdate> _claim = new();
+    private readonly List<ClaimUpdate> _claimsToSend = new();
+    private readonly Dictionary<int, long> _cleared = new();
+    private long _bound = long.MinValue;
+    private bool _tainted;
+    private bool _taintSent;
     private readonly Dictionary<int, HashSet<long>> _sleeps = new();
     private readonly HashSet<(int, long)> _earlyWakes = new();
-    private readonly List<(int Cpu, long Clock, TaskCompletionSource<long> Go)> _parked = new();
+    private readonly List<(int Cpu, long Clock, bool Exact, TaskCompletionSource<SyncGrant> Go)> _parked = new();
     private long _horizon;
     private long _horizonSeq;
-    private long _reported;
+    private (long Slowest, long MinEnd) _reported;
     private long _reportSeq;
     private long _maxSkew;
 
@@ -35,7 +47,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
         _node = GrainKeys.NodeOf(this.GetPrimaryKeyString());
         foreach (int c in cpus) _clock[c] = 0;
         _horizon = quantumNs; // every CPU of the machine starts at 0: the machine's first horizon
-        _reported = 0;
+        _reported = (0, 0);
         return Task.CompletedTask;
     }
 
@@ -48,45 +60,88 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
         return min;
     }
 
-    /// <summary>Tells the machine if this node's slowest running CPU moved, then lets go whoever the known horizon covers.</summary>
+    /// <summary>
+    /// The least end of this node's CPUs, sleeping ones included (a sleeper wakes at its waker's time, which may lie
+    /// anywhere past its own clock): in a run, the end it reported (never below its clock); outside one, its clock.
+    /// </summary>
+    private long MinEnd()
+    {
+        long min = long.MaxValue;
+        foreach (var (cpu, clock) in _clock)
+        {
+            long end = _claim.TryGetValue(cpu, out var c) && c.InRun ? Math.Max(clock, _end.GetValueOrDefault(cpu)) : clock;
+            if (end < min) min = end;
+        }
+        return min;
+    }
+
+    /// <summary>Tells the machine what moved (the slowest CPU, the least end, claims, a taint), then lets go whoever is now covered.</summary>
     private void Changed()
     {
-        long slowest = Slowest();
-        if (slowest != _reported)
+        var now = (Slowest(), MinEnd());
+        if (now != _reported || _claimsToSend.Count > 0 || _tainted != _taintSent)
         {
-            _reported = slowest;
-            _ = GrainFactory.GetGrain<ITimeKeeperGrain>(GrainKeys.RunOf(this.GetPrimaryKeyString())).Report(_node, ++_reportSeq, slowest);
+            _taintSent = _tainted;
+            _reported = now;
+            var claims = _claimsToSend.ToArray();
+            _claimsToSend.Clear();
+            _ = GrainFactory.GetGrain<ITimeKeeperGrain>(GrainKeys.RunOf(this.GetPrimaryKeyString())).Report(_node, ++_reportSeq, now.Item1, now.Item2, claims, _tainted);
         }
         Release();
     }
+
+    /// <summary>How far CPU <paramref name="cpu"/> may run past the horizon: the bound, if the claim it holds now is the one the machine cleared.</summary>
+    private long Grant(int cpu) =>
+        _claim.TryGetValue(cpu, out var c) && c.InRun && _cleared.TryGetValue(cpu, out long v) ? LookaheadLedger.Grant(_bound, v, c.Version) : long.MinValue;
+
+    private bool MayGo(int cpu, long clock, bool exact) => clock <= _horizon || (!exact && clock < Grant(cpu));
+
+    private SyncGrant GrantOf(int cpu) => new() { Horizon = _horizon, FreeUntil = Grant(cpu) };
 
     private void Release()
     {
         for (int i = _parked.Count - 1; i >= 0; i--)
         {
-            if (_parked[i].Clock > _horizon) continue;
-            _parked[i].Go.SetResult(_horizon);
+            var p = _parked[i];
+            if (!MayGo(p.Cpu, p.Clock, p.Exact)) continue;
+            p.Go.SetResult(GrantOf(p.Cpu));
             _parked.RemoveAt(i);
         }
     }
 
-    public Task<long> Sync(int cpu, long clock)
+    public Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report)
     {
         if (_clock.TryGetValue(cpu, out var old) && clock < old) clock = old;
+        // The skew: how far past what it was allowed (the horizon, or its grant) the CPU got before it asked, plus the
+        // quantum: one op's overshoot (a munmap of many pages is one op) shows here.
+        long allowed = exact ? _horizon : Math.Max(_horizon, Grant(cpu));
+        if (_horizon != long.MaxValue && allowed != long.MaxValue) _maxSkew = Math.Max(_maxSkew, clock - allowed + _quantum);
         _clock[cpu] = clock;
-        if (_horizon != long.MaxValue) _maxSkew = Math.Max(_maxSkew, clock - (_horizon - _quantum));
+        if (report != null)
+        {
+            _end[cpu] = report.End;
+            if (!_claim.TryGetValue(cpu, out var held) || held.Version < report.Claim.Version)
+            {
+                _claim[cpu] = report.Claim;
+                _claimsToSend.Add(report.Claim);
+            }
+            _tainted |= report.Tainted;
+        }
         Changed();
-        if (clock <= _horizon) return Task.FromResult(_horizon);
-        var go = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _parked.Add((cpu, clock, go));
+        if (MayGo(cpu, clock, exact)) return Task.FromResult(GrantOf(cpu));
+        var go = new TaskCompletionSource<SyncGrant>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _parked.Add((cpu, clock, exact, go));
         return go.Task;
     }
 
-    public Task Horizon(long seq, long horizon)
+    public Task Horizon(long seq, long horizon, long bound, int[] clearedCpus, long[] clearedVersions)
     {
         if (seq <= _horizonSeq) return Task.CompletedTask; // an older push overtaken by a newer one
         _horizonSeq = seq;
         _horizon = horizon;
+        _bound = bound;
+        _cleared.Clear();
+        for (int i = 0; i < clearedCpus.Length; i++) _cleared[clearedCpus[i]] = clearedVersions[i];
         Release();
         return Task.CompletedTask;
     }
@@ -115,6 +170,12 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     {
         _clock.Remove(cpu);
         _sleeps.Remove(cpu);
+        if (_claim.TryGetValue(cpu, out var held) && held.InRun)
+        {
+            var gone = new ClaimUpdate { Cpu = cpu, Version = held.Version + 1, InRun = false, Files = [] };
+            _claim[cpu] = gone;
+            _claimsToSend.Add(gone);
+        }
         Changed();
         return Task.CompletedTask;
     }

@@ -1,15 +1,18 @@
 using DistEmu.Abstractions;
 using DistEmu.Grains.Placement;
 using DistEmu.Grains.Support;
+using DistEmu.Kernel.Sched;
 using Orleans.Concurrency;
 
 namespace DistEmu.Grains;
 
 /// <summary>
-/// The top of the quantum hierarchy (Graphite's skew bound, node → machine): it keeps only each node's slowest
-/// running CPU, as the node time keepers report it, and pushes the horizon — the slowest node plus the quantum — to
-/// every node whenever it moves. So per quantum it hears from the nodes, not from every CPU. Reentrant: MaxSkew
-/// awaits the nodes.
+/// The top of the quantum hierarchy (Graphite's skew bound, node → machine): it keeps each node's slowest running CPU
+/// and least end, as the node time keepers report them, and the machine's lookahead ledger (every CPU's claim): the
+/// horizon is the slowest node plus the quantum, and a CPU whose claim meets no other may run to the least end of any
+/// CPU (<see cref="LookaheadLedger"/>). Each push to a node is one evaluation — horizon, bound and that node's cleared
+/// CPUs together — and goes out when any of them moves. So it hears from the nodes, not from every CPU. Reentrant:
+/// MaxSkew awaits the nodes.
 /// </summary>
 [Reentrant]
 [NumaPlacement]
@@ -17,15 +20,22 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
 {
     private long _quantum;
     private readonly Dictionary<int, (long Seq, long Slowest)> _nodes = new();
-    private long _horizon;
+    private readonly Dictionary<int, long> _claimVersions = new();
+    private readonly LookaheadLedger _ledger = new();
+    /// <summary>What each node was last told: horizon, bound, cleared CPUs.</summary>
+    private readonly Dictionary<int, (long Horizon, long Bound, (int Cpu, long Version)[] Cleared)> _told = new();
     private long _pushes;
 
     public Task Configure(long quantumNs, int[] nodes)
     {
         DelayDeactivation(RunLifetime.Hold);
         _quantum = quantumNs;
-        foreach (int n in nodes) _nodes[n] = (0, 0);
-        _horizon = Horizon();
+        foreach (int n in nodes)
+        {
+            _nodes[n] = (0, 0);
+            _ledger.NodeEnd(n, 0);
+            _told[n] = (Horizon(), long.MinValue, []);
+        }
         return Task.CompletedTask;
     }
 
@@ -37,20 +47,43 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         return min == long.MaxValue ? long.MaxValue : min + _quantum;
     }
 
-    public Task Report(int node, long seq, long slowest)
+    public Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, bool tainted)
     {
-        if (_nodes.TryGetValue(node, out var known) && seq <= known.Seq) return Task.CompletedTask; // an older report overtaken by a newer one
-        _nodes[node] = (seq, slowest);
-        long h = Horizon();
-        if (h != _horizon)
+        // Claims are ordered by their own versions, whatever order the reports carrying them arrive in.
+        foreach (var c in claims)
         {
-            _horizon = h;
-            long push = ++_pushes;
-            string run = this.GetPrimaryKeyString();
-            foreach (int n in _nodes.Keys)
-                _ = GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n)).Horizon(push, h);
+            if (_claimVersions.TryGetValue(c.Cpu, out long known) && known >= c.Version) continue;
+            _claimVersions[c.Cpu] = c.Version;
+            _ledger.Claim(node, c.Cpu, c.Version, c.InRun ? new RunClaim(c.Lo, c.Hi, c.Files ?? [], c.Eligible) : null);
         }
+        if (tainted && !_ledger.Tainted) _ledger.Taint();
+        if (!_nodes.TryGetValue(node, out var known2) || seq > known2.Seq) // an older report overtaken by a newer one keeps only its claims
+        {
+            _nodes[node] = (seq, slowest);
+            _ledger.NodeEnd(node, minEnd);
+        }
+        Push();
         return Task.CompletedTask;
+    }
+
+    /// <summary>One evaluation of the machine, to every node for which it changed anything.</summary>
+    private void Push()
+    {
+        long horizon = Horizon();
+        long bound = _ledger.Bound;
+        string run = this.GetPrimaryKeyString();
+        foreach (int n in _nodes.Keys)
+        {
+            var cleared = _ledger.ClearedOf(n);
+            var told = _told[n];
+            bool sameCleared = told.Cleared.AsSpan().SequenceEqual(cleared.ToArray());
+            // The bound matters to a node only while one of its CPUs is cleared.
+            if (told.Horizon == horizon && sameCleared && (told.Bound == bound || cleared.Count == 0)) continue;
+            var now = (horizon, bound, cleared.ToArray());
+            _told[n] = now;
+            _ = GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n))
+                .Horizon(++_pushes, horizon, bound, now.Item3.Select(c => c.Cpu).ToArray(), now.Item3.Select(c => c.Version).ToArray());
+        }
     }
 
     public async Task<long> MaxSkew()

@@ -67,6 +67,24 @@ public sealed class GrainAddressSpace : IAddressSpacePort
 
     private async Task Refresh(EmuTask t) => _tree = await _mm.GetTree(t.Cpu);
 
+    /// <summary>
+    /// The claim of a run that touches [<paramref name="lo"/>, <paramref name="hi"/>], widened on this CPU's snapshot of
+    /// the tree (<see cref="RunClaim.Widen"/>); the snapshot is refreshed first if it has no VMA at either end (a run
+    /// that starts after the CPU's own mmap: the fault path would refresh it at the first access anyway).
+    /// </summary>
+    public async ValueTask<RunClaim> Claim(EmuTask t, long lo, long hi, long pmdSize)
+    {
+        if (lo <= hi && (IndexOf(lo) < 0 || IndexOf(hi) < 0)) await Refresh(t);
+        var tree = _tree;
+        var vmas = new List<RunClaim.VmaRange>();
+        for (int i = 0; i < tree.Starts.Length; i++)
+        {
+            int file = i < tree.Files.Length ? tree.Files[i] : -1;
+            vmas.Add(new RunClaim.VmaRange(tree.Starts[i], tree.Ends[i], Math.Max(-1, file), file == -2));
+        }
+        return RunClaim.Widen(lo, hi, pmdSize, vmas);
+    }
+
     private async Task<FaultRequest> Request(EmuTask t, long addr, FaultFlags flags, bool speculate)
     {
         await t.Pcp.Reserve(t.Machine, t, 1);

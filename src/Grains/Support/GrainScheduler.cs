@@ -6,7 +6,8 @@ namespace DistEmu.Grains.Support;
 /// <summary>
 /// The orleans engine's side of the kernel's engine port. Without a quantum, CPUs run lax (Graphite's term): a task
 /// never waits for others' time. With one, a task that passes its horizon asks its node's time keeper and goes on when
-/// the slowest running CPU is within the quantum; a task going to sleep on a lock or folio tells that time keeper, so
+/// the slowest running CPU is within the quantum (or, between exact sync points, while the lookahead bound covers it and
+/// its claim is cleared: see <see cref="CpuLookahead"/>); a task going to sleep on a lock or folio tells that time keeper, so
 /// it holds back no one. The task's node picks the keeper (a VMA grain's stand-in for a CPU of another node reports
 /// to that CPU's node). A woken task resumes as a new turn of the grain that owns the lock (never inline in the
 /// waker's turn), at the emulated time the kernel core computed.
@@ -39,7 +40,18 @@ public sealed class GrainScheduler : IEmuScheduler
 
     public bool Bounded => _timeKeeper != null;
 
-    public bool MustYield(EmuTask task, bool exact) => _timeKeeper != null && task.Clock > task.Horizon;
+    /// <summary>The CPU grain's own task's lookahead standing, sent with its syncs (null: a grain of stand-ins, or lax).</summary>
+    public CpuLookahead? Lookahead { get; set; }
+
+    /// <summary>Whether the yield <see cref="MustYield"/> last asked for is at an exact sync point (Resume follows it at once).</summary>
+    private bool _yieldExact;
+
+    public bool MustYield(EmuTask task, bool exact)
+    {
+        if (_timeKeeper is null || task.Clock <= task.Horizon) return false;
+        _yieldExact = exact;
+        return true;
+    }
 
     public void Resume(EmuTask task, long at, Action continuation)
     {
@@ -51,7 +63,13 @@ public sealed class GrainScheduler : IEmuScheduler
 
     private async Task SyncThen(EmuTask task, Action continuation)
     {
-        task.Horizon = await KeeperOf(task).Sync(task.Cpu, task.Clock);
+        var report = Lookahead is { } la && la.Task == task ? la.Report() : null;
+        // A grant follows the claim the CPU reports with it. A stand-in running part of a CPU's op elsewhere (a VMA
+        // grain) keeps the grant its caller passed and waits only for the horizon: the claim the time keeper holds may
+        // be older than the one its CPU is already in.
+        var grant = await KeeperOf(task).Sync(task.Cpu, task.Clock, _yieldExact || report is null, report);
+        task.Horizon = grant.Horizon;
+        if (report is not null) task.FreeUntil = grant.FreeUntil;
         continuation();
     }
 

@@ -81,6 +81,7 @@ public sealed class KernelHost
             _tasks[c.Cpu] = t = new EmuTask(Machine, c.Cpu, $"cpu{c.Cpu}", c.Cpu, c.Node, Scheduler);
         if (c.Clock > t.Clock) t.Clock = c.Clock;
         t.Horizon = Scheduler.Bounded ? c.Horizon : long.MaxValue;
+        t.FreeUntil = Scheduler.Bounded ? c.FreeUntil : long.MinValue;
         // What this call records is a child of the caller's span (the fault or system call it is part of).
         Recorder?.Adopt(t, new TraceContext(new TraceId(c.TraceHi, c.TraceLo), c.SpanId, c.Sampled));
         return t;
@@ -92,7 +93,7 @@ public sealed class KernelHost
     /// </summary>
     public static Caller CallerOf(EmuTask t, bool faultAhead = false)
     {
-        var caller = new Caller { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock, Horizon = t.Horizon };
+        var caller = new Caller { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock, Horizon = t.Horizon, FreeUntil = t.FreeUntil };
         if (t.Machine.Observer is SpanRecorder recorder && (faultAhead ? recorder.ReserveRoot(t) : recorder.Current(t)) is { SpanId: not 0 } span)
             (caller.TraceHi, caller.TraceLo, caller.SpanId, caller.Sampled) = (span.Trace.Hi, span.Trace.Lo, span.SpanId, span.Sampled);
         return caller;

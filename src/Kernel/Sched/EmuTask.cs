@@ -86,7 +86,7 @@ public sealed class EmuTask
     /// The engine's run-ahead let this task pass sync points (not exact ones) while its clock is below this, without
     /// asking again; the engine lowers it whenever what it knew changes.
     /// </summary>
-    internal long FreeUntil = long.MinValue;
+    public long FreeUntil = long.MinValue;
     /// <summary>Events this task logged: each is hashed with its place in the task's own sequence (<see cref="Sanitizer.EventLog"/>).</summary>
     internal long EventCount;
     /// <summary>The sim engine's run-ahead bookkeeping for this task (what it will touch, until when); null when not taking part.</summary>

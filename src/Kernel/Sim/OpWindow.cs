@@ -8,7 +8,7 @@ namespace DistEmu.Kernel.Sim;
 /// buffered so the run-ahead knows what the task will touch (the run's address range) and the least emulated time it
 /// needs before it can reach that barrier. Workloads are data: reading ahead never changes what the task does.
 /// </summary>
-internal sealed class OpWindow
+public sealed class OpWindow
 {
     private readonly IEnumerator<Op> _ops;
     private readonly Op[] _ring;

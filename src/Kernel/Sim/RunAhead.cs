@@ -35,10 +35,19 @@ public sealed class RunAhead
     {
         _mm = mm;
         _pmdSize = machine.Spec.PageSize * PtePage.Entries;
+        (AccessMinNs, MissMinNs) = MinAccessNs(machine);
+    }
+
+    /// <summary>
+    /// The least emulated time a load or store takes on <paramref name="machine"/>, whatever it meets (Access), and when
+    /// its page is not in the TLB (Miss): what an op window counts towards a task's earliest exit from its run.
+    /// </summary>
+    public static (long Access, long Miss) MinAccessNs(EmuMachine machine)
+    {
         int minDistance = machine.Spec.Distance.SelectMany(r => r).Min();
         var cost = machine.Cost;
-        AccessMinNs = Math.Max(0, Math.Min(cost.AccessAtDistanceNs(minDistance), cost.PageWalkNs));
-        MissMinNs = Math.Max(0, cost.PageWalkNs + Math.Min(cost.AccessAtDistanceNs(minDistance), cost.FaultEntryNs));
+        return (Math.Max(0, Math.Min(cost.AccessAtDistanceNs(minDistance), cost.PageWalkNs)),
+            Math.Max(0, cost.PageWalkNs + Math.Min(cost.AccessAtDistanceNs(minDistance), cost.FaultEntryNs)));
     }
 
     /// <summary>
@@ -60,7 +69,7 @@ public sealed class RunAhead
     public long Grants { get; private set; }
 
     /// <summary>Op kinds that leave entries a later fault acts on beyond its own range (see the class summary).</summary>
-    private static bool Taints(OpKind k) => k is OpKind.NumaScan or OpKind.Migrate or OpKind.PageOut or OpKind.Fork;
+    public static bool Taints(OpKind k) => k is OpKind.NumaScan or OpKind.Migrate or OpKind.PageOut or OpKind.Fork;
 
     /// <summary>Take part: every task of the run must, or nobody runs ahead.</summary>
     public void Register(EmuTask t)
@@ -189,7 +198,7 @@ public sealed class RunAhead
             furthestEnd = Math.Max(furthestEnd, c.Hi);
         }
         // Two claims mapping one file meet in its page cache, wherever their ranges lie.
-        var fileOwner = new Dictionary<Memory.FileObject, RunAheadClaim>();
+        var fileOwner = new Dictionary<int, RunAheadClaim>();
         foreach (var c in claims)
             foreach (var f in c.Files)
                 if (fileOwner.TryGetValue(f, out var other))
@@ -199,29 +208,15 @@ public sealed class RunAhead
     }
 
     /// <summary>
-    /// Widen <paramref name="c"/>'s raw range and list the files its VMAs map (their page caches and folios are shared
-    /// by every mapping of the file); false if it meets memory a run may not run ahead on (shared anonymous memory).
+    /// Widen <paramref name="c"/>'s raw range and list the files its VMAs map (<see cref="RunClaim.Widen"/>, the rule the
+    /// orleans engine's time keepers use too); false if it meets memory a run may not run ahead on (shared anonymous memory).
     /// </summary>
     private bool Widen(RunAheadClaim c)
     {
-        c.Files.Clear();
-        if (c.RawLo > c.RawHi)
-        {
-            c.Lo = c.Hi = 0;
-            return true;
-        }
-        long lo = c.RawLo, hi = c.RawHi + 1;
-        foreach (var vma in _mm.Tree.Overlapping(lo, hi))
-        {
-            if (vma.File is { } file)
-                c.Files.Add(file);
-            else if ((vma.Flags & VmFlags.Shared) != 0)
-                return false;
-            lo = Math.Min(lo, vma.Start);
-            hi = Math.Max(hi, vma.End);
-        }
-        c.Lo = lo / _pmdSize * _pmdSize;
-        c.Hi = (hi + _pmdSize - 1) / _pmdSize * _pmdSize;
-        return true;
+        IEnumerable<RunClaim.VmaRange> vmas = c.RawLo > c.RawHi ? [] : _mm.Tree.Overlapping(c.RawLo, c.RawHi + 1)
+            .Select(v => new RunClaim.VmaRange(v.Start, v.End, v.File?.Id ?? -1, v.File is null && (v.Flags & VmFlags.Shared) != 0));
+        var claim = RunClaim.Widen(c.RawLo, c.RawHi, _pmdSize, vmas);
+        (c.Lo, c.Hi, c.Files) = (claim.Lo, claim.Hi, claim.Files);
+        return claim.Eligible;
     }
 }

@@ -14,8 +14,8 @@ internal sealed class RunAheadClaim
     /// page-table pages (their PTLs and the VMAs' locks are what a fault takes). Empty when Lo == Hi.
     /// </summary>
     public long Lo, Hi;
-    /// <summary>Files the claim's VMAs map (as last widened).</summary>
-    public readonly List<Memory.FileObject> Files = new();
+    /// <summary>Ids of the files the claim's VMAs map (as last widened).</summary>
+    public int[] Files = [];
     /// <summary>Earliest emulated time at which the task could start an op outside its run (long.MinValue: now).</summary>
     public long End = long.MinValue;
     /// <summary>At the last check: the claim is eligible and overlaps no other task's.</summary>
