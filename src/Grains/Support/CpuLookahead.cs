@@ -63,8 +63,13 @@ public sealed class CpuLookahead
             _widened = await _aspace.Claim(t, w.RunLo, w.RunHi, _pmdSize);
             _claim = new ClaimUpdate
             {
-                Cpu = t.Cpu, Version = _claim.Version + 1, InRun = true,
-                Lo = _widened.Lo, Hi = _widened.Hi, Files = _widened.Files, Eligible = _widened.Eligible,
+                Cpu = t.Cpu,
+                Version = _claim.Version + 1,
+                InRun = true,
+                Lo = _widened.Lo,
+                Hi = _widened.Hi,
+                Files = _widened.Files,
+                Eligible = _widened.Eligible,
             };
         }
         _end = w.RunIsLast ? long.MaxValue : t.Clock + w.RunMinNs;
