@@ -35,6 +35,8 @@ switch (mode)
             int oreps = rest.Length > 0 && int.TryParse(rest[0], out int r) && r > 0 ? r : 3;
             return OrleansBench.Run(oreps, (int?)Option(rest, "--pings"), Option(rest, "--ops"));
         }
+    case "quantum":
+        return QuantumBench.Run(rest.Length > 0 && int.TryParse(rest[0], out int qr) && qr > 0 ? qr : 3, Option(rest, "--ops"));
     case "tracing":
         return TracingBench.Run(rest.Length > 0 && int.TryParse(rest[0], out int tr) && tr > 0 ? tr : 3);
     case "replay":
@@ -52,7 +54,7 @@ switch (mode)
         }
     default:
         Console.Error.WriteLine("usage: DistEmu.Bench sim [--inproc] [BenchmarkDotNet args] | memory | quick [reps (default 3)] | engine [reps (default 3)]"
-            + " | orleans [reps (default 3)] [--pings N] [--ops N] | replay [--lines N (default 10M)] [--orleans] | tracing [reps (default 3)] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)] | grains [large-1024|huge-4096|all] [--count N (default 1024)] [--ops N]");
+            + " | orleans [reps (default 3)] [--pings N] [--ops N] | quantum [reps (default 3)] [--ops N] | replay [--lines N (default 10M)] [--orleans] | tracing [reps (default 3)] | launch [large-1024|huge-4096|all] [--timeout s (default 300)] [--reps N (default 2)] | grains [large-1024|huge-4096|all] [--count N (default 1024)] [--ops N]");
         return 2;
 }
 
