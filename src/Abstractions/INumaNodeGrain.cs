@@ -9,7 +9,8 @@ namespace DistEmu.Abstractions;
 /// </summary>
 public interface INumaNodeGrain : IGrainWithStringKey
 {
-    Task<long[]> AllocBulk(int max);
+    /// <summary>rmqueue_bulk: up to <paramref name="max"/> frames, and how many the node has free after it.</summary>
+    Task<FrameBatch> AllocBulk(int max);
     Task Free(long[] frames);
     /// <summary>
     /// Start (or, with <paramref name="attach"/>, attach) task <c>tasks[i]</c> on CPU <c>cpus[i]</c> of this node, a
@@ -32,4 +33,12 @@ public interface INumaNodeGrain : IGrainWithStringKey
     Task<StatsMessage> Collect(int[] cpus, int mmId, int[] vmaIds);
     /// <summary>The silo this activation lives on (for placement checks).</summary>
     Task<string> Where();
+}
+
+/// <summary>Frames taken from a node's free list, and how many it has free after it.</summary>
+[GenerateSerializer, Immutable]
+public sealed class FrameBatch
+{
+    [Id(0)] public long[] Frames = [];
+    [Id(1)] public long FreeAfter;
 }

@@ -113,7 +113,7 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
             {
                 // Under a quantum the stream is read ahead, so the time keepers can let this CPU run past the quantum
                 // while its run touches nothing another CPU's does. As many ops per CPU as the sim engine reads ahead.
-                var lookahead = new CpuLookahead(t, _aspace!, ops, Math.Clamp(131_072 / Math.Max(1, cfg.Tasks), 64, 2_048), cfg.OpsPerTask);
+                var lookahead = new CpuLookahead(t, _aspace!, ops, CpuLookahead.WindowOps(cfg.Tasks), cfg.OpsPerTask);
                 _host.Scheduler.Lookahead = lookahead;
                 while (!_stop && _counters.Ops < cfg.OpsPerTask && t.Clock < limit && await lookahead.MoveNext())
                     await Execute(t, lookahead.Current, 0, machine);

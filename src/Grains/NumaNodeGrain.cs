@@ -35,12 +35,12 @@ public sealed class NumaNodeGrain(RunCatalog runs) : Grain, INumaNodeGrain
         _total = spec.FramesPerNode;
     }
 
-    public Task<long[]> AllocBulk(int max)
+    public Task<FrameBatch> AllocBulk(int max)
     {
         _used = true;
         var frames = new long[max];
         int n = _node.AllocBulk(frames, 0, max);
-        return Task.FromResult(n == max ? frames : frames[..n]);
+        return Task.FromResult(new FrameBatch { Frames = n == max ? frames : frames[..n], FreeAfter = _node.FreeFrames });
     }
 
     public Task Free(long[] frames)

@@ -13,20 +13,33 @@ public sealed class GrainFramePort : IFramePort
     private readonly string _run;
     private readonly EmuMachine _m;
     private readonly Dictionary<int, List<long>> _freed = new();
+    private readonly Dictionary<int, long> _freeAfter = new();
+    private readonly long _plenty;
 
-    public GrainFramePort(IGrainFactory grains, string run, EmuMachine m)
+    /// <param name="tasks">The run's tasks: with the lookahead window and the batch, how many frames count as plenty.</param>
+    public GrainFramePort(IGrainFactory grains, string run, EmuMachine m, int tasks)
     {
         _grains = grains;
         _run = run;
         _m = m;
+        _plenty = (long)Math.Max(1, tasks) * (CpuLookahead.WindowOps(tasks) + m.Cost.PcpBatch);
     }
 
     public async ValueTask<int> AllocBulk(EmuTask t, int node, long[] into, int max)
     {
         var got = await _grains.GetGrain<INumaNodeGrain>(GrainKeys.Node(_run, node)).AllocBulk(max);
-        Array.Copy(got, into, got.Length);
-        return got.Length;
+        Array.Copy(got.Frames, into, got.Frames.Length);
+        _freeAfter[node] = got.FreeAfter;
+        return got.Frames.Length;
     }
+
+    /// <summary>
+    /// Under the orleans engine frame identities are no result (no event log compares them), so the order of refills
+    /// matters only when the node could run short: while it had, at this grain's last refill, more frames free than
+    /// every CPU of the machine could take in a lookahead window and a batch (<paramref name="node"/>'s free list cannot
+    /// run dry however the refills interleave), a refill needs no exact order. Unknown (no refill yet): it matters.
+    /// </summary>
+    public bool RefillOrderMatters(int node) => !_freeAfter.TryGetValue(node, out long free) || free < _plenty;
 
     public void Free(long frame)
     {

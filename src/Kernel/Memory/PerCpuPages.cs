@@ -20,7 +20,7 @@ public sealed class PerCpuPages
     public async ValueTask Reserve(EmuMachine m, EmuTask t, int k)
     {
         if (_count >= k) return;
-        await t.DelayExact(m.Cost.PcpRefillNs); // the node's free list: its order decides which frames each CPU gets
+        await Refill(m, t);
         if (_frames.Length - _count < m.Cost.PcpBatch)
             Array.Resize(ref _frames, _count + m.Cost.PcpBatch);
         var got = new long[m.Cost.PcpBatch];
@@ -64,7 +64,7 @@ public sealed class PerCpuPages
         t.Advance(m.Cost.PageAllocNs); // the list is this CPU's own
         if (_count == 0)
         {
-            await t.DelayExact(m.Cost.PcpRefillNs); // the node's free list: its order decides which frames each CPU gets
+            await Refill(m, t);
             _count = await m.FramePort.AllocBulk(t, t.Node, _frames, _frames.Length);
             m.Frames.Pcp += _count;
             if (_count == 0)
@@ -74,6 +74,14 @@ public sealed class PerCpuPages
         m.Frames.InFlight++;
         return _frames[--_count];
     }
+
+    /// <summary>
+    /// The cost of taking the node's zone lock for a refill (rmqueue_bulk). The node's free list is shared by every CPU
+    /// that allocates from it, so this is an exact sync point — an engine lets no CPU run ahead of another here —
+    /// whenever the order of refills could change an outcome (<see cref="Ports.IFramePort.RefillOrderMatters"/>).
+    /// </summary>
+    private static DelayAwaitable Refill(EmuMachine m, EmuTask t) =>
+        m.FramePort.RefillOrderMatters(t.Node) ? t.DelayExact(m.Cost.PcpRefillNs) : t.Delay(m.Cost.PcpRefillNs);
 
     /// <summary>Give every frame back to its node (end of run), so frame accounting closes.</summary>
     public void Drain(EmuMachine m)

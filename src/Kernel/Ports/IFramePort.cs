@@ -15,6 +15,13 @@ public interface IFramePort
 
     /// <summary>Give a frame back to its node.</summary>
     void Free(long frame);
+
+    /// <summary>
+    /// Whether the order in which CPUs refill from <paramref name="node"/>'s free list can change more than which frames
+    /// each gets: a refill is an exact sync point while it can (see PerCpuPages). The sim engine keeps even frame
+    /// identities exact (its event log names them), so for it always; an engine that cannot tell says true.
+    /// </summary>
+    bool RefillOrderMatters(int node) => true;
 }
 
 /// <summary>The machine's own nodes (sim engine).</summary>
