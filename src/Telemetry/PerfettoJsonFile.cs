@@ -21,7 +21,8 @@ public sealed class PerfettoJsonFile : ITraceFile, IDisposable
     private readonly BackgroundFileWriter _out;
     private readonly Utf8Out _w;
     private readonly Dictionary<(string Process, int Level), long> _tids = new();
-    private readonly List<(long Start, long End)>[] _levels = Enumerable.Range(0, 8).Select(_ => new List<(long, long)>()).ToArray();
+    /// <summary>Per process, per track: the spans still open there (each inside the one below it).</summary>
+    private readonly Dictionary<string, List<List<(long Start, long End)>>> _levels = new();
     private readonly List<EmuSpan> _order = new();
     private readonly List<int> _placed = new();
     private int _otherProcesses;
@@ -50,7 +51,6 @@ public sealed class PerfettoJsonFile : ITraceFile, IDisposable
         _order.AddRange(trace);
         _order.Sort((a, b) => a.StartNs != b.StartNs ? a.StartNs.CompareTo(b.StartNs)
             : a.EndNs != b.EndNs ? b.EndNs.CompareTo(a.EndNs) : (a.ParentId == 0 ? 0 : 1).CompareTo(b.ParentId == 0 ? 0 : 1));
-        foreach (var l in _levels) l.Clear();
         foreach (var s in _order)
         {
             int level = Place(s);
@@ -58,16 +58,22 @@ public sealed class PerfettoJsonFile : ITraceFile, IDisposable
         }
     }
 
-    /// <summary>The first track (level) on which the span nests in what is open there; its stack of open spans is kept per trace.</summary>
+    /// <summary>
+    /// The first track (level) of the span's CPU on which it nests in what is open there. Traces of one task can overlap
+    /// (a move_pages call's migrations and the task's next fault), so the open spans are kept across traces. Traces come
+    /// in about the order they end; one that comes far out of order may still meet a span already closed off a track.
+    /// </summary>
     private int Place(EmuSpan s)
     {
-        // Different processes have tracks of their own: a level's stack holds one process's spans (rare: a trace is one CPU's).
+        if (!_levels.TryGetValue(s.Process, out var levels))
+            _levels[s.Process] = levels = new();
         for (int level = 0; ; level++)
         {
-            if (level == _levels.Length) return level - 1; // deeper than any span tree here: let the viewer judge
-            var stack = _levels[level];
+            // A task's migrations overlap one another (one move_pages call migrates many folios at once): as many tracks as needed.
+            if (level == levels.Count) levels.Add(new List<(long, long)>());
+            var stack = levels[level];
             while (stack.Count > 0 && stack[^1].End <= s.StartNs) stack.RemoveAt(stack.Count - 1);
-            if (stack.Count == 0 || s.EndNs <= stack[^1].End)
+            if (stack.Count == 0 || (stack[^1].Start <= s.StartNs && s.EndNs <= stack[^1].End))
             {
                 stack.Add((s.StartNs, s.EndNs));
                 return level;
