@@ -106,6 +106,13 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             sb.Append($"; {N(tr.LeftOutSpans)} spans in {N(tr.LeftOutTraces)} whole traces left out (--trace-max-spans {N(max)})");
         if (tr.SampledOut > 0) sb.Append($"; {N(tr.SampledOut)} sampled out");
         if (tr.Dropped > 0) sb.Append($"; {N(tr.Dropped)} DROPPED (lost on the way to the writer or the exporter)");
+        if (tr.Files is { Count: > 1 } files && files[^1].EndsWith(".index.json", StringComparison.Ordinal))
+        {
+            // A split Jaeger trace: say where the parts are and what the index is, so no one uploads the wrong file.
+            sb.Append($"\ntrace files: {N(files.Count - 1)} Jaeger files of at most --trace-split traces, each opening in Jaeger UI's upload: ")
+              .Append($"{files[0]} … {Path.GetFileName(files[^2])}; what each holds (emulated time, CPUs, retries, violations): {files[^1]}");
+        }
+        else if (tr.Files is { Count: > 0 }) sb.Append($"\ntrace file: {string.Join(", ", tr.Files)}");
         return sb.ToString();
     }
 

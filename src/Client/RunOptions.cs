@@ -25,6 +25,12 @@ public sealed record RunOptions
     public TimeSpan? Duration { get; init; }
     public long Quantum { get; init; }
     public string? TraceFile { get; init; }
+    /// <summary>--trace-split: traces per Jaeger file (null: the default; 0: one file).</summary>
+    public int? TraceSplit { get; init; }
+    /// <summary>--trace-time-scale K: displayed µs = emulated ns × K / 1000 in the Jaeger file (null: 1).</summary>
+    public long? TraceTimeScale { get; init; }
+    /// <summary>--trace-window NS: the Jaeger file as a machine timeline, one trace per emulated window.</summary>
+    public long? TraceWindow { get; init; }
     public string? Otlp { get; init; }
     public double TraceSample { get; init; } = 1.0;
     public long? TraceContended { get; init; }

@@ -39,7 +39,13 @@ public sealed class RunTelemetry : IDisposable
         {
             try
             {
-                _sinks.Add(TraceFiles.Open(o.TraceFile, epoch));
+                _sinks.Add(TraceFiles.Open(o.TraceFile, epoch, new TraceFileOptions
+                {
+                    Split = o.TraceSplit ?? TraceFileOptions.DefaultSplit,
+                    TimeScale = o.TraceTimeScale ?? 1,
+                    WindowNs = o.TraceWindow,
+                    Run = new RunIdentity { Machine = machine.Name, Policy = _policy, Engine = engine, Seed = o.Seed },
+                }));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
             {
@@ -103,6 +109,13 @@ public sealed class RunTelemetry : IDisposable
         }
         if (o.TraceClockGiven && o.TraceFile is null && !otlp)
             throw new UsageException("--trace-clock: only with --trace-file or --otlp (there are no spans to place)");
+        bool jaegerFile = o.TraceFile != null && o.TraceFile.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
+            && !o.TraceFile.EndsWith(TraceFiles.PerfettoSuffix, StringComparison.OrdinalIgnoreCase);
+        foreach (var (given, name) in new[] { (o.TraceSplit != null, "--trace-split"), (o.TraceTimeScale != null, "--trace-time-scale"), (o.TraceWindow != null, "--trace-window") })
+            if (given && !jaegerFile)
+                throw new UsageException($"{name}: shapes a Jaeger trace file; add --trace-file PATH.json");
+        if (o.TraceClock == "host" && (o.TraceTimeScale != null || o.TraceWindow != null))
+            throw new UsageException($"{(o.TraceWindow != null ? "--trace-window" : "--trace-time-scale")}: works on the emulated timeline, not with --trace-clock host");
         if (o.TraceMaxSpans != null && o.TraceFile is null && !otlp)
             throw new UsageException("--trace-max-spans: only with --trace-file or --otlp (there are no spans to write)");
     }
@@ -115,11 +128,12 @@ public sealed class RunTelemetry : IDisposable
     public void Finish(RunResult result)
     {
         foreach (var s in _sinks) s.Complete();
+        var files = _sinks.OfType<ITraceFile>().SelectMany(f => f.Files).ToList();
         if (Recorder != null && _budget != null)
-            result.Trace = new TraceCounts(_budget.Spans, _budget.Traces, _otlp?.Dropped ?? 0, Recorder.SampledOut, _budget.LeftOutSpans, _budget.LeftOutTraces, _maxSpans);
+            result.Trace = new TraceCounts(_budget.Spans, _budget.Traces, _otlp?.Dropped ?? 0, Recorder.SampledOut, _budget.LeftOutSpans, _budget.LeftOutTraces, _maxSpans, files);
         else if (Orleans != null)
             result.Trace = new TraceCounts(Orleans.Spans, Orleans.Traces, (_otlp?.Dropped ?? 0) + Orleans.Dropped, Orleans.SampledOut,
-                Orleans.LeftOutSpans, Orleans.LeftOutTraces, _maxSpans);
+                Orleans.LeftOutSpans, Orleans.LeftOutTraces, _maxSpans, files);
         if (_metrics != null)
         {
             _metrics.Publish(result.Machine, new Dictionary<string, string> { ["emu.policy"] = _policy, ["emu.engine"] = result.Engine });

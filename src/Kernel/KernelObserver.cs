@@ -29,6 +29,15 @@ public interface IKernelObserver
     void OnWriterBegin(EmuTask task, string syscall, long addr, long length);
     /// <summary>A writer system call ended, having waited <paramref name="waitedNs"/> for mmap_lock and VMA readers.</summary>
     void OnWriter(EmuTask task, string syscall, long fromNs, long toNs, long waitedNs);
+    /// <summary>
+    /// The engine held the task back at a preemption point (schedule exploration, a scripted delay) from
+    /// <paramref name="fromNs"/> to <paramref name="toNs"/>: time a fault spent scheduled out, in a window such as the
+    /// one between dropping its lock and pte_offset_map_lock, that no lock or wait accounts for.
+    /// </summary>
+    void OnPreempted(EmuTask task, PreemptSite site, long fromNs, long toNs)
+    {
+    }
+
     /// <summary>A TLB shootdown of [start, end) to <paramref name="targets"/> CPUs.</summary>
     void OnTlbShootdown(EmuTask task, long start, long end, int targets, long fromNs, long toNs);
 }

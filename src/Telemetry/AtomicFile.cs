@@ -24,13 +24,16 @@ public sealed class AtomicFile : IDisposable
     /// fsynced against power loss: a trace is reproduced from its seed, and syncing a fully sampled trace of hundreds of
     /// MB cost a fifth of the run's host time (bench tracing).
     /// </summary>
-    public void Commit()
+    public void Commit() => CommitAs(_path);
+
+    /// <summary>Flush and move into place under another name (a trace file that turned out to need no split).</summary>
+    public void CommitAs(string path)
     {
         if (_done) return;
         _done = true;
         Stream.Flush();
         Stream.Dispose();
-        File.Move(_tmp, _path, overwrite: true);
+        File.Move(_tmp, Path.GetFullPath(path), overwrite: true);
     }
 
     /// <summary>Without <see cref="Commit"/>: remove the partial file.</summary>

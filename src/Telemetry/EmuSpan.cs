@@ -95,6 +95,24 @@ public sealed class EmuSpan
     }
 
     private long? _emulatedDurationNs;
+
+    /// <summary>The emulated start (emu.start_ns): <see cref="StartNs"/> unless the span is on the host clock.</summary>
+    public long EmulatedStartNs
+    {
+        get
+        {
+            foreach (ref readonly var t in Attributes)
+                if (t.Key == StartKey) return t.Number;
+            return StartNs;
+        }
+    }
+
+    /// <summary>The attribute that keeps a span's emulated start whatever clock places it.</summary>
+    public const string StartKey = "emu.start_ns";
+
+    /// <summary>The emulated CPU of a process named "cpu-N"; -1 for any other (a migrator, a window's machine span).</summary>
+    public static int CpuOf(string process) =>
+        process.StartsWith("cpu-", StringComparison.Ordinal) && int.TryParse(process.AsSpan(4), NumberStyles.None, CultureInfo.InvariantCulture, out int cpu) ? cpu : -1;
     /// <summary>The span was exported live as it happened (an Activity, under --trace-orleans): exporters skip it.</summary>
     public bool ExportedLive { get; set; }
 

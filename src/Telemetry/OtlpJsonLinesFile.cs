@@ -10,7 +10,7 @@ namespace DistEmu.Telemetry;
 /// <see cref="BackgroundFileWriter"/>) and renamed on completion; one JSON writer for every line, ids and numbers
 /// formatted straight into its buffer.
 /// </summary>
-public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
+public sealed class OtlpJsonLinesFile : ITraceFile, IDisposable
 {
     private static readonly JsonEncodedText ResourceSpans = JsonEncodedText.Encode("resourceSpans"), Resource = JsonEncodedText.Encode("resource"),
         Attributes = JsonEncodedText.Encode("attributes"), ScopeSpans = JsonEncodedText.Encode("scopeSpans"), Scope = JsonEncodedText.Encode("scope"),
@@ -31,6 +31,7 @@ public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
 
     public OtlpJsonLinesFile(string path, DateTimeOffset epoch)
     {
+        Files = [Path.GetFullPath(path)];
         _file = new AtomicFile(path);
         _out = new BackgroundFileWriter(_file.Stream);
         _w = new Utf8JsonWriter(_out, new JsonWriterOptions { SkipValidation = true });
@@ -155,6 +156,8 @@ public sealed class OtlpJsonLinesFile : ITraceSink, IDisposable
         _w.WriteEndObject();
         _w.WriteEndObject();
     }
+
+    public IReadOnlyList<string> Files { get; }
 
     public void Complete()
     {

@@ -439,6 +439,26 @@ public sealed partial class SpanRecorder : IKernelObserver
         Close(task, s, toNs);
     }
 
+    /// <summary>A preemption inside a span (e.g. between vma_end_read and pte_offset_map_lock): the fault's time that
+    /// no lock or wait would show, as a span of its own.</summary>
+    public void OnPreempted(EmuTask task, PreemptSite site, long fromNs, long toNs)
+    {
+        var s = State(task);
+        s.MaxWaitOrHold = Math.Max(s.MaxWaitOrHold, toNs - fromNs);
+        Child(task, s, "preempted", fromNs, toNs)?.Tag("emu.site", SiteName(site)).Tag("emu.delay_ns", toNs - fromNs);
+        if (s.FlushPending) FlushUnderRemote(s);
+    }
+
+    private static string SiteName(PreemptSite site) => site switch
+    {
+        PreemptSite.LookupToVmaStartRead => "lock_vma_under_rcu: lookup to vma_start_read",
+        PreemptSite.UnlockToPteMapLock => "fault lock dropped to pte_offset_map_lock",
+        PreemptSite.HandleMmFaultEntry => "handle_mm_fault entry",
+        PreemptSite.WriterAfterMmapWriteLock => "mmap_write_lock to vma_start_write",
+        PreemptSite.MigrateBeforeCopy => "migrate_pages: unmap to copy",
+        _ => site.ToString(),
+    };
+
     public void OnTlbShootdown(EmuTask task, long start, long end, int targets, long fromNs, long toNs)
     {
         var s = State(task);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Workloads;
+using DistEmu.Telemetry;
 using static DistEmu.Client.OptionKinds;
 
 namespace DistEmu.Client;
@@ -23,7 +24,10 @@ internal sealed class RunCommandLine
     private readonly Option<long?> _seed = Long("--seed", "random seed (default: 1)");
     private readonly Option<long?> _ops = Long("--ops", $"ops per task, mmap/munmap/accesses all count (default: {Cli.DefaultOps})");
     private readonly Option<(TimeSpan Time, string Text)?> _duration = Duration("stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then");
-    private readonly Option<string?> _traceFile = Text("--trace-file", "PATH", "write spans (emulated timeline by default): PATH.json (Jaeger JSON, opens in Jaeger UI's upload) or PATH.jsonl (OTLP JSON lines)");
+    private readonly Option<string?> _traceFile = Text("--trace-file", "PATH", "write spans (emulated timeline by default): PATH.json (Jaeger JSON, opens in Jaeger UI's upload; past --trace-split traces PATH-0001.json … and PATH.index.json), PATH.perfetto.json (Chrome trace events: ui.perfetto.dev, one track per CPU, ns precision) or PATH.jsonl (OTLP JSON lines)");
+    private readonly Option<long?> _traceSplit = Long("--trace-split", $"Jaeger file: at most N traces per file, which Jaeger UI's upload opens in seconds (default {TraceFileOptions.DefaultSplit}; 0: one file, whatever its size)", n => n is >= 0 and <= int.MaxValue ? null : $"--trace-split {n}: must be in 0..{int.MaxValue}");
+    private readonly Option<long?> _traceTimeScale = Long("--trace-time-scale", "Jaeger file: show emulated ns x K / 1000 as µs (1000: one emulated ns is one displayed µs, so sub-µs holds are visible; default 1); emu.start_ns and emu.duration_ns keep the true times", n => n is >= 1 and <= TraceFileOptions.MaxTimeScale ? null : $"--trace-time-scale {n}: must be in 1..{TraceFileOptions.MaxTimeScale}", "K");
+    private readonly Option<long?> _traceWindow = Long("--trace-window", "Jaeger file: machine timeline, one trace per emulated window of NS ns holding every CPU's traces that began in it, one service per CPU (lanes side by side)", n => n >= 1 ? null : $"--trace-window {n}: must be >= 1", "NS");
     private readonly Option<string?> _otlp = Text("--otlp", "URL", "export spans and metrics over OTLP (gRPC, e.g. http://localhost:4317; Jaeger's native intake); the OTEL_EXPORTER_OTLP_* variables work too");
     private readonly Option<double?> _traceSample = Number("--trace-sample", "R", "keep this fraction of traces (default 1); retried faults and violations always kept", r => r is >= 0 and <= 1, "expected a ratio in 0..1");
     private readonly Option<long?> _traceContended = Long("--trace-contended", "keep only traces with a wait or hold of at least NS emulated ns", n => n >= 0 ? null : $"--trace-contended {n}: must be >= 0", "NS");
@@ -75,7 +79,7 @@ internal sealed class RunCommandLine
         Option[] options =
         [
             _preset, _machine, _workload, _param, _policy, _engine, _cluster, _clusterId, _serviceId, _seed, _ops, _duration,
-            _traceFile, _otlp, _traceSample, _traceContended, _traceMaxSpans, _traceClock, _traceOrleans, _quantum, _tasks,
+            _traceFile, _traceSplit, _traceTimeScale, _traceWindow, _otlp, _traceSample, _traceContended, _traceMaxSpans, _traceClock, _traceOrleans, _quantum, _tasks,
             _sanitizer, _explore, _exact, _bug, _out,
         ];
         foreach (var o in options) command.Options.Add(o);
@@ -106,6 +110,9 @@ internal sealed class RunCommandLine
             Duration = duration?.Time,
             DurationText = duration?.Text,
             TraceFile = p.GetValue(_traceFile),
+            TraceSplit = p.GetValue(_traceSplit) is { } split ? (int)split : null,
+            TraceTimeScale = p.GetValue(_traceTimeScale),
+            TraceWindow = p.GetValue(_traceWindow),
             Otlp = p.GetValue(_otlp),
             TraceSample = p.GetValue(_traceSample) ?? d.TraceSample,
             TraceContended = p.GetValue(_traceContended),

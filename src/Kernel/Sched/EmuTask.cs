@@ -128,6 +128,7 @@ public sealed class EmuTask
         if (d == 0)
             return new DelayAwaitable(null, exact: false);
         Clock += d;
+        Machine.Observer?.OnPreempted(this, site, Clock - d, Clock);
         return new DelayAwaitable(this, exact: false);
     }
 

@@ -180,4 +180,6 @@ public static class SimRun
 /// lost on the way (<paramref name="Dropped"/>: a full exporter, or spans that never reached the writer), left out by
 /// sampling, and left out whole by the user's budget <paramref name="MaxSpans"/> (null: none).
 /// </summary>
-public sealed record TraceCounts(long Spans, long Traces, long Dropped, long SampledOut, long LeftOutSpans = 0, long LeftOutTraces = 0, long? MaxSpans = null);
+/// <param name="Files">The trace files written (a split Jaeger trace: its parts, then its index).</param>
+public sealed record TraceCounts(long Spans, long Traces, long Dropped, long SampledOut, long LeftOutSpans = 0, long LeftOutTraces = 0, long? MaxSpans = null,
+    IReadOnlyList<string>? Files = null);
