@@ -12,7 +12,8 @@ namespace DistEmu.Grains;
 [NumaPlacement]
 public sealed class WaitGraphGrain : Grain, IWaitGraphGrain
 {
-    private static readonly TimeSpan Confirm = TimeSpan.FromMilliseconds(500);
+    /// <summary>How long a candidate cycle must stand before <see cref="Deadlock"/> reports it.</summary>
+    public static readonly TimeSpan Confirm = TimeSpan.FromMilliseconds(500);
     private readonly Dictionary<int, (long Token, string What, int[] Holders)> _waits = new();
     private readonly HashSet<(int, long)> _earlyWakes = new();
     private (List<(int Cpu, long Token)> Sleeps, string Text, Stopwatch Since)? _candidate;

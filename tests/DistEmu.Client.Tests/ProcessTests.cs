@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace DistEmu.Client.Tests;
 
 /// <summary>The command line as a newcomer runs it: a separate process, its exit code and its results folder.</summary>
-public sealed class ProcessTests : IDisposable
+public sealed partial class ProcessTests : IDisposable
 {
     private readonly string _tmp = Directory.CreateTempSubdirectory("distemu-proc-").FullName;
 
@@ -47,11 +48,13 @@ public sealed class ProcessTests : IDisposable
     {
         var outDir = Path.Combine(_tmp, "int");
         using var p = Start("run", "--engine", "sim", "--preset", "small", "--workload", "mixed", "--ops", "1000000000", "--out", outDir);
-        // Wait for the run to start (its Ctrl-C handler is in place then), let it work a little, then interrupt it.
+        // Wait for the run to start (its Ctrl-C handler is in place then) and report faults done (a progress line), then
+        // interrupt it: the partial results must hold those faults.
         string? line;
         while ((line = p.StandardOutput.ReadLine()) != null && !line.StartsWith("running ", StringComparison.Ordinal)) { }
         Assert.NotNull(line);
-        Thread.Sleep(TimeSpan.FromSeconds(1));
+        while ((line = p.StandardOutput.ReadLine()) != null && !FaultsDone().IsMatch(line)) { }
+        Assert.True(line != null, "the run ended without a progress line reporting faults");
         using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             kill.WaitForExit();
         var (code, _, stderr) = Finish(p, TimeSpan.FromMinutes(1));
@@ -147,4 +150,8 @@ public sealed class ProcessTests : IDisposable
         }
         Assert.Equal(hashes[0], hashes[1]);
     }
+
+    /// <summary>A plain progress line with at least one fault done ("progress: 2/8 tasks done, 96,312 faults, …").</summary>
+    [GeneratedRegex(@"^progress: .*?\b[1-9][\d,]* faults,")]
+    private static partial Regex FaultsDone();
 }

@@ -1,0 +1,120 @@
+// The trace planner turns perf records into the emulator's ops: an MMAP2 into an mmap of the page-aligned range (file
+// mappings numbered by name), a fault into a write if the mapping is writable and a read otherwise (perf does not
+// record the kind), the time between a thread's records into think time, and faults just past the heap or below the
+// stack into the brk / stack growth the trace does not show. Each rule on a few hand-written records.
+using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Workloads;
+using DistEmu.Replay;
+
+namespace DistEmu.Replay.Tests;
+
+public sealed class TracePlannerTests
+{
+    private const ulong P = 4096;
+    private const PerfProtection Rw = PerfProtection.Read | PerfProtection.Write;
+    private const PerfProtection Rx = PerfProtection.Read | PerfProtection.Exec;
+    private long _line;
+
+    private PerfRecord Mmap(int tid, long timeNs, ulong start, ulong length, PerfProtection prot, PerfMappingKind kind, string name, ulong offset = 0) =>
+        new(new PerfMmap(++_line, tid, tid, timeNs, start, length, offset, prot, kind, name));
+
+    private PerfRecord Fault(int tid, long timeNs, ulong address) => new(new PerfPageFault(++_line, tid, timeNs, address));
+
+    private static List<PlannedOp> Plan(TracePlanner planner, params PerfRecord[] records)
+    {
+        var ops = new List<PlannedOp>();
+        foreach (var r in records) planner.Plan(r, ops);
+        return ops;
+    }
+
+    private static string Show(IEnumerable<PlannedOp> ops) => string.Join("; ", ops.Select(o => $"tid {o.Tid} {o.Op}"));
+
+    [Fact]
+    public void A_fault_is_a_write_in_a_writable_mapping_a_read_in_a_read_only_one_and_nothing_when_unmapped_or_PROT_NONE()
+    {
+        var planner = new TracePlanner((int)P, asFastAsPossible: true);
+        var ops = Plan(planner,
+            Mmap(1, 0, 0x10000, 4 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Mmap(1, 0, 0x20000, 4 * P, PerfProtection.Read, PerfMappingKind.Anon, "//anon"),
+            Mmap(1, 0, 0x30000, 4 * P, PerfProtection.None, PerfMappingKind.Anon, "//anon"),
+            Fault(1, 0, 0x10010),
+            Fault(1, 0, 0x20010),
+            Fault(1, 0, 0x30010),
+            Fault(1, 0, 0x90000));
+        var accesses = ops.Where(o => o.Op.Kind is OpKind.Read or OpKind.Write).Select(o => o.Op).ToList();
+        Assert.True(accesses.SequenceEqual([Op.Write(0x10010), Op.Read(0x20010)]), "planned: " + Show(ops));
+        Assert.Equal((1, 1, 1, 1), (planner.WriteAccesses, planner.ReadAccesses, planner.ProtNone, planner.Unmapped));
+    }
+
+    [Fact]
+    public void An_mmap_covers_whole_pages_and_a_file_keeps_one_id_per_name_and_its_aligned_offset()
+    {
+        var planner = new TracePlanner((int)P, asFastAsPossible: true);
+        var ops = Plan(planner,
+            Mmap(1, 0, 0x10100, 0x1000, Rx, PerfMappingKind.File, "/usr/lib/libc.so", offset: 0x2100),
+            Mmap(1, 0, 0x40000, 0x2000, Rx, PerfMappingKind.File, "/usr/lib/libm.so"),
+            Mmap(1, 0, 0x50000, 0x1000, Rx, PerfMappingKind.File, "/usr/lib/libc.so", offset: 0x5000),
+            Mmap(1, 0, 0x60000, 0, Rw, PerfMappingKind.Anon, "//anon"));
+        Assert.True(ops.Count == 3, "planned: " + Show(ops));
+        Assert.Equal((OpKind.Mmap, 0x10000L, 2 * (long)P, 0), (ops[0].Op.Kind, ops[0].Op.Addr, ops[0].Op.Length, ops[0].Op.FileId));
+        Assert.Equal(0x2000L, ops[0].PageOffset);
+        Assert.Equal(1, ops[1].Op.FileId);
+        Assert.Equal(0, ops[2].Op.FileId); // libc again: the same file
+        Assert.Equal(["/usr/lib/libc.so", "/usr/lib/libm.so"], planner.FileNames);
+        Assert.Equal(1, planner.EmptyMappings);
+    }
+
+    [Fact]
+    public void Time_between_a_threads_records_becomes_think_time_scaled_per_thread()
+    {
+        var planner = new TracePlanner((int)P, timeScale: 2.0);
+        var ops = Plan(planner,
+            Mmap(1, 1_000, 0x10000, 16 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Fault(2, 1_500, 0x10000),      // thread 2's first record: no think time
+            Fault(1, 4_000, 0x11000),      // thread 1: 3 µs after its mmap → 6 µs at scale 2
+            Fault(2, 1_700, 0x12000));     // thread 2: 200 ns after its first → 400 ns
+        var planned = ops.Select(o => (o.Tid, o.Op.Kind, o.Op.Ns)).ToList();
+        Assert.True(planned.SequenceEqual([
+            (1, OpKind.Mmap, 0L), (2, OpKind.Write, 0L), (1, OpKind.Compute, 6_000L), (1, OpKind.Write, 0L), (2, OpKind.Compute, 400L), (2, OpKind.Write, 0L)]),
+            "planned: " + Show(ops));
+
+        var fast = new TracePlanner((int)P, asFastAsPossible: true);
+        var none = Plan(fast, Mmap(1, 1_000, 0x10000, 16 * P, Rw, PerfMappingKind.Anon, "//anon"), Fault(1, 9_000, 0x10000));
+        Assert.DoesNotContain(none, o => o.Op.Kind == OpKind.Compute);
+    }
+
+    [Fact]
+    public void A_fault_below_the_stack_within_RLIMIT_STACK_grows_it_and_one_beyond_is_unmapped()
+    {
+        var planner = new TracePlanner((int)P, asFastAsPossible: true);
+        const ulong top = 0x7fff_0000_0000, low = top - 0x21000;
+        var ops = Plan(planner,
+            Mmap(1, 0, low, 0x21000, Rw, PerfMappingKind.Stack, "[stack]"),
+            Fault(1, 0, low - 3 * P + 8),
+            Fault(1, 0, top - TracePlanner.MaxStackSize - P));
+        Assert.True(ops.Count == 3, "planned: " + Show(ops));
+        Assert.Equal(Op.MapAnon((long)(low - 3 * P), 3 * (long)P, VmFlags.Read | VmFlags.Write), ops[1].Op);
+        Assert.Equal(Op.Write((long)(low - 3 * P + 8)), ops[2].Op);
+        var grown = Assert.Single(planner.Inferred);
+        Assert.Equal(("stack", low - 3 * P, low), (grown.Kind, grown.Start, grown.End));
+        Assert.Equal(1, planner.Unmapped);
+    }
+
+    [Fact]
+    public void A_fault_just_above_the_executables_data_grows_the_heap_and_one_a_gigabyte_beyond_does_not()
+    {
+        var planner = new TracePlanner((int)P, asFastAsPossible: true);
+        const ulong text = 0x55_0000_0000, data = text + 0x10000, dataEnd = data + 0x2000;
+        var ops = Plan(planner,
+            Mmap(1, 0, text, 0x10000, Rx, PerfMappingKind.File, "/usr/bin/prog"),
+            Mmap(1, 0, data, 0x2000, Rw, PerfMappingKind.File, "/usr/bin/prog", offset: 0x10000),
+            Fault(1, 0, dataEnd + 5 * P + 1),
+            Fault(1, 0, dataEnd + 5 * P + TracePlanner.MaxHeapStep + P));
+        Assert.True(ops.Count == 4, "planned: " + Show(ops));
+        Assert.Equal(Op.MapAnon((long)dataEnd, 6 * (long)P, VmFlags.Read | VmFlags.Write), ops[2].Op);
+        Assert.Equal(Op.Write((long)(dataEnd + 5 * P + 1)), ops[3].Op);
+        var heap = Assert.Single(planner.Inferred);
+        Assert.Equal(("heap", dataEnd, dataEnd + 6 * P), (heap.Kind, heap.Start, heap.End));
+        Assert.Equal(1, planner.Unmapped);
+    }
+}
