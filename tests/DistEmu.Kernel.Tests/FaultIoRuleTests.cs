@@ -185,6 +185,15 @@ public class FaultIoRuleTests
         Assert.True(writerEnd < faultEnd, "munmap must not wait for a fault's read (the fault lock is dropped for the I/O): " + timeline);
         Assert.True(vs.pgfault == 1, "mm_account_fault: one fault, counted once, on the attempt that finished it: " + timeline);
         Assert.True(vs.pgmajfault == 1, "filemap_fault counts PGMAJFAULT where the page was not cached, once: " + timeline);
+        // L2: one VMA attempt (6.6 returns RETRY before ->fault; 6.12 reads under it and returns RETRY|MAJOR; the other
+        // bases abort on a file VMA before handle_mm_fault), one mmap_lock attempt unless the VMA one was MAJOR (6.12:
+        // TRIED at once), then the TRIED attempt that maps from the page cache.
+        long attempts = policy switch
+        {
+            FaultPolicy.Merged or FaultPolicy.PtlDrop => 3,
+            _ => 2,
+        };
+        Assert.True(vs.HandleMmFaultCalls == attempts, $"handle_mm_fault ran {vs.HandleMmFaultCalls} times, expected {attempts}: " + timeline);
         Assert.Equal(PteKind.Present, Pte.Kind(mm.PageTable.Read(A + 3 * P)));
         TestMachines.AssertClean(h); // includes L2 (the retry bound) and S7 (the RETRY contract)
     }
