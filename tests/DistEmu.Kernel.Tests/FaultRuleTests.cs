@@ -151,8 +151,9 @@ public class FaultRuleTests
     [Theory]
     // 6.6: both faults leave the VMA lock (a's page is not cached; b's is locked, so fault-around skips it).
     [InlineData(FaultPolicy.Merged, 2)]
-    // 6.12: a reads the page under the VMA lock; only b, meeting the locked folio, releases and retries.
-    [InlineData(FaultPolicy.V6_12, 1)]
+    // 6.12: both run filemap_fault under the VMA lock and release it to sleep: a for its read
+    // (maybe_unlock_mmap_for_io), b for a's locked folio (lock_folio_maybe_drop_mmap).
+    [InlineData(FaultPolicy.V6_12, 2)]
     public void A_file_page_being_read_makes_the_second_fault_release_wait_and_retry(FaultPolicy policy, long vmaRetries)
     {
         var h = new SimHarness(TestMachines.Spec(policy));
@@ -162,7 +163,8 @@ public class FaultRuleTests
         long bDone = 0, aDone = 0;
         h.Spawn(a, 0, async t =>
         {
-            // A shared read-only file mapping; a's first touch reads the page from disk (20 µs) under its folio lock.
+            // A shared read-only file mapping; a's first touch reads the page (and the rest of the 8-page mapping: the
+            // read-around window is clamped to it) from disk (20 µs) under their folio locks, without its fault lock.
             await Mmap.DoMmap(t, mm, TestMachines.AreaA, 8 * P, VmFlags.Read | VmFlags.Shared, file);
             await CpuAccess.Access(t, TestMachines.AreaA, write: false);
             aDone = t.Clock;
@@ -176,7 +178,7 @@ public class FaultRuleTests
         Assert.Equal(1, h.Machine.VmStat.pgmajfault);
         Assert.Equal(vmaRetries, h.Machine.VmStat.vma_lock_retry);
         Assert.True(bDone >= aDone - h.Machine.Cost.LockHandoffNs, $"b finished at {bDone}, a's read at {aDone}");
-        Assert.Equal(1, file.CachedPages);
+        Assert.Equal(8, file.CachedPages);
         TestMachines.AssertClean(h);
     }
 

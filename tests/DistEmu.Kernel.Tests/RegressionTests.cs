@@ -171,7 +171,9 @@ public class RegressionTests
         TestMachines.AssertClean(h);
         Assert.Equal(1, h.Machine.VmStat.pswpin);
         Assert.Equal(1, h.Machine.VmStat.pgmajfault);
-        // The second faulter met the locked swap-cache folio: released its VMA lock, waited, retried under mmap_lock.
-        Assert.Equal(1, h.Machine.VmStat.vma_lock_retry);
+        // Both left the VMA lock with RETRY: the first to read the page (the read leaves the folio locked, so
+        // folio_lock_or_retry releases the lock and waits), the second meeting that locked swap-cache folio.
+        Assert.Equal(2, h.Machine.VmStat.vma_lock_retry);
+        Assert.Equal(3, h.Machine.VmStat.pgfault); // a's first touch, b's and c's swap-in faults, each once
     }
 }

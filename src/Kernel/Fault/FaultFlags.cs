@@ -41,4 +41,11 @@ public static class VmFaultExtensions
 {
     public static bool Has(this VmFault f, VmFault bits) => (f & bits) != 0;
     public static bool Has(this FaultFlags f, FaultFlags bits) => (f & bits) != 0;
+
+    /// <summary>
+    /// fault_flag_allow_retry_first (include/linux/mm.h): ALLOW_RETRY and not TRIED — the first attempt, which may drop the
+    /// fault lock to sleep and return VM_FAULT_RETRY. (FAULT_FLAG_RETRY_NOWAIT, which would keep the lock, is never set
+    /// by the modelled callers.)
+    /// </summary>
+    public static bool AllowRetryFirst(this FaultFlags f) => (f & (FaultFlags.AllowRetry | FaultFlags.Tried)) == FaultFlags.AllowRetry;
 }

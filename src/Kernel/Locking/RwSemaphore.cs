@@ -8,8 +8,12 @@ namespace DistEmu.Kernel.Locking;
 /// A reader/writer semaphore with a FIFO of waiters (kernel/locking/rwsem.c), writer-fair: once anyone waits, new
 /// readers queue behind and every trylock fails. Used for mmap_lock and vm_lock; a PTL is one taken only for
 /// write. Holds are emulated intervals: a grant after a wait happens at the release time plus the hand-off cost,
-/// and the waiter's clock jumps there. Releasing what the caller does not hold is reported as S6 and ignored, so
-/// that a buggy policy never corrupts the emulator's own state.
+/// and the waiter's clock jumps there. Releasing what the caller does not hold is reported as S6. An up_read by a
+/// task that does not hold the lock does what the kernel's does (rwsem.c __up_read: the count drops by one reader bias,
+/// whoever calls it): while others hold it for read it takes one of their holds away — the count goes one too low, and
+/// a writer can get the lock while a reader still runs under it (<see cref="ReadCount"/> against
+/// <see cref="ReaderCount"/>). On a lock nobody holds for read it is ignored (the kernel's count would underflow; not
+/// modelled), as is any other bad release, so that the emulator's own state stays sound.
 /// <para>
 /// Wake order is rwsem_mark_wake's: when the lock goes free, a writer first in the queue is woken alone; a reader
 /// first in the queue wakes every queued reader (up to <see cref="MaxReadersWakeup"/>), past the writers between
@@ -29,6 +33,11 @@ public sealed class RwSemaphore : IWaitTarget
     private readonly EmuMachine _m;
     /// <summary>Read holders; allocated on the first read grant (a PTL, one per page-table page, is only ever written).</summary>
     private List<(EmuTask Task, long Since)>? _readers;
+    /// <summary>
+    /// The reader count as the rwsem keeps it (sem->count's reader bits): one per read grant, one less per up_read. It
+    /// equals the number of <see cref="_readers"/> until an up_read by a non-holder takes away a hold.
+    /// </summary>
+    private int _readCount;
     private EmuTask? _writer;
     private long _writerSince;
     private Queue<(EmuTask Task, LockMode Mode, long Since)>? _waiters;
@@ -68,9 +77,13 @@ public sealed class RwSemaphore : IWaitTarget
     public long LastReleasedAt { get; private set; } = -1;
 
     public EmuTask? Writer => _writer;
+    /// <summary>The tasks that hold the lock for read, as they believe (each took it and has not released it).</summary>
     public int ReaderCount => _readers?.Count ?? 0;
+    /// <summary>The reader count the lock itself keeps: lower than <see cref="ReaderCount"/> once a bad up_read took a hold away.</summary>
+    public int ReadCount => _readCount;
     public bool HasWaiters => _waiters is { Count: > 0 };
-    public bool IsLocked => _writer != null || ReaderCount > 0;
+    /// <summary>Held, as the lock sees it: a writer may take it when this is false, whoever still believes they hold it.</summary>
+    public bool IsLocked => _writer != null || _readCount > 0;
 
     public bool IsReadHeldBy(EmuTask t) => ReaderIndex(t) >= 0;
 
@@ -189,8 +202,18 @@ public sealed class RwSemaphore : IWaitTarget
             int i = ReaderIndex(t);
             if (i < 0)
             {
+                if (_writer == null && _readCount > 0)
+                {
+                    // __up_read decrements the count whoever calls it: one of the holders' read holds is gone.
+                    _readCount--;
+                    _m.Sanitizer.BadRelease(t, this, mode,
+                        $"read-held by {HolderList()} only: the reader count drops to {_readCount} while they still run under it");
+                    LastReleasedAt = now;
+                    if (!IsLocked) RwsemMarkWake(now, readOwned: false);
+                    return false;
+                }
                 _m.Sanitizer.BadRelease(t, this, mode,
-                    _writer != null ? $"write-locked by {_writer}" : ReaderCount == 0 ? "not locked (double unlock?)" : "read-held by others only");
+                    _writer != null ? $"write-locked by {_writer}" : ReaderCount == 0 ? "not locked (double unlock?)" : $"read-held by {HolderList()}, whose holds were already taken away");
                 return false;
             }
             if (!Token)
@@ -200,6 +223,7 @@ public sealed class RwSemaphore : IWaitTarget
                 if (!t.LockEventsMuted) _m.Observer?.OnLockReleased(t, this, mode, _readers![i].Since);
             }
             _readers!.RemoveAt(i);
+            if (_readCount > 0) _readCount--; // 0: this hold was taken away by a bad up_read already
         }
         RemoveHeld(t, mode);
         LastReleasedAt = now;
@@ -225,6 +249,7 @@ public sealed class RwSemaphore : IWaitTarget
         _writer = null;
         RemoveHeld(t, LockMode.Write);
         (_readers ??= new(2)).Add((t, now));
+        _readCount++;
         if (!t.LockEventsMuted) _m.Observer?.OnLockAcquired(t, this, LockMode.Read, 0);
         t.Held.Add(new HeldLock(this, LockMode.Read));
         RwsemMarkWake(now, readOwned: true);
@@ -280,6 +305,7 @@ public sealed class RwSemaphore : IWaitTarget
     private void GrantRead(EmuTask t, long at, bool contended, long requestedAt)
     {
         (_readers ??= new(2)).Add((t, at));
+        _readCount++;
         t.Held.Add(new HeldLock(this, LockMode.Read));
         Account(t, LockMode.Read, contended, at - requestedAt);
     }
@@ -322,6 +348,9 @@ public sealed class RwSemaphore : IWaitTarget
     public string Describe() => _description ??= $"{Class.Name()} {Name}";
 
     private string? _description;
+
+    /// <summary>The read holders, for reports.</summary>
+    public string HolderList() => _readers is { Count: > 0 } r ? string.Join(", ", r.Select(h => h.Task.ToString())) : "nobody";
 
     public void AddHolders(List<EmuTask> into)
     {

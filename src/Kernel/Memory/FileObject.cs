@@ -6,10 +6,16 @@ namespace DistEmu.Kernel.Memory;
 /// </summary>
 public sealed class FileObject
 {
+    /// <summary>VM_READAHEAD_PAGES (include/linux/mm.h): the default read-ahead window of a block device, 128 KiB.</summary>
+    public const long VmReadaheadBytes = 128 * 1024;
+
     public int Id { get; }
     public string Name { get; }
     public bool DiskBacked { get; }
     internal readonly Dictionary<long, long> Pages = new();
+
+    /// <summary>file->f_ra.ra_pages in bytes (bdi->ra_pages at open); 0 = no read-ahead, as with MADV_RANDOM.</summary>
+    public long ReadAheadBytes { get; set; } = VmReadaheadBytes;
 
     public FileObject(int id, string name, bool diskBacked)
     {
@@ -19,4 +25,7 @@ public sealed class FileObject
     }
 
     public int CachedPages => Pages.Count;
+
+    /// <summary>Is page <paramref name="pgoff"/> in the page cache?</summary>
+    public bool IsCached(long pgoff) => Pages.ContainsKey(pgoff);
 }

@@ -9,6 +9,11 @@ public sealed class SwapDevice
     private long _next;
     private readonly Stack<long> _free = new();
     internal readonly Dictionary<long, long> SwapCache = new();
+    /// <summary>
+    /// Slots whose entry was zapped while their swap-cache folio was locked (being read, or being mapped): the slot stays
+    /// allocated (SWAP_HAS_CACHE) until the folio's holder drops it from the swap cache.
+    /// </summary>
+    internal readonly HashSet<long> Orphans = new();
 
     public long UsedSlots { get; private set; }
 

@@ -54,12 +54,32 @@ public static class ZapPteRange
                 m.FreeFrame(frame);
                 return;
             case PteKind.Swap:
-                m.Swap.FreeSlot(Pte.Payload(pte));
+                FreeSwapAndCache(m, Pte.Payload(pte));
                 return;
             case PteKind.Migration:
                 // The migrator holds the folio and frees the source when it finds its entry gone.
                 m.Folios.RemoveMigrationEntry(Pte.Frame(pte));
                 return;
         }
+    }
+
+    /// <summary>
+    /// free_swap_and_cache (mm/swapfile.c): free the slot; a folio of it still in the swap cache (a swap-in that returned
+    /// RETRY before mapping it) is freed with it if it can be trylocked, else left to its holder (<see cref="SwapDevice.Orphans"/>).
+    /// </summary>
+    private static void FreeSwapAndCache(EmuMachine m, long slot)
+    {
+        if (m.Swap.SwapCache.TryGetValue(slot, out long frame))
+        {
+            if (m.Folios.IsLocked(frame))
+            {
+                m.Swap.Orphans.Add(slot);
+                return;
+            }
+            m.Swap.SwapCache.Remove(slot);
+            m.Frames.InFlight--;
+            m.FreeFrame(frame);
+        }
+        m.Swap.FreeSlot(slot);
     }
 }

@@ -128,9 +128,31 @@ public sealed class KernelSanitizer
     public void CheckVmaUse(EmuTask t, Vma vma, string what, long? addr = null)
     {
         if (!Enabled) return;
-        if (vma.VmLock.IsReadHeldBy(t) || t.Holds(vma.Mm.MmapLock))
+        if (vma.VmLock.IsReadHeldBy(t))
+        {
+            CheckReadHoldStillCounts(t, vma, what, addr);
+            return;
+        }
+        if (t.Holds(vma.Mm.MmapLock))
             return;
         Report("S5", t, vma, addr, $"{what}: {vma} used while {t} holds neither its VMA lock nor mmap_lock", $"{what}, VMA used unlocked");
+    }
+
+    /// <summary>
+    /// S1 and S9 from the reader's side: a task that holds a VMA's read lock must never find the VMA write-locked by
+    /// another task or detached — vma_start_write waits for every read hold. It can only when its hold was taken away
+    /// (an up_read by a non-holder lowered the count, S6) and a writer got through: report what the writer did under it.
+    /// </summary>
+    private void CheckReadHoldStillCounts(EmuTask t, Vma vma, string what, long? addr)
+    {
+        if (vma.IsWriteLocked && vma.Mm.MmapLock.Writer != t)
+            Report("S1", t, vma, addr,
+                $"{what}: {t} runs under the read lock of {vma} while {vma.Mm.MmapLock.Writer?.ToString() ?? "a writer"} has it write-locked (vm_lock_seq = mm_lock_seq = {vma.VmLockSeq}; the lock counts {vma.VmLock.ReadCount} of its {vma.VmLock.ReaderCount} reader(s))",
+                $"{what}, read hold under a VMA writer");
+        else if (vma.Detached)
+            Report("S9", t, vma, addr,
+                $"{what}: {t} runs under the read lock of {vma}, which a writer detached meanwhile (the lock counts {vma.VmLock.ReadCount} of its {vma.VmLock.ReaderCount} reader(s): a hold was taken away)",
+                $"{what}, read hold on a detached VMA");
     }
 
     /// <summary>S8: a page-table dereference needs the VMA read lock, mmap_lock, the PTL or the rmap lock, and a live page.</summary>
@@ -142,7 +164,12 @@ public sealed class KernelSanitizer
             Report("S8", t, vma, addr, $"{what}: page-table page {page.Index} of {vma} dereferenced after munmap freed it (use-after-free)", $"{what}, freed page table");
             return;
         }
-        if (viaRmap || takingPtl || vma.VmLock.IsReadHeldBy(t) || t.Holds(vma.Mm.MmapLock) || (page != null && t.Holds(page.Ptl)))
+        if (!viaRmap && vma.VmLock.IsReadHeldBy(t))
+        {
+            CheckReadHoldStillCounts(t, vma, what, addr);
+            return;
+        }
+        if (viaRmap || takingPtl || t.Holds(vma.Mm.MmapLock) || (page != null && t.Holds(page.Ptl)))
             return;
         Report("S8", t, vma, addr, $"{what}: page table of {vma} dereferenced holding neither the VMA lock, mmap_lock nor the PTL", $"{what}, page table unlocked");
     }
@@ -180,7 +207,9 @@ public sealed class KernelSanitizer
     {
         if (!Enabled) return;
         if (vma.VmLock.ReaderCount > 0)
-            Report("S1", t, vma, vma.Start, $"{vma} write-locked while {vma.VmLock.ReaderCount} reader(s) hold it");
+            Report("S1", t, vma, vma.Start,
+                $"vma_start_write of {vma} got the lock while {vma.VmLock.ReaderCount} reader(s) still hold it ({vma.VmLock.HolderList()}; the lock counts {vma.VmLock.ReadCount})",
+                "vma_start_write, readers still hold the VMA");
         if (vma.Mm.MmapLock.Writer != t)
             Report("S1", t, vma, vma.Start, $"{vma} write-locked by {t}, who does not hold mmap_lock for write");
     }

@@ -15,6 +15,7 @@ public sealed class Mixed : Workload
     {
         ["shared_pages"] = ("256", "pages of the shared anonymous region"),
         ["private_pages"] = ("64", "pages of each task's private mappings"),
+        ["file_pages"] = ("32", "pages of the shared disk-file mapping (more than the 32-page read-ahead window: several major faults)"),
     };
 
     public override IReadOnlyList<(string Name, bool DiskBacked)> Files(WorkloadContext ctx) => [("/data/mixed.dat", true)];
@@ -27,11 +28,12 @@ public sealed class Mixed : Workload
         long page = ctx.Machine.PageSize;
         long sp = Long("shared_pages", 16);
         long pp = Long("private_pages", 4);
+        int fp = (int)Long("file_pages", 1, 1 << 20);
         var rng = new Random((int)(ctx.Seed ^ (task * 2654435761L)));
         if (task == 0)
         {
             yield return Op.MapAnon(Shared, sp * page);
-            yield return Op.MapFile(FileArea, 32 * page, fileId: 0, shared: true);
+            yield return Op.MapFile(FileArea, fp * page, fileId: 0, shared: true);
             for (long p = 0; p < sp; p += 2)
                 yield return Op.Write(Shared + p * page);
         }
@@ -46,7 +48,7 @@ public sealed class Mixed : Workload
             if (dice < 45)
                 yield return rng.Next(3) == 0 ? Op.Read(sh) : Op.Write(sh);
             else if (dice < 55)
-                yield return Op.Write(FileArea + rng.Next(32) * page);
+                yield return Op.Write(FileArea + rng.Next(fp) * page);
             else if (dice < 65)
             {
                 if (!mapped)
