@@ -42,8 +42,12 @@ public sealed class CpuLookahead
 
     public Op Current => _window.Current;
 
-    /// <summary>Ops a CPU reads ahead in a run of <paramref name="tasks"/> tasks: as many as the sim engine's run-ahead (80 KiB a CPU at most).</summary>
-    public static int WindowOps(int tasks) => Math.Clamp(131_072 / Math.Max(1, tasks), 64, 2_048);
+    /// <summary>
+    /// Ops a CPU reads ahead in a run of <paramref name="tasks"/> tasks: the further it sees, the later its end and the
+    /// further the others may run (each op counts only its least cost). 2,048 (80 KiB) for up to 512 CPUs, fewer above,
+    /// about 40 MB for the whole machine (a silo holds only its share of the CPUs).
+    /// </summary>
+    public static int WindowOps(int tasks) => Math.Clamp(1_048_576 / Math.Max(1, tasks), 256, 2_048);
 
     /// <summary>The next op, with the claim and end brought up to date before it runs; false at the stream's end.</summary>
     public async ValueTask<bool> MoveNext()
