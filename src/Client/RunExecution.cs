@@ -58,7 +58,7 @@ internal static class RunExecution
 
         var label = o.MachineFile != null ? machine.Name : o.Preset;
         string what = o.Trace is null ? o.Workload : "replay-" + Path.GetFileName(o.Trace).Split('.')[0];
-        if (o.TraceFile != null) OutputPaths.CheckFile("--trace-file", o.TraceFile);
+        foreach (var file in o.TraceFiles) OutputPaths.CheckFile("--trace-file", file);
         var outDir = ResultsFolder.Claim(o.Out ?? Path.Combine("results", $"{DateTime.Now:yyyyMMdd-HHmmss}-{label}-{what}"));
 
         RunResult result;

@@ -24,7 +24,8 @@ public sealed record RunOptions
     public string? Out { get; init; }
     public TimeSpan? Duration { get; init; }
     public long Quantum { get; init; }
-    public string? TraceFile { get; init; }
+    /// <summary>--trace-file, once per file: each path's suffix says its format (Jaeger JSON, Perfetto, OTLP JSON lines).</summary>
+    public IReadOnlyList<string> TraceFiles { get; init; } = [];
     /// <summary>--trace-split: traces per Jaeger file (null: the default; 0: one file).</summary>
     public int? TraceSplit { get; init; }
     /// <summary>--trace-time-scale K: displayed µs = emulated ns × K / 1000 in the Jaeger file (null: 1).</summary>

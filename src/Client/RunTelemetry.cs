@@ -35,11 +35,11 @@ public sealed class RunTelemetry : IDisposable
         bool otlp = endpoint != null || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
         Validate(o, otlp, engine); // before any file is opened
         bool hostClock = o.TraceClock == "host";
-        if (o.TraceFile != null)
+        foreach (var file in o.TraceFiles)
         {
             try
             {
-                _sinks.Add(TraceFiles.Open(o.TraceFile, epoch, new TraceFileOptions
+                _sinks.Add(TraceFiles.Open(file, epoch, new TraceFileOptions
                 {
                     Split = o.TraceSplit ?? TraceFileOptions.DefaultSplit,
                     TimeScale = o.TraceTimeScale ?? 1,
@@ -49,7 +49,8 @@ public sealed class RunTelemetry : IDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
             {
-                throw new UsageException($"--trace-file {o.TraceFile}: cannot write it: {e.Message}");
+                foreach (var opened in _sinks.OfType<IDisposable>()) opened.Dispose(); // nothing half-written is left open
+                throw new UsageException($"--trace-file {file}: cannot write it: {e.Message}");
             }
         }
         if (otlp)
@@ -107,16 +108,20 @@ public sealed class RunTelemetry : IDisposable
             if (!otlp)
                 throw new UsageException("--trace-orleans: Orleans' spans are exported over OTLP only; add --otlp URL (or set OTEL_EXPORTER_OTLP_ENDPOINT)");
         }
-        if (o.TraceClockGiven && o.TraceFile is null && !otlp)
+        bool files = o.TraceFiles.Count > 0;
+        var twice = o.TraceFiles.GroupBy(f => Path.GetFullPath(f)).FirstOrDefault(g => g.Count() > 1);
+        if (twice != null)
+            throw new UsageException($"--trace-file {twice.First()}: given twice");
+        if (o.TraceClockGiven && !files && !otlp)
             throw new UsageException("--trace-clock: only with --trace-file or --otlp (there are no spans to place)");
-        bool jaegerFile = o.TraceFile != null && o.TraceFile.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
-            && !o.TraceFile.EndsWith(TraceFiles.PerfettoSuffix, StringComparison.OrdinalIgnoreCase);
+        bool jaegerFile = o.TraceFiles.Any(f => f.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
+            && !f.EndsWith(TraceFiles.PerfettoSuffix, StringComparison.OrdinalIgnoreCase));
         foreach (var (given, name) in new[] { (o.TraceSplit != null, "--trace-split"), (o.TraceTimeScale != null, "--trace-time-scale"), (o.TraceWindow != null, "--trace-window") })
             if (given && !jaegerFile)
                 throw new UsageException($"{name}: shapes a Jaeger trace file; add --trace-file PATH.json");
         if (o.TraceClock == "host" && (o.TraceTimeScale != null || o.TraceWindow != null))
             throw new UsageException($"{(o.TraceWindow != null ? "--trace-window" : "--trace-time-scale")}: works on the emulated timeline, not with --trace-clock host");
-        if (o.TraceMaxSpans != null && o.TraceFile is null && !otlp)
+        if (o.TraceMaxSpans != null && !files && !otlp)
             throw new UsageException("--trace-max-spans: only with --trace-file or --otlp (there are no spans to write)");
     }
 

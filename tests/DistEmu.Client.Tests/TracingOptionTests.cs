@@ -35,6 +35,33 @@ public sealed class TracingOptionTests : InProcessCliTests
     }
 
     [Fact]
+    public void One_run_writes_a_jaeger_and_a_perfetto_file_of_the_same_spans()
+    {
+        var outDir = Path.Combine(_tmp, "two-files");
+        string jaegerPath = Path.Combine(_tmp, "both.json"), perfettoPath = Path.Combine(_tmp, "both.perfetto.json");
+        var (code, _, stderr) = Cli("run", "--engine", "sim", "--workload", "migrate-munmap", "--ops", "200", "--trace-file", jaegerPath, "--trace-file", perfettoPath, "--trace-split", "0", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        using var stats = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
+        long spans = stats.RootElement.GetProperty("trace").GetProperty("spans").GetInt64();
+        using var jaeger = JsonDocument.Parse(File.ReadAllText(jaegerPath));
+        Assert.Equal(spans, jaeger.RootElement.GetProperty("data").EnumerateArray().Sum(x => x.GetProperty("spans").GetArrayLength()));
+        using var perfetto = JsonDocument.Parse(File.ReadAllText(perfettoPath));
+        Assert.Equal(spans, perfetto.RootElement.GetProperty("traceEvents").EnumerateArray().Count(e => e.GetProperty("ph").GetString() == "X"));
+    }
+
+    [Fact]
+    public void A_trace_file_given_twice_is_refused_before_the_run()
+    {
+        var outDir = Path.Combine(_tmp, "twice");
+        var trace = Path.Combine(_tmp, "twice.json");
+        var (code, _, stderr) = Cli("run", "--engine", "sim", "--trace-file", trace, "--trace-file", trace, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains("given twice", Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.False(Directory.Exists(outDir));
+        Assert.False(File.Exists(trace));
+    }
+
+    [Fact]
     public void Contended_only_tracing_keeps_fewer_traces_than_full_tracing()
     {
         long Spans(params string[] extra)

@@ -24,7 +24,13 @@ internal sealed class RunCommandLine
     private readonly Option<long?> _seed = Long("--seed", "random seed (default: 1)");
     private readonly Option<long?> _ops = Long("--ops", $"ops per task, mmap/munmap/accesses all count (default: {Cli.DefaultOps})");
     private readonly Option<(TimeSpan Time, string Text)?> _duration = Duration("stop after T of host time (e.g. 10s, 500ms, 2m); the results are complete as of then");
-    private readonly Option<string?> _traceFile = Text("--trace-file", "PATH", "write spans (emulated timeline by default): PATH.json (Jaeger JSON, opens in Jaeger UI's upload; past --trace-split traces PATH-0001.json … and PATH.index.json), PATH.perfetto.json (Chrome trace events: ui.perfetto.dev, one track per CPU, ns precision) or PATH.jsonl (OTLP JSON lines)");
+    private readonly Option<string[]?> _traceFile = new("--trace-file")
+    {
+        HelpName = "PATH",
+        Description = "write spans (emulated timeline by default): PATH.json (Jaeger JSON, opens in Jaeger UI's upload; past --trace-split traces PATH-0001.json … and PATH.index.json), PATH.perfetto.json (Chrome trace events: ui.perfetto.dev, one track per CPU, ns precision) or PATH.jsonl (OTLP JSON lines); give it again for more files (say a Jaeger and a Perfetto file of one run)",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
     private readonly Option<long?> _traceSplit = Long("--trace-split", $"Jaeger file: at most N traces per file, which Jaeger UI's upload opens in seconds (default {TraceFileOptions.DefaultSplit}; 0: one file, whatever its size)", n => n is >= 0 and <= int.MaxValue ? null : $"--trace-split {n}: must be in 0..{int.MaxValue}");
     private readonly Option<long?> _traceTimeScale = Long("--trace-time-scale", "Jaeger file: show emulated ns x K / 1000 as µs (1000: one emulated ns is one displayed µs, so sub-µs holds are visible; default 1); emu.start_ns and emu.duration_ns keep the true times", n => n is >= 1 and <= TraceFileOptions.MaxTimeScale ? null : $"--trace-time-scale {n}: must be in 1..{TraceFileOptions.MaxTimeScale}", "K");
     private readonly Option<long?> _traceWindow = Long("--trace-window", "Jaeger file: machine timeline, one trace per emulated window of NS ns holding every CPU's traces that began in it, one service per CPU (lanes side by side)", n => n >= 1 ? null : $"--trace-window {n}: must be >= 1", "NS");
@@ -109,7 +115,7 @@ internal sealed class RunCommandLine
             Ops = p.GetValue(_ops) ?? d.Ops,
             Duration = duration?.Time,
             DurationText = duration?.Text,
-            TraceFile = p.GetValue(_traceFile),
+            TraceFiles = p.GetValue(_traceFile) ?? [],
             TraceSplit = p.GetValue(_traceSplit) is { } split ? (int)split : null,
             TraceTimeScale = p.GetValue(_traceTimeScale),
             TraceWindow = p.GetValue(_traceWindow),
