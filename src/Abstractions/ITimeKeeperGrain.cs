@@ -21,8 +21,8 @@ public interface ITimeKeeperGrain : IGrainWithStringKey
     /// </summary>
     [OneWay] Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, bool tainted);
 
-    /// <summary>The largest skew any node time keeper measured: a syncing CPU's clock minus the slowest running CPU's it knew of, in emulated ns.</summary>
-    Task<long> MaxSkew();
+    /// <summary>The largest skew any node time keeper measured (a syncing CPU's clock past what it was allowed, plus the quantum, in emulated ns), and the syncs and lookahead grants of them all.</summary>
+    Task<QuantumStats> MaxSkew();
 }
 
 /// <summary>
@@ -49,8 +49,19 @@ public interface INodeTimeKeeperGrain : IGrainWithStringKey
     /// to <paramref name="bound"/> (pushes may arrive out of order; <paramref name="seq"/> orders them).
     /// </summary>
     [OneWay] Task Horizon(long seq, long horizon, long bound, int[] clearedCpus, long[] clearedVersions);
-    /// <summary>The largest difference between a syncing CPU's clock and the slowest running CPU's this node knew of, in emulated ns.</summary>
-    Task<long> MaxSkew();
+    /// <summary>The largest skew this node measured (a syncing CPU's clock past what it was allowed, plus the quantum, in emulated ns), its CPUs' syncs and the grants past the quantum among them.</summary>
+    Task<QuantumStats> MaxSkew();
+}
+
+/// <summary>What the time keepers saw of a run: the largest skew, how often CPUs synchronised, and how often one was let run past the quantum.</summary>
+[GenerateSerializer, Immutable]
+public struct QuantumStats
+{
+    [Id(0)] public long MaxSkewNs;
+    /// <summary>Syncs of CPUs (and of grains running part of a CPU's op) with their node's time keeper.</summary>
+    [Id(1)] public long Syncs;
+    /// <summary>Syncs answered with a grant past the quantum's horizon (a cleared claim).</summary>
+    [Id(2)] public long LookaheadGrants;
 }
 
 /// <summary>How far a CPU may run before it synchronises again.</summary>

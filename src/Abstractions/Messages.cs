@@ -246,6 +246,9 @@ public sealed class StatsMessage
     /// or its silo was lost. Only the mm can tell which (<c>IMmGrain.CollectStats</c>).
     /// </summary>
     [Id(19)] public List<int> FreshVmas = new();
+    /// <summary>Under a quantum: the CPUs' syncs with their time keepers, and those answered with a grant past the quantum.</summary>
+    [Id(20)] public long QuantumSyncs;
+    [Id(21)] public long LookaheadGrants;
 }
 
 [GenerateSerializer]

@@ -279,6 +279,11 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
                 w.WriteStartObject("quantum");
                 w.WriteNumber("ns", skew.QuantumNs);
                 w.WriteNumber("max_skew_ns", skew.MaxSkewNs);
+                if (result.QuantumSyncs is { } qs)
+                {
+                    w.WriteNumber("syncs", qs.Syncs);
+                    w.WriteNumber("lookahead_grants", qs.LookaheadGrants);
+                }
                 w.WriteEndObject();
             }
             if (result.GrainCalls is { } gc)

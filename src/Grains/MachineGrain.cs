@@ -159,7 +159,11 @@ public sealed class MachineGrain : Grain, IMachineGrain
         StatsCodec.Merge(all, mmPart);
         all.FreshVmas.Clear(); // the mm has told which of them are lost
         if (cfg.QuantumNs > 0)
-            await StatsCodec.MergeOrLost(all, "timekeeper", async () => new StatsMessage { MaxSkewNs = await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).MaxSkew() });
+            await StatsCodec.MergeOrLost(all, "timekeeper", async () =>
+            {
+                var q = await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).MaxSkew();
+                return new StatsMessage { MaxSkewNs = q.MaxSkewNs, QuantumSyncs = q.Syncs, LookaheadGrants = q.LookaheadGrants };
+            });
         return all;
     }
 }

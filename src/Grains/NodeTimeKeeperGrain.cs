@@ -39,6 +39,8 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     private (long Slowest, long MinEnd) _reported;
     private long _reportSeq;
     private long _maxSkew;
+    private long _syncs;
+    private long _grants;
 
     public Task Configure(long quantumNs, int[] cpus)
     {
@@ -96,7 +98,13 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
 
     private bool MayGo(int cpu, long clock, bool exact) => clock <= _horizon || (!exact && clock < Grant(cpu));
 
-    private SyncGrant GrantOf(int cpu) => new() { Horizon = _horizon, FreeUntil = Grant(cpu) };
+    private SyncGrant GrantOf(int cpu)
+    {
+        var g = new SyncGrant { Horizon = _horizon, FreeUntil = Grant(cpu) };
+        // Counted only when it lets the CPU go further than the horizon from where it stands.
+        if (g.FreeUntil > Math.Max(g.Horizon, _clock.GetValueOrDefault(cpu))) _grants++;
+        return g;
+    }
 
     private void Release()
     {
@@ -111,6 +119,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
 
     public Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report)
     {
+        _syncs++;
         if (_clock.TryGetValue(cpu, out var old) && clock < old) clock = old;
         // The skew: how far past what it was allowed (the horizon, or its grant) the CPU got before it asked, plus the
         // quantum: one op's overshoot (a munmap of many pages is one op) shows here.
@@ -180,9 +189,9 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
         return Task.CompletedTask;
     }
 
-    public Task<long> MaxSkew()
+    public Task<QuantumStats> MaxSkew()
     {
         DelayDeactivation(RunLifetime.Release);
-        return Task.FromResult(_maxSkew);
+        return Task.FromResult(new QuantumStats { MaxSkewNs = _maxSkew, Syncs = _syncs, LookaheadGrants = _grants });
     }
 }

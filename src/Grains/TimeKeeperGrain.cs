@@ -86,11 +86,16 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         }
     }
 
-    public async Task<long> MaxSkew()
+    public async Task<QuantumStats> MaxSkew()
     {
         DelayDeactivation(RunLifetime.Release);
         string run = this.GetPrimaryKeyString();
-        var skews = await Task.WhenAll(_nodes.Keys.Select(n => GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n)).MaxSkew()));
-        return skews.DefaultIfEmpty(0).Max();
+        var nodes = await Task.WhenAll(_nodes.Keys.Select(n => GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n)).MaxSkew()));
+        return new QuantumStats
+        {
+            MaxSkewNs = nodes.Select(s => s.MaxSkewNs).DefaultIfEmpty(0).Max(),
+            Syncs = nodes.Sum(s => s.Syncs),
+            LookaheadGrants = nodes.Sum(s => s.LookaheadGrants),
+        };
     }
 }

@@ -193,7 +193,11 @@ public static class OrleansRun
                 new Dictionary<string, long> { ["DEADLOCK"] = 1 });
         var result = Result(m, o, tasks, stats, sw.Elapsed, failure != null || stopped is { Aborted: true } ? "aborted" : "completed", failure ?? stopped?.Reason);
         result.LostGrains = missing;
-        if (quantumNs > 0) result.Skew = (quantumNs, stats.MaxSkewNs);
+        if (quantumNs > 0)
+        {
+            result.Skew = (quantumNs, stats.MaxSkewNs);
+            result.QuantumSyncs = (stats.QuantumSyncs, stats.LookaheadGrants);
+        }
         return result;
     }
 

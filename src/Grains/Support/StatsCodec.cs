@@ -93,6 +93,8 @@ public static class StatsCodec
         into.Fresh.AddRange(from.Fresh);
         into.FreshVmas.AddRange(from.FreshVmas);
         into.MaxSkewNs = Math.Max(into.MaxSkewNs, from.MaxSkewNs);
+        into.QuantumSyncs += from.QuantumSyncs;
+        into.LookaheadGrants += from.LookaheadGrants;
         if (into.SpanCounts.Length < from.SpanCounts.Length) Array.Resize(ref into.SpanCounts, from.SpanCounts.Length);
         for (int i = 0; i < from.SpanCounts.Length; i++) into.SpanCounts[i] += from.SpanCounts[i];
     }

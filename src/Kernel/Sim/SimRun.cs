@@ -74,6 +74,8 @@ public sealed class RunResult
     public TraceCounts? Trace { get; set; }
     /// <summary>Under an orleans quantum: the bound and the largest clock skew the time keepers measured, emulated ns.</summary>
     public (long QuantumNs, long MaxSkewNs)? Skew { get; set; }
+    /// <summary>Under an orleans quantum: the CPUs' syncs with their time keepers, and those that let a CPU run past the quantum (its claim cleared).</summary>
+    public (long Syncs, long LookaheadGrants)? QuantumSyncs { get; set; }
     /// <summary>Grain calls made (orleans engine): total and those that crossed silos.</summary>
     public (long Total, long CrossSilo)? GrainCalls { get; set; }
     public long Ops => PerTask.Sum(p => p.Ops);
