@@ -29,6 +29,34 @@ public sealed class EngineAgreementTests(TwoSilos cluster)
     }
 
     [Fact]
+    public async Task Thp_faults_and_migrations_agree_under_both_engines_and_their_counters_merge_across_grains()
+    {
+        // page-fault1 with thp=on: one fault per 2 MiB (do_huge_pmd_anonymous_page) in the VMA grains, 2 MiB blocks from
+        // the node grains; migrate-munmap with THP: whole-THP migrations and zaps through the VMA and node grains.
+        var o = EngineRuns.Options("page-fault1", FaultPolicy.Merged, ops: 1000) with
+        {
+            Machine = EngineRuns.Small(FaultPolicy.Merged) with { Thp = TransparentHugepage.Always },
+            Params = new Dictionary<string, string> { ["size_mb"] = "4", ["thp"] = "on" },
+        };
+        var orleans = await EngineRuns.Orleans(cluster.Grains, o);
+        var sim = SimRun.Run(o);
+        Assert.True(sim.Machine.VmStat.thp_fault_alloc == sim.Machine.VmStat.pgfault && sim.Machine.VmStat.thp_fault_alloc > 0, EngineRuns.Describe(sim));
+        Assert.True(orleans.Machine.VmStat.thp_fault_alloc == sim.Machine.VmStat.thp_fault_alloc,
+            $"thp_fault_alloc {orleans.Machine.VmStat.thp_fault_alloc} under orleans, {sim.Machine.VmStat.thp_fault_alloc} under sim; " + EngineRuns.Describe(orleans));
+        Assert.Equal(sim.Machine.VmStat.pgfault, orleans.Machine.VmStat.pgfault);
+        Assert.True(orleans.Machine.Frames.Conserved, EngineRuns.Describe(orleans));
+        Assert.Equal(0, orleans.Machine.Sanitizer.Total);
+
+        var mm = EngineRuns.Options("migrate-munmap", FaultPolicy.Merged, ops: 1500) with { Machine = EngineRuns.Small(FaultPolicy.Merged) with { Thp = TransparentHugepage.Always } };
+        var r = await EngineRuns.Orleans(cluster.Grains, mm);
+        var v = r.Machine.VmStat;
+        Assert.True(v.thp_fault_alloc > 0 && v.thp_migration_success > 0 && v.pgmigrate_success >= 512 * v.thp_migration_success,
+            $"thp_fault_alloc {v.thp_fault_alloc}, thp_migration_success {v.thp_migration_success}, pgmigrate_success {v.pgmigrate_success}; " + EngineRuns.Describe(r));
+        Assert.True(r.Machine.Frames.Conserved, EngineRuns.Describe(r));
+        Assert.Equal(0, r.Machine.Sanitizer.Total);
+    }
+
+    [Fact]
     public async Task A_fast_path_fault_costs_one_grain_call()
     {
         var o = EngineRuns.Options("page-fault1", FaultPolicy.Merged, ops: 2000);
