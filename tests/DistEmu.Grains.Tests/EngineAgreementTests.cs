@@ -57,6 +57,40 @@ public sealed class EngineAgreementTests(TwoSilos cluster)
     }
 
     [Fact]
+    public async Task Thp_split_by_a_vma_split_agrees_under_both_engines()
+    {
+        // Two THPs; mprotect of 16 pages splits the first VMA inside a THP (vma_adjust_trans_huge in the VMA grain's
+        // SplitOff), munmap of half of the second splits it in zap_pmd_range, munmap of the rest frees every frame.
+        const long Page = 4096, A = 0x7f00_0000_0000, H = 512 * Page;
+        var o = new SimRunOptions
+        {
+            Machine = EngineRuns.Small(FaultPolicy.Merged) with { Thp = TransparentHugepage.Always },
+            Workload = "migrate-munmap",
+            Tasks = 1,
+            OpsPerTask = 100,
+            Script = new Dictionary<int, IReadOnlyList<Kernel.Workloads.Op>>
+            {
+                [0] =
+                [
+                    Kernel.Workloads.Op.MapAnon(A, 2 * H), Kernel.Workloads.Op.Write(A), Kernel.Workloads.Op.Write(A + H),
+                    Kernel.Workloads.Op.Protect(A, 16 * Page, Kernel.Mm.VmFlags.Read), Kernel.Workloads.Op.Write(A + 16 * Page),
+                    Kernel.Workloads.Op.Unmap(A + H + 256 * Page, 256 * Page), Kernel.Workloads.Op.Write(A + H + 8 * Page),
+                    Kernel.Workloads.Op.Unmap(A, 2 * H),
+                ],
+            },
+        };
+        var sim = SimRun.Run(o);
+        var orleans = await EngineRuns.Orleans(cluster.Grains, o);
+        foreach (var r in new[] { sim, orleans })
+        {
+            var v = r.Machine.VmStat;
+            Assert.True(v.thp_fault_alloc == 2 && v.thp_split_pmd >= 2 && v.Faults == 2, $"{r.Engine}: thp_fault_alloc {v.thp_fault_alloc}, thp_split_pmd {v.thp_split_pmd}, faults {v.Faults}; " + EngineRuns.Describe(r));
+            Assert.True(r.Machine.Frames.Conserved && r.Machine.Frames.Anon == 0, EngineRuns.Describe(r));
+            Assert.Equal(0, r.Machine.Sanitizer.Total);
+        }
+    }
+
+    [Fact]
     public async Task A_fast_path_fault_costs_one_grain_call()
     {
         var o = EngineRuns.Options("page-fault1", FaultPolicy.Merged, ops: 2000);
