@@ -11,7 +11,10 @@ public interface INumaNodeGrain : IGrainWithStringKey
 {
     /// <summary>rmqueue_bulk: up to <paramref name="max"/> frames, and how many the node has free after it.</summary>
     Task<FrameBatch> AllocBulk(int max);
+    /// <summary>Frames back; an entry tagged with NumaNode.HugeFreeTag is a THP's whole block.</summary>
     Task Free(long[] frames);
+    /// <summary>An order-9 block (a THP): its head frame, or -1 if the node has none free.</summary>
+    Task<long> AllocHuge();
     /// <summary>
     /// Start (or, with <paramref name="attach"/>, attach) task <c>tasks[i]</c> on CPU <c>cpus[i]</c> of this node, a
     /// bounded number at a time; returns once every one has. Interleaves with the allocator, which the started tasks use.

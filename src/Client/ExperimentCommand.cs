@@ -48,6 +48,8 @@ public sealed record ExperimentRow
     public required long MigrationWaitP99 { get; init; }
     public required long VmaLockRetry { get; init; }
     public required long PgmigrateSuccess { get; init; }
+    /// <summary>THPs migrated (each also 512 pages of <see cref="PgmigrateSuccess"/>).</summary>
+    public long ThpMigrationSuccess { get; init; }
     public required long SanitizerViolations { get; init; }
     public required IReadOnlyDictionary<string, long> SanitizerCounts { get; init; }
 
@@ -86,6 +88,7 @@ public sealed record ExperimentRow
             MigrationWaitP99 = m.MigrationWait.P99,
             VmaLockRetry = m.VmStat.vma_lock_retry,
             PgmigrateSuccess = m.VmStat.pgmigrate_success,
+            ThpMigrationSuccess = m.VmStat.thp_migration_success,
             SanitizerViolations = m.Sanitizer.Total,
             SanitizerCounts = new SortedDictionary<string, long>(m.Sanitizer.Counts.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal),
         };

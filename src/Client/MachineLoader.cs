@@ -11,7 +11,7 @@ namespace DistEmu.Client;
 
 /// <summary>
 /// Loads machine descriptions (presets/*.yaml and user files given with --machine) into a <see cref="MachineSpec"/>.
-/// Keys: name, nodes, cpus_per_node, memory_per_node, page_size, distance, policy, cost (CostModel properties in
+/// Keys: name, nodes, cpus_per_node, memory_per_node, page_size, distance, policy, transparent_hugepage, cost (CostModel properties in
 /// snake_case), placement (node ranges → silo, MachineLoader.Placement.cs), base (a preset to start from; user files
 /// only), run (written by distemu into config.yaml; ignored).
 /// Every error names the file, line and column.
@@ -140,8 +140,9 @@ public static partial class MachineLoader
                 "page_size" => spec with { PageSize = (int)Bytes(path, v, int.MaxValue) },
                 "distance" => spec with { Distance = Matrix(path, v) },
                 "policy" => spec with { Policy = Policy(path, v) },
+                "transparent_hugepage" => spec with { Thp = Thp(path, v) },
                 "cost" => spec with { Cost = Cost(path, v, spec.Cost) },
-                _ => throw new UsageException($"{Where(path, k)}: unknown key '{key}'; expected one of base, name, nodes, cpus_per_node, memory_per_node, page_size, distance, policy, cost, placement"),
+                _ => throw new UsageException($"{Where(path, k)}: unknown key '{key}'; expected one of base, name, nodes, cpus_per_node, memory_per_node, page_size, distance, policy, transparent_hugepage, cost, placement"),
             };
         }
         try
@@ -215,6 +216,18 @@ public static partial class MachineLoader
         try
         {
             return FaultPolicies.Parse(Scalar(path, n));
+        }
+        catch (KernelConfigException e)
+        {
+            throw new UsageException($"{Where(path, n)}: {e.Message}");
+        }
+    }
+
+    private static TransparentHugepage Thp(string path, YamlNode n)
+    {
+        try
+        {
+            return TransparentHugepages.Parse(Scalar(path, n));
         }
         catch (KernelConfigException e)
         {

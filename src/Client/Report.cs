@@ -25,6 +25,9 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         ("vma_lock_abort", V.vma_lock_abort), ("vma_lock_retry", V.vma_lock_retry), ("vma_lock_miss", V.vma_lock_miss),
         ("numa_hint_faults", V.numa_hint_faults), ("numa_pages_migrated", V.numa_pages_migrated),
         ("pgmigrate_success", V.pgmigrate_success), ("pgmigrate_fail", V.pgmigrate_fail),
+        ("thp_fault_alloc", V.thp_fault_alloc), ("thp_fault_fallback", V.thp_fault_fallback),
+        ("thp_migration_success", V.thp_migration_success), ("thp_migration_fail", V.thp_migration_fail),
+        ("thp_split_pmd", V.thp_split_pmd),
     ];
 
     private static string N(long v) => v.ToString("N0", Inv);
@@ -169,6 +172,7 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
         sb.Append($"memory_per_node: {machine.MemoryPerNodeBytes.ToString(Inv)}\n");
         sb.Append($"page_size: {machine.PageSize}\n");
         sb.Append($"policy: {machine.Policy.Name()}\n");
+        sb.Append($"transparent_hugepage: {machine.Thp.Name()}\n");
         sb.Append("distance:\n");
         foreach (var row in machine.Distance) sb.Append("  - [").Append(string.Join(", ", row)).Append("]\n");
         sb.Append("cost:\n");

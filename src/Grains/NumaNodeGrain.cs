@@ -46,8 +46,18 @@ public sealed class NumaNodeGrain(RunCatalog runs) : Grain, INumaNodeGrain
     public Task Free(long[] frames)
     {
         _used = true;
-        foreach (long f in frames) _node.Free(f);
+        foreach (long f in frames)
+        {
+            if ((f & NumaNode.HugeFreeTag) != 0) _node.FreeHuge(f & ~NumaNode.HugeFreeTag);
+            else _node.Free(f);
+        }
         return Task.CompletedTask;
+    }
+
+    public Task<long> AllocHuge()
+    {
+        _used = true;
+        return Task.FromResult(_node.AllocHuge());
     }
 
     public Task Progress(int cpu, long ops, long faults, long clock, bool done)

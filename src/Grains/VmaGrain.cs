@@ -247,8 +247,18 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         // A migration in flight keeps its folio state in this grain, so wait for those to finish first (the kernel
         // leaves the entries in place and needs no wait: a deviation of this engine, confined to splits).
         var pt = _mm.PageTable;
+        // vma_adjust_trans_huge: a THP across the new boundary is split. One wholly in the other half is split too
+        // (a deviation of this engine: the large folio's state does not move between grains, so it arrives PTE-mapped).
+        await HugeMemory.VmaAdjustTransHuge(t, V, newVma.Start == end ? end : start);
         while (FirstMigrationEntry(pt, newVma.Start, newVma.End) is long frame)
             await MmFault.WaitFolioUnlocked(t, frame);
+        foreach (var page in pt.PagesIn(newVma.Start, newVma.End))
+        {
+            if (!page.IsHuge) continue;
+            await page.Ptl.AcquireWrite(t);
+            await t.Delay(HugeMemory.SplitHugePmdLocked(t, V, page));
+            page.Ptl.Release(t, LockMode.Write);
+        }
         var moved = new List<long>();
         foreach (var page in pt.PagesIn(newVma.Start, newVma.End))
         {

@@ -74,6 +74,7 @@ public sealed class EmuMachine
         }
         _framesPerNode = spec.FramesPerNode;
         ClearPageNs = Cost.PageBandwidthNs(spec.PageSize, 10);
+        ClearHugePageNs = Cost.PageBandwidthNs(spec.HugeSize, 10);
         _nodeShift = long.IsPow2(_framesPerNode) ? System.Numerics.BitOperations.Log2((ulong)_framesPerNode) : -1;
         Folios = new FolioTable(this);
         Sanitizer = new KernelSanitizer(this) { Enabled = sanitizer };
@@ -84,6 +85,9 @@ public sealed class EmuMachine
 
     /// <summary>clear_page: writing one page at local distance (every first touch pays it; computed once).</summary>
     public long ClearPageNs { get; }
+
+    /// <summary>clear_huge_page: writing a THP's 2 MiB at local distance.</summary>
+    public long ClearHugePageNs { get; }
 
     /// <summary>Frames per node, kept here: every access and every freed frame asks which node a frame is on.</summary>
     private readonly long _framesPerNode;
@@ -111,6 +115,14 @@ public sealed class EmuMachine
     {
         Folios.ResetLastCpupid(frame);
         FramePort.Free(frame);
+    }
+
+    /// <summary>Return a THP's 512 frames to their node as one block; it is no longer a large folio.</summary>
+    internal void FreeHugeFolio(long head)
+    {
+        Folios.ResetLastCpupid(head);
+        Folios.ForgetLarge(head);
+        FramePort.FreeHuge(head);
     }
 }
 

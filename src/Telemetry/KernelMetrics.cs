@@ -26,7 +26,7 @@ public sealed record KernelMetricsOptions
 /// <summary>
 /// The kernel's end-of-run numbers as OpenTelemetry metrics on the <c>DistEmu</c> meter, from the same counters and
 /// histograms stats.json is written from, so the two agree: counters (added once per <see cref="Publish"/>) for faults
-/// by result and the vma_lock / pgmigrate vmstat lines; histograms (unit ns) for lock wait and hold by lock and mode,
+/// by result and the vma_lock / pgmigrate / thp vmstat lines; histograms (unit ns) for lock wait and hold by lock and mode,
 /// migration wait, fault latency and writer wait, fed with each HdrHistogram bucket's (value, count) pairs. Counts
 /// are exact; sums and min/max are those of the bucket values (HdrHistogram, 3 significant digits).
 /// </summary>
@@ -41,6 +41,7 @@ public sealed class KernelMetrics : IDisposable
     private readonly MeterProvider? _provider;
     private readonly KernelMetricsOptions _o;
     private readonly Counter<long> _faults, _vmaSuccess, _vmaAbort, _vmaRetry, _vmaMiss, _migrateSuccess, _migrateFail, _lockAcq, _lockCont;
+    private readonly Counter<long> _thpFaultAlloc, _thpFaultFallback, _thpMigrationSuccess, _thpMigrationFail, _thpSplitPmd;
     private readonly Histogram<long> _lockWait, _lockHold, _migrationWait, _faultLatency, _writerWait;
 
     public KernelMetrics(KernelMetricsOptions? options = null)
@@ -53,6 +54,11 @@ public sealed class KernelMetrics : IDisposable
         _vmaMiss = _meter.CreateCounter<long>("distemu.vma_lock_miss", "{fault}", "/proc/vmstat vma_lock_miss");
         _migrateSuccess = _meter.CreateCounter<long>("distemu.pgmigrate_success", "{page}", "/proc/vmstat pgmigrate_success");
         _migrateFail = _meter.CreateCounter<long>("distemu.pgmigrate_fail", "{page}", "/proc/vmstat pgmigrate_fail");
+        _thpFaultAlloc = _meter.CreateCounter<long>("distemu.thp_fault_alloc", "{folio}", "/proc/vmstat thp_fault_alloc");
+        _thpFaultFallback = _meter.CreateCounter<long>("distemu.thp_fault_fallback", "{fault}", "/proc/vmstat thp_fault_fallback");
+        _thpMigrationSuccess = _meter.CreateCounter<long>("distemu.thp_migration_success", "{folio}", "/proc/vmstat thp_migration_success");
+        _thpMigrationFail = _meter.CreateCounter<long>("distemu.thp_migration_fail", "{folio}", "/proc/vmstat thp_migration_fail");
+        _thpSplitPmd = _meter.CreateCounter<long>("distemu.thp_split_pmd", "{pmd}", "/proc/vmstat thp_split_pmd");
         _lockAcq = _meter.CreateCounter<long>("distemu.lock.acquisitions", "{acquisition}", "lock_stat acquisitions, by lock and mode");
         _lockCont = _meter.CreateCounter<long>("distemu.lock.contentions", "{acquisition}", "lock_stat contentions, by lock and mode");
         _lockWait = Histogram(HistogramNames[0], "Wait of contended lock acquisitions (emulated), by lock and mode");
@@ -109,6 +115,11 @@ public sealed class KernelMetrics : IDisposable
         _vmaMiss.Add(v.vma_lock_miss, t);
         _migrateSuccess.Add(v.pgmigrate_success, t);
         _migrateFail.Add(v.pgmigrate_fail, t);
+        _thpFaultAlloc.Add(v.thp_fault_alloc, t);
+        _thpFaultFallback.Add(v.thp_fault_fallback, t);
+        _thpMigrationSuccess.Add(v.thp_migration_success, t);
+        _thpMigrationFail.Add(v.thp_migration_fail, t);
+        _thpSplitPmd.Add(v.thp_split_pmd, t);
         foreach (var e in m.LockStats.Entries)
         {
             var lt = With(t, ("emu.lock", e.Class.Name()), ("emu.lock.mode", e.Mode.Name()));

@@ -12,7 +12,7 @@ public class ExploreCommandTests : InProcessCliTests
     public void A_finding_comes_with_a_run_command_that_replays_its_schedule()
     {
         var dir = Path.Combine(_tmp, "explore");
-        var (code, stdout, stderr) = Cli("explore", "--policies", "merged,vma-unlocked", "--schedules", "60", "--out", dir);
+        var (code, stdout, stderr) = Cli("explore", "--policies", "merged,vma-unlocked", "--schedules", "60", "--param", "thp=off", "--out", dir); // the 4 KiB race
         Assert.True(code == 0, stderr);
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "explore.json")));
@@ -49,7 +49,7 @@ public class ExploreCommandTests : InProcessCliTests
         var (clean, _, err) = Cli("explore", "--policies", "merged", "--schedules", "20", "--expect-clean", "--out", Path.Combine(_tmp, "a"));
         Assert.True(clean == 0, err);
 
-        var (found, stdout, stderr) = Cli("explore", "--policies", "lock-dropped", "--schedules", "300", "--stop-at-first", "--expect-clean", "--out", Path.Combine(_tmp, "b"));
+        var (found, stdout, stderr) = Cli("explore", "--policies", "lock-dropped", "--schedules", "300", "--stop-at-first", "--expect-clean", "--param", "thp=off", "--out", Path.Combine(_tmp, "b"));
         Assert.Equal(1, found);
         Assert.Contains("--expect-clean", stderr);
         Assert.Contains("stopped at seed", stdout);

@@ -29,6 +29,68 @@ public sealed class EngineAgreementTests(TwoSilos cluster)
     }
 
     [Fact]
+    public async Task Thp_faults_and_migrations_agree_under_both_engines_and_their_counters_merge_across_grains()
+    {
+        // page-fault1 with thp=on: one fault per 2 MiB (do_huge_pmd_anonymous_page) in the VMA grains, 2 MiB blocks from
+        // the node grains; migrate-munmap with THP: whole-THP migrations and zaps through the VMA and node grains.
+        var o = EngineRuns.Options("page-fault1", FaultPolicy.Merged, ops: 1000) with
+        {
+            Machine = EngineRuns.Small(FaultPolicy.Merged) with { Thp = TransparentHugepage.Always },
+            Params = new Dictionary<string, string> { ["size_mb"] = "4", ["thp"] = "on" },
+        };
+        var orleans = await EngineRuns.Orleans(cluster.Grains, o);
+        var sim = SimRun.Run(o);
+        Assert.True(sim.Machine.VmStat.thp_fault_alloc == sim.Machine.VmStat.pgfault && sim.Machine.VmStat.thp_fault_alloc > 0, EngineRuns.Describe(sim));
+        Assert.True(orleans.Machine.VmStat.thp_fault_alloc == sim.Machine.VmStat.thp_fault_alloc,
+            $"thp_fault_alloc {orleans.Machine.VmStat.thp_fault_alloc} under orleans, {sim.Machine.VmStat.thp_fault_alloc} under sim; " + EngineRuns.Describe(orleans));
+        Assert.Equal(sim.Machine.VmStat.pgfault, orleans.Machine.VmStat.pgfault);
+        Assert.True(orleans.Machine.Frames.Conserved, EngineRuns.Describe(orleans));
+        Assert.Equal(0, orleans.Machine.Sanitizer.Total);
+
+        var mm = EngineRuns.Options("migrate-munmap", FaultPolicy.Merged, ops: 1500) with { Machine = EngineRuns.Small(FaultPolicy.Merged) with { Thp = TransparentHugepage.Always } };
+        var r = await EngineRuns.Orleans(cluster.Grains, mm);
+        var v = r.Machine.VmStat;
+        Assert.True(v.thp_fault_alloc > 0 && v.thp_migration_success > 0 && v.pgmigrate_success >= 512 * v.thp_migration_success,
+            $"thp_fault_alloc {v.thp_fault_alloc}, thp_migration_success {v.thp_migration_success}, pgmigrate_success {v.pgmigrate_success}; " + EngineRuns.Describe(r));
+        Assert.True(r.Machine.Frames.Conserved, EngineRuns.Describe(r));
+        Assert.Equal(0, r.Machine.Sanitizer.Total);
+    }
+
+    [Fact]
+    public async Task Thp_split_by_a_vma_split_agrees_under_both_engines()
+    {
+        // Two THPs; mprotect of 16 pages splits the first VMA inside a THP (vma_adjust_trans_huge in the VMA grain's
+        // SplitOff), munmap of half of the second splits it in zap_pmd_range, munmap of the rest frees every frame.
+        const long Page = 4096, A = 0x7f00_0000_0000, H = 512 * Page;
+        var o = new SimRunOptions
+        {
+            Machine = EngineRuns.Small(FaultPolicy.Merged) with { Thp = TransparentHugepage.Always },
+            Workload = "migrate-munmap",
+            Tasks = 1,
+            OpsPerTask = 100,
+            Script = new Dictionary<int, IReadOnlyList<Kernel.Workloads.Op>>
+            {
+                [0] =
+                [
+                    Kernel.Workloads.Op.MapAnon(A, 2 * H), Kernel.Workloads.Op.Write(A), Kernel.Workloads.Op.Write(A + H),
+                    Kernel.Workloads.Op.Protect(A, 16 * Page, Kernel.Mm.VmFlags.Read), Kernel.Workloads.Op.Write(A + 16 * Page),
+                    Kernel.Workloads.Op.Unmap(A + H + 256 * Page, 256 * Page), Kernel.Workloads.Op.Write(A + H + 8 * Page),
+                    Kernel.Workloads.Op.Unmap(A, 2 * H),
+                ],
+            },
+        };
+        var sim = SimRun.Run(o);
+        var orleans = await EngineRuns.Orleans(cluster.Grains, o);
+        foreach (var r in new[] { sim, orleans })
+        {
+            var v = r.Machine.VmStat;
+            Assert.True(v.thp_fault_alloc == 2 && v.thp_split_pmd >= 2 && v.Faults == 2, $"{r.Engine}: thp_fault_alloc {v.thp_fault_alloc}, thp_split_pmd {v.thp_split_pmd}, faults {v.Faults}; " + EngineRuns.Describe(r));
+            Assert.True(r.Machine.Frames.Conserved && r.Machine.Frames.Anon == 0, EngineRuns.Describe(r));
+            Assert.Equal(0, r.Machine.Sanitizer.Total);
+        }
+    }
+
+    [Fact]
     public async Task A_fast_path_fault_costs_one_grain_call()
     {
         var o = EngineRuns.Options("page-fault1", FaultPolicy.Merged, ops: 2000);

@@ -13,8 +13,14 @@ internal static class TestMachines
     public const long AreaA = 0x7f00_0000_0000;
     public const long AreaB = 0x7f00_4000_0000;
 
-    public static MachineSpec Spec(FaultPolicy policy, int nodes = 2, int cpusPerNode = 2, CostModel? cost = null) => new()
+    /// <summary>
+    /// A small machine. <paramref name="thp"/> defaults to never: the protocol tests pin 4 KiB-page rules (one fault, one
+    /// folio, one migration entry per page) on 2 MiB-aligned areas that a THP=always kernel would map with THPs; the
+    /// THP rules (ThpRuleTests) ask for always.
+    /// </summary>
+    public static MachineSpec Spec(FaultPolicy policy, int nodes = 2, int cpusPerNode = 2, CostModel? cost = null, TransparentHugepage thp = TransparentHugepage.Never) => new()
     {
+        Thp = thp,
         Nodes = nodes,
         CpusPerNode = cpusPerNode,
         MemoryPerNodeBytes = 256L << 20,

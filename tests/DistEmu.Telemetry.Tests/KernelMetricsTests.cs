@@ -52,6 +52,8 @@ public class KernelMetricsTests
                  {
                      ("vma_lock_success", v.vma_lock_success), ("vma_lock_abort", v.vma_lock_abort), ("vma_lock_retry", v.vma_lock_retry),
                      ("vma_lock_miss", v.vma_lock_miss), ("pgmigrate_success", v.pgmigrate_success), ("pgmigrate_fail", v.pgmigrate_fail),
+                     ("thp_fault_alloc", v.thp_fault_alloc), ("thp_fault_fallback", v.thp_fault_fallback),
+                     ("thp_migration_success", v.thp_migration_success), ("thp_migration_fail", v.thp_migration_fail), ("thp_split_pmd", v.thp_split_pmd),
                  })
             Assert.Equal(value, Sums(metrics, "distemu." + name).Values.Sum());
         Assert.True(v.pgmigrate_success > 0);

@@ -43,11 +43,17 @@ public sealed class GrainFramePort : IFramePort
 
     public void Free(long frame)
     {
-        int node = _m.NodeOfFrame(frame);
+        int node = _m.NodeOfFrame(frame & ~Kernel.Memory.NumaNode.HugeFreeTag);
         if (!_freed.TryGetValue(node, out var list))
             _freed[node] = list = new List<long>();
         list.Add(frame);
     }
+
+    public async ValueTask<long> AllocHuge(EmuTask t, int node) =>
+        await _grains.GetGrain<INumaNodeGrain>(GrainKeys.Node(_run, node)).AllocHuge();
+
+    /// <summary>Buffered with the single frames, tagged as a block (<see cref="Kernel.Memory.NumaNode.HugeFreeTag"/>).</summary>
+    public void FreeHuge(long head) => Free(head | Kernel.Memory.NumaNode.HugeFreeTag);
 
     /// <summary>Send the buffered frees to their nodes.</summary>
     public async Task Flush()

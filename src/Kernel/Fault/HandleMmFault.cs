@@ -76,7 +76,11 @@ public static partial class MmFault
         };
     }
 
-    /// <summary>handle_pte_fault: read the entry without the PTL (vmf->orig_pte) and dispatch on its kind.</summary>
+    /// <summary>
+    /// __handle_mm_fault's PMD level, then handle_pte_fault: a PMD-mapped THP or PMD migration entry goes to the huge
+    /// paths (<see cref="HandleHugePmdFault"/>), an empty pmd where a THP is allowed to create_huge_pmd; else read the
+    /// entry without the PTL (vmf->orig_pte) and dispatch on its kind.
+    /// </summary>
     [AsyncMethodBuilder(typeof(EmuAsyncMethodBuilder<>))]
     private static async ValueTask<VmFault> HandlePteFault(EmuTask t, Vma vma, long addr, FaultFlags flags)
     {
@@ -86,9 +90,13 @@ public static partial class MmFault
         var page = pt.Lookup(addr);
         m.Sanitizer.CheckPageTableAccess(t, vma, page, addr, "handle_pte_fault");
         long pte = page is null ? Pte.None : page[pt.IndexOf(addr)];
+        if (page is { IsHuge: true })
+            return await HandleHugePmdFault(t, vma, addr, flags, page, pte);
         switch (Pte.Kind(pte))
         {
             case PteKind.None:
+                if (vma.IsAnonymous && WantsHugePmd(m, vma, addr, flags, page))
+                    return await DoHugePmdAnonymousPage(t, vma, addr, flags);
                 return vma.IsAnonymous ? await DoAnonymousPage(t, vma, addr, flags) : await DoFault(t, vma, addr, flags);
             case PteKind.ProtNone:
                 return await DoNumaPage(t, vma, addr, pte);

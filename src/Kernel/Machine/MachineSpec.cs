@@ -16,6 +16,11 @@ public sealed record MachineSpec
     public int PageSize { get; init; } = 4096;
     public CostModel Cost { get; init; } = CostModel.Default;
     public FaultPolicy Policy { get; init; } = FaultPolicy.Merged;
+    /// <summary>
+    /// /sys/kernel/mm/transparent_hugepage/enabled for anonymous memory. The default, always, is the upstream Kconfig
+    /// default (TRANSPARENT_HUGEPAGE_ALWAYS) and what RHEL and Debian kernels ship; some distributions ship madvise.
+    /// </summary>
+    public TransparentHugepage Thp { get; init; } = TransparentHugepage.Always;
 
     public int Cpus => Nodes * CpusPerNode;
     public long MemoryBytes => MemoryPerNodeBytes * Nodes;
@@ -23,6 +28,11 @@ public sealed record MachineSpec
     public long FramesPerNode => MemoryPerNodeBytes / PageSize;
 
     public int NodeOfCpu(int cpu) => cpu / CpusPerNode;
+
+    /// <summary>Pages in a PMD-mapped THP (HPAGE_PMD_NR): one page-table page's worth, 2 MiB with 4 KiB pages.</summary>
+    public int HugePages => 512;
+    /// <summary>Bytes in a PMD-mapped THP (HPAGE_PMD_SIZE).</summary>
+    public long HugeSize => (long)PageSize * HugePages;
 
     /// <summary>A SLIT matrix for n nodes: 10 local, <paramref name="remote"/> everywhere else.</summary>
     public static int[][] UniformDistance(int nodes, int remote = 20) =>
@@ -64,4 +74,33 @@ public sealed record MachineSpec
         Cost.Validate();
         return this;
     }
+}
+
+/// <summary>transparent_hugepage=always|madvise|never (Documentation/admin-guide/mm/transhuge.rst), for anonymous memory.</summary>
+public enum TransparentHugepage
+{
+    /// <summary>Every anonymous VMA may get THPs unless it has VM_NOHUGEPAGE.</summary>
+    Always,
+    /// <summary>Only VMAs with VM_HUGEPAGE (madvise(MADV_HUGEPAGE)) get THPs.</summary>
+    Madvise,
+    /// <summary>No THPs at all.</summary>
+    Never,
+}
+
+public static class TransparentHugepages
+{
+    public static string Name(this TransparentHugepage t) => t switch
+    {
+        TransparentHugepage.Always => "always",
+        TransparentHugepage.Madvise => "madvise",
+        _ => "never",
+    };
+
+    public static TransparentHugepage Parse(string s) => s switch
+    {
+        "always" => TransparentHugepage.Always,
+        "madvise" => TransparentHugepage.Madvise,
+        "never" => TransparentHugepage.Never,
+        _ => throw new KernelConfigException("transparent_hugepage", s, "expected always, madvise or never"),
+    };
 }

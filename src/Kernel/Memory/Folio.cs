@@ -16,6 +16,8 @@ public sealed class Folio : IWaitTarget
     public int MigrationEntries { get; internal set; }
     /// <summary>munmap zapped the last mapping while the folio was locked: the unlocker frees the frame (the locker's reference).</summary>
     public bool FreeOnUnlock { get; internal set; }
+    /// <summary>Pages of a large folio whose PMD was split while it was locked, zapped one by one meanwhile: freed at unlock.</summary>
+    internal List<long>? DeferredPages;
     internal Queue<(EmuTask Task, bool WantsLock, long Since)>? Waiters;
 
     public Folio(long frame) => Frame = frame;
@@ -41,7 +43,50 @@ public sealed class FolioTable
     /// </summary>
     private readonly Dictionary<long, int> _lastCpupid = new();
 
+    /// <summary>
+    /// Heads of large folios (THPs: 512 contiguous, 512-aligned frames). A page of one finds its head by alignment
+    /// (compound_head). A THP stays one folio while PMD-mapped; when its PMD is split (__split_huge_pmd) it is split
+    /// into 512 small folios at once (deferred_split_folio run at once), or, if it is locked then (a migration in
+    /// flight), when it is unlocked (<see cref="_splitAtUnlock"/>).
+    /// </summary>
+    private readonly HashSet<long> _large = new();
+    private readonly HashSet<long> _splitAtUnlock = new();
+
     public FolioTable(EmuMachine m) => _m = m;
+
+    /// <summary>A THP was allocated with head <paramref name="head"/>.</summary>
+    internal void MarkLarge(long head) => _large.Add(head);
+
+    /// <summary>Whether <paramref name="head"/> heads a large folio (folio_test_large).</summary>
+    public bool IsLarge(long head) => _large.Count != 0 && _large.Contains(head);
+
+    /// <summary>Large folios there are (PMD-mapped THPs and THPs waiting to be split at unlock).</summary>
+    public int LargeCount => _large.Count;
+
+    /// <summary>page_folio: the head of the large folio <paramref name="frame"/> belongs to, else the frame itself.</summary>
+    public long FolioOf(long frame)
+    {
+        if (_large.Count == 0) return frame;
+        long head = frame & ~(long)(NumaNode.HugeFrames - 1);
+        return _large.Contains(head) ? head : frame;
+    }
+
+    /// <summary>split_folio after __split_huge_pmd: now if unlocked, else when its locker unlocks it.</summary>
+    internal void SplitLarge(long head)
+    {
+        if (IsLocked(head)) _splitAtUnlock.Add(head);
+        else _large.Remove(head);
+    }
+
+    /// <summary>Whether the PMD of locked large folio <paramref name="head"/> was split (it is split when unlocked).</summary>
+    public bool SplitPending(long head) => _splitAtUnlock.Contains(head);
+
+    /// <summary>The THP's block went back to its node.</summary>
+    internal void ForgetLarge(long head)
+    {
+        _large.Remove(head);
+        _splitAtUnlock.Remove(head);
+    }
 
     /// <summary>folio_xchg_last_cpupid: record <paramref name="cpu"/>, return the previous CPU or -1 (unset).</summary>
     public int XchgLastCpupid(long frame, int cpu)
@@ -158,15 +203,37 @@ public sealed class FolioTable
         if (f.FreeOnUnlock && f.LockedBy == null)
         {
             f.FreeOnUnlock = false;
-            _m.Frames.Anon--;
-            _m.FreeFrame(frame);
+            if (IsLarge(frame) && !_splitAtUnlock.Contains(frame))
+            {
+                _m.Frames.Anon -= NumaNode.HugeFrames;
+                _m.FreeHugeFolio(frame);
+            }
+            else
+            {
+                _m.Frames.Anon--;
+                _m.FreeFrame(frame);
+            }
         }
+        if (f.DeferredPages != null && f.LockedBy == null)
+        {
+            foreach (long p in f.DeferredPages)
+            {
+                _m.Frames.Anon--;
+                _m.FreeFrame(p);
+            }
+            f.DeferredPages = null;
+        }
+        if (f.LockedBy == null && _splitAtUnlock.Remove(frame))
+            _large.Remove(frame);
         if (f.LockedBy == null && f.WaiterCount == 0)
             Forget(f);
     }
 
     /// <summary>The last mapping of a locked folio went away: free the frame when its locker unlocks it.</summary>
     internal void DeferFree(long frame) => GetOrAdd(frame).FreeOnUnlock = true;
+
+    /// <summary>Page <paramref name="page"/> of locked large folio <paramref name="head"/> (its PMD split) was zapped: free it at unlock.</summary>
+    internal void DeferFreePage(long head, long page) => (GetOrAdd(head).DeferredPages ??= new()).Add(page);
 
     private void Grant(Folio f, EmuTask t, long at, bool contended, long waited)
     {
@@ -186,11 +253,11 @@ public sealed class FolioTable
 
     private void Forget(Folio f)
     {
-        if (f.MigrationEntries == 0 && f.LockedBy == null && f.WaiterCount == 0 && !f.FreeOnUnlock)
+        if (f.MigrationEntries == 0 && f.LockedBy == null && f.WaiterCount == 0 && !f.FreeOnUnlock && f.DeferredPages == null)
             _folios.Remove(f.Frame);
     }
 
-    internal void AddMigrationEntry(long frame) => GetOrAdd(frame).MigrationEntries++;
+    internal void AddMigrationEntry(long frame, int n = 1) => GetOrAdd(frame).MigrationEntries += n;
 
     internal void RemoveMigrationEntry(long frame)
     {

@@ -41,6 +41,15 @@ public static class PageOut
         {
             var page = pt.Lookup(a);
             if (page is null) continue;
+            if (page.IsHuge)
+            {
+                // madvise_cold_or_pageout_pte_range on a PMD-mapped THP: a locked folio is skipped; else the PMD is
+                // split (the folio with it) and its pages go out one by one below.
+                if (m.Folios.IsLocked(page.HugeHead)) continue;
+                await page.Ptl.AcquireWrite(t);
+                await t.Delay(HugeMemory.SplitHugePmdLocked(t, vma, page));
+                page.Ptl.Release(t, LockMode.Write);
+            }
             int i = pt.IndexOf(a);
             long pte = page[i];
             if (Pte.Kind(pte) != PteKind.Present || Pte.IsFile(pte) || Pte.Frame(pte) == Pte.ZeroFrame) continue;

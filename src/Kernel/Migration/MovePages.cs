@@ -31,13 +31,24 @@ public static class MovePages
         return moved;
     }
 
-    /// <summary>The pages of [from, to) of one VMA mapped on a node other than <paramref name="node"/>.</summary>
+    /// <summary>The folios of [from, to) of one VMA mapped on a node other than <paramref name="node"/> (a THP once, at its 2 MiB-aligned address, by its head frame).</summary>
     public static async ValueTask<IReadOnlyList<(long Addr, long Frame)>> Collect(EmuTask t, Vma vma, long from, long to, int node)
     {
         var m = t.Machine;
         var list = new List<(long, long)>();
         for (long a = from; a < to; a += m.Spec.PageSize)
         {
+            if (vma.PageTable.Lookup(a) is { IsHuge: true } huge)
+            {
+                // add_page_for_migration isolates the whole folio: a THP is listed once, by its head, and the
+                // other pages of the range that belong to it find it isolated already.
+                long head = huge.HugeHead;
+                long pmdEnd = vma.PageTable.RangeOf(huge).End;
+                if (Pte.Kind(huge[0]) is PteKind.Present or PteKind.ProtNone && m.NodeOfFrame(head) != node)
+                    list.Add((vma.PageTable.RangeOf(huge).Start, head));
+                a = pmdEnd - m.Spec.PageSize;
+                continue;
+            }
             long pte = vma.PageTable.Read(a);
             if (Pte.Kind(pte) is not (PteKind.Present or PteKind.ProtNone) || Pte.IsFile(pte)) continue;
             long f = Pte.Frame(pte);

@@ -59,6 +59,10 @@ public static class NumaScan
             await page.Ptl.AcquireWrite(t);
             var (ps, pe) = pt.RangeOf(page);
             long n = 0;
+            // change_pmd_range with MM_CP_PROT_NUMA: a THP covered whole becomes one protnone PMD (change_huge_pmd,
+            // counted as its 512 pages, as the kernel counts numa_pte_updates); one covered in part is split first.
+            if (page.IsHuge && !HugeMemory.Covers(pt, page, from, to))
+                await t.Delay(HugeMemory.SplitHugePmdLocked(t, vma, page));
             for (long a = Math.Max(ps, from); a < Math.Min(pe, to); a += m.Spec.PageSize)
             {
                 int i = pt.IndexOf(a);

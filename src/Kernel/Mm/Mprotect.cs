@@ -45,8 +45,11 @@ public static class Mprotect
         return waited;
     }
 
-    /// <summary>The flags mprotect gives <paramref name="vma"/>: the new protection, the VMA's sharing kept.</summary>
-    private static VmFlags NewFlags(Vma vma, VmFlags prot) => (prot & ~VmFlags.Shared) | (vma.Flags & VmFlags.Shared);
+    /// <summary>Flags mprotect leaves alone: sharing and the madvise THP hints (VM_HUGEPAGE, VM_NOHUGEPAGE).</summary>
+    private const VmFlags Kept = VmFlags.Shared | VmFlags.HugePage | VmFlags.NoHugePage;
+
+    /// <summary>The flags mprotect gives <paramref name="vma"/>: the new protection, the VMA's sharing and THP hints kept.</summary>
+    private static VmFlags NewFlags(Vma vma, VmFlags prot) => (prot & ~Kept) | (vma.Flags & Kept);
 
     /// <summary>
     /// change_protection over one VMA's entries, each page-table page under its PTL. With <paramref name="writable"/> on
@@ -67,6 +70,10 @@ public static class Mprotect
             var (ps, pe) = pt.RangeOf(page);
             long from = Math.Max(ps, vma.Start), to = Math.Min(pe, vma.End);
             long changed = 0;
+            // change_pmd_range: a THP the VMA covers whole changes as one PMD (change_huge_pmd: its 512 entries the same
+            // way); one it covers in part (a split VMA) is split first (__split_huge_pmd).
+            if (page.IsHuge && !HugeMemory.Covers(pt, page, vma.Start, vma.End))
+                await t.Delay(HugeMemory.SplitHugePmdLocked(t, vma, page));
             for (long a = from; a < to; a += m.Spec.PageSize)
             {
                 int i = pt.IndexOf(a);

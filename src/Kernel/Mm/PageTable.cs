@@ -22,6 +22,14 @@ public sealed class PtePage
     /// <summary>Whether the entries are held as the full 512-entry array (else as a short sorted list).</summary>
     public bool IsDense => _store.IsDense;
 
+    /// <summary>
+    /// The pmd maps a THP (pmd_trans_huge, or a PMD migration entry): the head frame of the folio, else -1. The 512
+    /// entries then hold the per-page view of that one PMD (present, protnone or migration, all of one kind) and are only
+    /// ever changed together (see <see cref="HugeMemory"/>); the page's <see cref="Ptl"/> stands for pmd_lock.
+    /// </summary>
+    public long HugeHead { get; internal set; } = -1;
+    public bool IsHuge => HugeHead >= 0;
+
     public PtePage(EmuMachine m, long index, string owner)
     {
         Index = index;

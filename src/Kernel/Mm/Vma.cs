@@ -12,6 +12,10 @@ public enum VmFlags : byte
     Exec = 4,
     /// <summary>MAP_SHARED (VM_SHARED): writes go to the file's pages, no COW.</summary>
     Shared = 8,
+    /// <summary>VM_HUGEPAGE: madvise(MADV_HUGEPAGE) was applied; under transparent_hugepage=madvise only these VMAs get THPs.</summary>
+    HugePage = 16,
+    /// <summary>VM_NOHUGEPAGE: madvise(MADV_NOHUGEPAGE) was applied; never a THP, whatever the machine's mode.</summary>
+    NoHugePage = 32,
 }
 
 /// <summary>

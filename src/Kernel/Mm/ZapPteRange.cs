@@ -4,7 +4,10 @@ using DistEmu.Kernel.Sched;
 
 namespace DistEmu.Kernel.Mm;
 
-/// <summary>zap_pte_range (mm/memory.c): clearing a detached VMA's entries, page-table page by page-table page under the PTL.</summary>
+/// <summary>
+/// zap_pmd_range / zap_pte_range (mm/memory.c): clearing a detached VMA's entries, page-table page by page-table page
+/// under the PTL; a PMD-mapped THP is zapped whole (zap_huge_pmd) or, if the range covers only part of it, split first.
+/// </summary>
 public static class ZapPteRange
 {
     /// <summary>Zap the entries of [start, end) of <paramref name="vma"/>. Returns how many were not pte_none.</summary>
@@ -20,6 +23,19 @@ public static class ZapPteRange
             var (ps, pe) = pt.RangeOf(page);
             long from = Math.Max(ps, start), to = Math.Min(pe, end);
             long n = 0;
+            if (page.IsHuge)
+            {
+                if (HugeMemory.Covers(pt, page, start, end))
+                {
+                    // zap_huge_pmd: one entry, the whole 2 MiB folio.
+                    zapped += HugeMemory.ZapHugePmdLocked(t, vma, page);
+                    await t.Delay(m.Cost.ZapPerPageNs);
+                    page.Ptl.Release(t, LockMode.Write);
+                    continue;
+                }
+                // zap_pmd_range on part of a THP: __split_huge_pmd first, then zap the PTEs.
+                await t.Delay(HugeMemory.SplitHugePmdLocked(t, vma, page));
+            }
             for (long a = from; a < to; a += m.Spec.PageSize)
             {
                 int i = pt.IndexOf(a);
@@ -45,9 +61,12 @@ public static class ZapPteRange
             case PteKind.ProtNone:
                 long frame = Pte.Frame(pte);
                 if (frame == Pte.ZeroFrame || Pte.IsFile(pte)) return;
-                if (m.Folios.IsLocked(frame))
+                long folio = m.Folios.FolioOf(frame);
+                if (m.Folios.IsLocked(folio))
                 {
-                    m.Folios.DeferFree(frame);
+                    // A page of a THP whose PMD was split while a migration held it is freed with the rest at unlock.
+                    if (folio == frame) m.Folios.DeferFree(frame);
+                    else m.Folios.DeferFreePage(folio, frame);
                     return;
                 }
                 m.Frames.Anon--;

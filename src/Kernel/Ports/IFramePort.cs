@@ -16,6 +16,12 @@ public interface IFramePort
     /// <summary>Give a frame back to its node.</summary>
     void Free(long frame);
 
+    /// <summary>An order-9 block (a THP's 512 frames) of <paramref name="node"/>: its head frame, or -1 if the node has none.</summary>
+    ValueTask<long> AllocHuge(EmuTask t, int node);
+
+    /// <summary>Give a THP's block back to its node whole.</summary>
+    void FreeHuge(long head);
+
     /// <summary>
     /// Whether the order in which CPUs refill from <paramref name="node"/>'s free list can change more than which frames
     /// each gets: a refill is an exact sync point while it can (see PerCpuPages). The sim engine keeps even frame
@@ -42,6 +48,19 @@ public sealed class LocalFramePort : IFramePort
     {
         _m.Nodes[_m.NodeOfFrame(frame)].Free(frame);
         _m.Frames.Free++;
+    }
+
+    public ValueTask<long> AllocHuge(EmuTask t, int node)
+    {
+        long head = _m.Nodes[node].AllocHuge();
+        if (head >= 0) _m.Frames.Free -= NumaNode.HugeFrames;
+        return ValueTask.FromResult(head);
+    }
+
+    public void FreeHuge(long head)
+    {
+        _m.Nodes[_m.NodeOfFrame(head)].FreeHuge(head);
+        _m.Frames.Free += NumaNode.HugeFrames;
     }
 }
 

@@ -21,8 +21,8 @@ public sealed class LocalVmaOps : IVmaOps
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Entries stay in the mm's page table: a page-table page may serve both halves.</summary>
-    public ValueTask SplitOff(EmuTask t, Vma vma, Vma nv) => ValueTask.CompletedTask;
+    /// <summary>Entries stay in the mm's page table: a page-table page may serve both halves. A THP across the new boundary is split (vma_adjust_trans_huge).</summary>
+    public ValueTask SplitOff(EmuTask t, Vma vma, Vma nv) => HugeMemory.VmaAdjustTransHuge(t, vma, vma.End == nv.Start ? vma.End : vma.Start);
 
     public async ValueTask<long> Unmap(EmuTask t, Vma vma)
     {

@@ -23,6 +23,16 @@ public sealed class VmStat
     public long pswpout;
     public long nr_tlb_remote_flush;
     public long nr_tlb_remote_flush_received;
+    /// <summary>A THP allocated and PMD-mapped by a fault (do_huge_pmd_anonymous_page).</summary>
+    public long thp_fault_alloc;
+    /// <summary>A fault that could have had a THP but found no free 2 MiB block and fell back to 4 KiB pages.</summary>
+    public long thp_fault_fallback;
+    /// <summary>A THP migrated whole (its 512 pages also count in pgmigrate_success).</summary>
+    public long thp_migration_success;
+    /// <summary>A THP that could not be migrated (its 512 pages also count in pgmigrate_fail).</summary>
+    public long thp_migration_fail;
+    /// <summary>A PMD mapping split into 512 PTEs (__split_huge_pmd).</summary>
+    public long thp_split_pmd;
 
     /// <summary>User faults taken (perf's page-faults software event), not a /proc/vmstat line.</summary>
     public long Faults;
@@ -45,8 +55,13 @@ public sealed class VmStat
         yield return new("numa_pages_migrated", numa_pages_migrated);
         yield return new("pgmigrate_success", pgmigrate_success);
         yield return new("pgmigrate_fail", pgmigrate_fail);
+        yield return new("thp_migration_success", thp_migration_success);
+        yield return new("thp_migration_fail", thp_migration_fail);
         yield return new("nr_tlb_remote_flush", nr_tlb_remote_flush);
         yield return new("nr_tlb_remote_flush_received", nr_tlb_remote_flush_received);
+        yield return new("thp_fault_alloc", thp_fault_alloc);
+        yield return new("thp_fault_fallback", thp_fault_fallback);
+        yield return new("thp_split_pmd", thp_split_pmd);
         yield return new("vma_lock_success", vma_lock_success);
         yield return new("vma_lock_abort", vma_lock_abort);
         yield return new("vma_lock_retry", vma_lock_retry);
@@ -58,7 +73,8 @@ public sealed class VmStat
     [
         pgfault, pgmajfault, vma_lock_success, vma_lock_abort, vma_lock_retry, vma_lock_miss, numa_hint_faults,
         numa_pages_migrated, pgmigrate_success, pgmigrate_fail, numa_pte_updates, pswpin, pswpout, nr_tlb_remote_flush,
-        nr_tlb_remote_flush_received, Faults, Sigsegv, Sigbus, HandleMmFaultCalls,
+        nr_tlb_remote_flush_received, Faults, Sigsegv, Sigbus, HandleMmFaultCalls, thp_fault_alloc, thp_fault_fallback,
+        thp_migration_success, thp_migration_fail, thp_split_pmd,
     ];
 
     public void AddArray(long[] a)
@@ -68,6 +84,11 @@ public sealed class VmStat
         pgmigrate_fail += a[9]; numa_pte_updates += a[10]; pswpin += a[11]; pswpout += a[12]; nr_tlb_remote_flush += a[13];
         nr_tlb_remote_flush_received += a[14]; Faults += a[15]; Sigsegv += a[16]; Sigbus += a[17];
         if (a.Length > 18) HandleMmFaultCalls += a[18];
+        if (a.Length > 23)
+        {
+            thp_fault_alloc += a[19]; thp_fault_fallback += a[20]; thp_migration_success += a[21]; thp_migration_fail += a[22];
+            thp_split_pmd += a[23];
+        }
     }
 
     public void Add(VmStat o)
@@ -79,5 +100,7 @@ public sealed class VmStat
         pswpin += o.pswpin; pswpout += o.pswpout; nr_tlb_remote_flush += o.nr_tlb_remote_flush;
         nr_tlb_remote_flush_received += o.nr_tlb_remote_flush_received; Faults += o.Faults; Sigsegv += o.Sigsegv; Sigbus += o.Sigbus;
         HandleMmFaultCalls += o.HandleMmFaultCalls;
+        thp_fault_alloc += o.thp_fault_alloc; thp_fault_fallback += o.thp_fault_fallback;
+        thp_migration_success += o.thp_migration_success; thp_migration_fail += o.thp_migration_fail; thp_split_pmd += o.thp_split_pmd;
     }
 }

@@ -27,6 +27,9 @@ public static class LkmlCase
         MemoryPerNodeBytes = 1L << 30,
         Distance = MachineSpec.UniformDistance(2),
         Policy = policy,
+        // The scripted case is the thread's 4 KiB race in do_swap_page (migration_entry_wait): THP off, or its
+        // 2 MiB-aligned areas would be THPs, whose PMD migration entries every policy waits for under the fault lock.
+        Thp = TransparentHugepage.Never,
     };
 
     /// <param name="faulterDelayAfterUnlock">A preemption of the faulter between dropping its lock and taking the PTL (the v2/v3 window).</param>

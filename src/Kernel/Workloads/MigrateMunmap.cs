@@ -5,6 +5,8 @@ namespace DistEmu.Kernel.Workloads;
 /// shared region A while migrator tasks move A back and forth between nodes (faults meet migration entries), and
 /// writer tasks munmap/mmap another VMA B — and, every <c>same_vma_every</c>-th round, A itself (then map it again).
 /// Roles by task index mod 4: 0 and 1 fault, 2 migrates, 3 writes (with fewer than 4 tasks, the roles present).
+/// With THP (thp=inherit on a THP=always machine, the default, or thp=on) A is mapped by THPs: a migrate op on any
+/// chunk of one moves the whole 2 MiB folio, and a fault meeting it waits for the 2 MiB copy (pmd_migration_entry_wait).
 /// </summary>
 public sealed class MigrateMunmap : Workload
 {
@@ -15,6 +17,7 @@ public sealed class MigrateMunmap : Workload
         ["size_mb"] = ("4", "region A in MiB"),
         ["chunk_pages"] = ("16", "pages moved per migrate op"),
         ["same_vma_every"] = ("4", "every n-th writer round unmaps and remaps A instead of B"),
+        [ThpParam] = ("inherit", ThpHelp),
     };
 
     private static long RegionA => SharedArea;
@@ -29,9 +32,10 @@ public sealed class MigrateMunmap : Workload
         long pages = size / page;
         long chunk = Math.Min(pages, Long("chunk_pages")) * page;
         var rng = new Random((int)(ctx.Seed ^ (task * 15485863)));
+        var prot = Mm.VmFlags.Read | Mm.VmFlags.Write | ThpHint();
         if (task == 0)
         {
-            yield return Op.MapAnon(RegionA, size);
+            yield return Op.MapAnon(RegionA, size, prot);
             for (long off = 0; off < size; off += page)
                 yield return Op.Write(RegionA + off);
         }
@@ -56,11 +60,11 @@ public sealed class MigrateMunmap : Workload
                 {
                     // The same VMA: unmap all of A (its page tables are freed) and map it again.
                     yield return Op.Unmap(RegionA, size);
-                    yield return Op.MapAnon(RegionA, size);
+                    yield return Op.MapAnon(RegionA, size, prot);
                 }
                 else
                 {
-                    yield return Op.MapAnon(RegionB, bsize);
+                    yield return Op.MapAnon(RegionB, bsize, prot);
                     yield return Op.Write(RegionB);
                     yield return Op.Unmap(RegionB, bsize);
                 }

@@ -4,7 +4,8 @@ namespace DistEmu.Kernel.Workloads;
 /// Tasks touching memory placed on other nodes while NUMA balancing migrates it. Each task first-touches its own
 /// <c>size_mb</c> region (so its frames sit on its node), then, after a barrier, touches random pages of the region
 /// of a task on another node, running the NUMA scanner over it every <c>scan_every</c> touches: hinting faults move
-/// pages to the toucher's node while others touching them wait on migration entries.
+/// pages to the toucher's node while others touching them wait on migration entries. With THP (the default on a
+/// THP=always machine) a hinting fault moves a whole 2 MiB THP (do_huge_pmd_numa_page).
 /// </summary>
 public sealed class NumaMigrate : Workload
 {
@@ -14,6 +15,7 @@ public sealed class NumaMigrate : Workload
     {
         ["size_mb"] = ("4", "each task's region in MiB"),
         ["scan_every"] = ("256", "touches between NUMA scans"),
+        [ThpParam] = ("inherit", ThpHelp),
     };
 
     public override long PeakBytes(WorkloadContext ctx) => ctx.Tasks * Long("size_mb") * MiB;
@@ -24,7 +26,7 @@ public sealed class NumaMigrate : Workload
         long size = Long("size_mb") * MiB;
         long scanEvery = Long("scan_every");
         long own = SharedArea + task * size * 2;
-        yield return Op.MapAnon(own, size);
+        yield return Op.MapAnon(own, size, Mm.VmFlags.Read | Mm.VmFlags.Write | ThpHint());
         for (long off = 0; off < size; off += page)
             yield return Op.Write(own + off);
         yield return Op.Barrier();

@@ -61,7 +61,26 @@ public abstract class Workload
         return this;
     }
 
-    protected virtual void Validate(string key) => Long(key);
+    protected virtual void Validate(string key)
+    {
+        if (key == ThpParam) ThpHint();
+        else Long(key);
+    }
+
+    /// <summary>The parameter that says whether a workload's anonymous mappings want THPs.</summary>
+    protected const string ThpParam = "thp";
+
+    /// <summary>The description of <see cref="ThpParam"/>.</summary>
+    protected const string ThpHelp = "THP for the anonymous mappings: inherit (the machine's transparent_hugepage), on (madvise MADV_HUGEPAGE), off (MADV_NOHUGEPAGE)";
+
+    /// <summary>The flag the <see cref="ThpParam"/> parameter adds to anonymous mappings: none, VM_HUGEPAGE or VM_NOHUGEPAGE.</summary>
+    protected Mm.VmFlags ThpHint() => _params[ThpParam] switch
+    {
+        "inherit" => Mm.VmFlags.None,
+        "on" => Mm.VmFlags.HugePage,
+        "off" => Mm.VmFlags.NoHugePage,
+        var s => throw new KernelConfigException($"param {ThpParam}", s, "must be inherit, on or off"),
+    };
 
     protected long Long(string key, long min = 1, long max = long.MaxValue)
     {
