@@ -12,13 +12,13 @@ namespace DistEmu.Grains.Tests;
 [Collection("one silo")]
 public sealed class RefillOrderTests(OneSilo cluster)
 {
-    private async Task<GrainFramePort> Port(long memoryPerNode, int tasks)
+    private async Task<GrainFramePort> Port(long memoryPerNode, int tasks, bool hugePages = false)
     {
         string run = $"run-{Guid.NewGuid():N}";
         var spec = EngineRuns.Small(FaultPolicy.Merged) with { MemoryPerNodeBytes = memoryPerNode };
         await cluster.Grains.GetGrain<IMachineGrain>(run).Configure(new RunConfig { RunId = run, MachineJson = MachineJson.Serialize(spec), Tasks = tasks });
         var machine = new EmuMachine(spec, sanitizer: false, ownsFrames: false);
-        return new GrainFramePort(cluster.Grains, run, machine, tasks);
+        return new GrainFramePort(cluster.Grains, run, machine, tasks, hugePages);
     }
 
     [Fact]
@@ -36,5 +36,10 @@ public sealed class RefillOrderTests(OneSilo cluster)
         var tight = await Port(64L << 20, tasks: 8);
         Assert.Equal(63, await tight.AllocBulk(null!, 0, into, 63));
         Assert.True(tight.RefillOrderMatters(0), "16,321 frames free: the order of refills may decide who gets them");
+
+        // When a fault may take a THP (512 frames), 1 GiB is not plenty for 8 CPUs' windows: refills stay exact.
+        var huge = await Port(1L << 30, tasks: 8, hugePages: true);
+        Assert.Equal(63, await huge.AllocBulk(null!, 0, into, 63));
+        Assert.True(huge.RefillOrderMatters(0), "262,081 frames free, but 8 windows of 2,048 THP faults could take 8.4 M");
     }
 }

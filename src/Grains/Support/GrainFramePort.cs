@@ -17,12 +17,13 @@ public sealed class GrainFramePort : IFramePort
     private readonly long _plenty;
 
     /// <param name="tasks">The run's tasks: with the lookahead window and the batch, how many frames count as plenty.</param>
-    public GrainFramePort(IGrainFactory grains, string run, EmuMachine m, int tasks)
+    /// <param name="hugePages">A fault may take a 2 MiB folio: each op of a window may then take 512 frames.</param>
+    public GrainFramePort(IGrainFactory grains, string run, EmuMachine m, int tasks, bool hugePages = false)
     {
         _grains = grains;
         _run = run;
         _m = m;
-        _plenty = (long)Math.Max(1, tasks) * (CpuLookahead.WindowOps(tasks) + m.Cost.PcpBatch);
+        _plenty = (long)Math.Max(1, tasks) * (CpuLookahead.WindowOps(tasks) * (hugePages ? Kernel.Mm.PtePage.Entries : 1) + m.Cost.PcpBatch);
     }
 
     public async ValueTask<int> AllocBulk(EmuTask t, int node, long[] into, int max)

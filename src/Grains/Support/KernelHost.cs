@@ -39,7 +39,7 @@ public sealed class KernelHost
             Machine.Bugs.Set(bug);
         Scheduler = new GrainScheduler(config.QuantumNs > 0 ? node => grains.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(config.RunId, node)) : null, config.Delays,
             grains.GetGrain<IWaitGraphGrain>(config.RunId));
-        Frames = new GrainFramePort(grains, config.RunId, Machine, config.Tasks);
+        Frames = new GrainFramePort(grains, config.RunId, Machine, config.Tasks, run.HugePagesPossible);
         Machine.FramePort = Frames;
         Machine.TlbPort = new GrainTlbPort(grains, config.RunId, Spec);
         if (config.Tracing is { } tracing)

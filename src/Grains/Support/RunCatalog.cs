@@ -8,6 +8,14 @@ public sealed class RunDescription(RunConfig config, MachineSpec spec)
 {
     public RunConfig Config { get; } = config;
     public MachineSpec Spec { get; } = spec;
+
+    /// <summary>
+    /// Whether one fault of the run may take a 2 MiB folio (512 frames) rather than one frame: a replay's mappings
+    /// inherit the machine's THP mode, a workload says (<see cref="Kernel.Workloads.Workload.MayMapHugePages"/>).
+    /// </summary>
+    public bool HugePagesPossible { get; } = config.Script is not null
+        ? spec.Thp == Kernel.Machine.TransparentHugepage.Always
+        : Kernel.Workloads.Workloads.Create(config.Workload, config.Params).MayMapHugePages(spec);
 }
 
 /// <summary>

@@ -67,6 +67,18 @@ public abstract class Workload
         else Long(key);
     }
 
+    /// <summary>
+    /// Whether a fault of this workload may take a transparent huge page on <paramref name="spec"/>: its anonymous
+    /// mappings inherit the machine's mode unless its <see cref="ThpParam"/> says otherwise (thp_vma_allowable_order).
+    /// An engine that must know how many frames one fault can take asks this.
+    /// </summary>
+    public bool MayMapHugePages(MachineSpec spec)
+    {
+        if (spec.Thp == TransparentHugepage.Never) return false;
+        var hint = _params.ContainsKey(ThpParam) ? ThpHint() : Mm.VmFlags.None;
+        return hint != Mm.VmFlags.NoHugePage && (hint == Mm.VmFlags.HugePage || spec.Thp == TransparentHugepage.Always);
+    }
+
     /// <summary>The parameter that says whether a workload's anonymous mappings want THPs.</summary>
     protected const string ThpParam = "thp";
 
