@@ -149,7 +149,9 @@ public sealed class TracePlanner
         }
         else
         {
-            op = Op.MapAnon((long)start, (long)(end - start), prot);
+            // MADV_NOHUGEPAGE: every fault the trace recorded is replayed as the fault it was. Had the traced kernel
+            // mapped a THP there, the trace would hold one fault for its 2 MiB, and that one is replayed too.
+            op = Op.MapAnon((long)start, (long)(end - start), prot | VmFlags.NoHugePage);
         }
 
         if (m.Kind == PerfMappingKind.Stack)
@@ -291,7 +293,7 @@ public sealed class TracePlanner
     {
         const PerfProtection rw = PerfProtection.Read | PerfProtection.Write;
         Mappings.Map(new MappedRegion(start, end, rw, kind, name, 0));
-        Emit(f.Tid, f.TimeNs, Op.MapAnon((long)start, (long)(end - start), VmFlags.Read | VmFlags.Write), 0, output);
+        Emit(f.Tid, f.TimeNs, Op.MapAnon((long)start, (long)(end - start), VmFlags.Read | VmFlags.Write | VmFlags.NoHugePage), 0, output);
         InferredMmapOps++;
     }
 

@@ -93,7 +93,7 @@ public sealed class TracePlannerTests
             Fault(1, 0, low - 3 * P + 8),
             Fault(1, 0, top - TracePlanner.MaxStackSize - P));
         Assert.True(ops.Count == 3, "planned: " + Show(ops));
-        Assert.Equal(Op.MapAnon((long)(low - 3 * P), 3 * (long)P, VmFlags.Read | VmFlags.Write), ops[1].Op);
+        Assert.Equal(Op.MapAnon((long)(low - 3 * P), 3 * (long)P, VmFlags.Read | VmFlags.Write | VmFlags.NoHugePage), ops[1].Op);
         Assert.Equal(Op.Write((long)(low - 3 * P + 8)), ops[2].Op);
         var grown = Assert.Single(planner.Inferred);
         Assert.Equal(("stack", low - 3 * P, low), (grown.Kind, grown.Start, grown.End));
@@ -111,7 +111,7 @@ public sealed class TracePlannerTests
             Fault(1, 0, dataEnd + 5 * P + 1),
             Fault(1, 0, dataEnd + 5 * P + TracePlanner.MaxHeapStep + P));
         Assert.True(ops.Count == 4, "planned: " + Show(ops));
-        Assert.Equal(Op.MapAnon((long)dataEnd, 6 * (long)P, VmFlags.Read | VmFlags.Write), ops[2].Op);
+        Assert.Equal(Op.MapAnon((long)dataEnd, 6 * (long)P, VmFlags.Read | VmFlags.Write | VmFlags.NoHugePage), ops[2].Op);
         Assert.Equal(Op.Write((long)(dataEnd + 5 * P + 1)), ops[3].Op);
         var heap = Assert.Single(planner.Inferred);
         Assert.Equal(("heap", dataEnd, dataEnd + 6 * P), (heap.Kind, heap.Start, heap.End));

@@ -16,7 +16,7 @@ public class ViolationSpanTests
     private static RunResult RunS8(ITraceSink sink, double ratio)
     {
         var recorder = new SpanRecorder(sink, new TracingOptions { Policy = "vma-unlocked", SampleRatio = ratio, Epoch = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000) });
-        var machine = new MachineSpec { Nodes = 2, CpusPerNode = 4, MemoryPerNodeBytes = 256L << 20, Distance = MachineSpec.UniformDistance(2), Policy = FaultPolicy.VmaUnlocked };
+        var machine = new MachineSpec { Nodes = 2, CpusPerNode = 4, MemoryPerNodeBytes = 256L << 20, Distance = MachineSpec.UniformDistance(2), Policy = FaultPolicy.VmaUnlocked, Thp = TransparentHugepage.Never };
         var template = new SimRunOptions { Machine = machine, Workload = "migrate-munmap", OpsPerTask = 150 };
         var found = ScheduleExplorer.Explore(template, firstSeed: 1, schedules: 100, jobs: 2, stopAtFirst: true);
         Assert.True(found.StoppedAtSeed is not null, "exploration found no schedule with S8 to trace");

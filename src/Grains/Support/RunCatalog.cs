@@ -13,8 +13,8 @@ public sealed class RunDescription(RunConfig config, MachineSpec spec)
     /// Whether one fault of the run may take a 2 MiB folio (512 frames) rather than one frame: a replay's mappings
     /// inherit the machine's THP mode, a workload says (<see cref="Kernel.Workloads.Workload.MayMapHugePages"/>).
     /// </summary>
-    public bool HugePagesPossible { get; } = config.Script is not null
-        ? spec.Thp == Kernel.Machine.TransparentHugepage.Always
+    public bool HugePagesPossible { get; } = config.Script is not null || !Kernel.Workloads.Workloads.Names.Contains(config.Workload)
+        ? spec.Thp == Kernel.Machine.TransparentHugepage.Always // a script, or a replay's batches
         : Kernel.Workloads.Workloads.Create(config.Workload, config.Params).MayMapHugePages(spec);
 }
 
