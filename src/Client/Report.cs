@@ -109,14 +109,31 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             sb.Append($"; {N(tr.LeftOutSpans)} spans in {N(tr.LeftOutTraces)} whole traces left out (--trace-max-spans {N(max)})");
         if (tr.SampledOut > 0) sb.Append($"; {N(tr.SampledOut)} sampled out");
         if (tr.Dropped > 0) sb.Append($"; {N(tr.Dropped)} DROPPED (lost on the way to the writer or the exporter)");
-        if (tr.Files is { Count: > 1 } files && files[^1].EndsWith(".index.json", StringComparison.Ordinal))
-        {
-            // A split Jaeger trace: say where the parts are and what the index is, so no one uploads the wrong file.
-            sb.Append($"\ntrace files: {N(files.Count - 1)} Jaeger files of at most --trace-split traces, each opening in Jaeger UI's upload: ")
-              .Append($"{files[0]} … {Path.GetFileName(files[^2])}; what each holds (emulated time, CPUs, retries, violations): {files[^1]}");
-        }
-        else if (tr.Files is { Count: > 0 }) sb.Append($"\ntrace file: {string.Join(", ", tr.Files)}");
+        foreach (var line in TraceFileLines(tr.Files ?? []))
+            sb.Append('\n').Append(line);
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// One line per file written, except a split Jaeger trace: its parts in one line with its index, so no one uploads
+    /// the wrong file and 48 parts do not fill the terminal.
+    /// </summary>
+    private static IEnumerable<string> TraceFileLines(IReadOnlyList<string> files)
+    {
+        var partsOf = new HashSet<string>();
+        foreach (var index in files.Where(f => f.EndsWith(".index.json", StringComparison.Ordinal)))
+        {
+            string stem = index[..^".index.json".Length];
+            var parts = files.Where(f => f.StartsWith(stem + "-", StringComparison.Ordinal) && f.EndsWith(".json", StringComparison.Ordinal)
+                && f.Length > stem.Length + 6 && f[(stem.Length + 1)..^5].All(char.IsAsciiDigit)).ToList();
+            partsOf.UnionWith(parts);
+            partsOf.Add(index);
+            if (parts.Count > 0)
+                yield return $"trace files: {N(parts.Count)} Jaeger files of at most --trace-split traces, each opening in Jaeger UI's upload: " +
+                    $"{parts[0]} … {Path.GetFileName(parts[^1])}; what each holds (emulated time, CPUs, retries, violations): {index}";
+        }
+        var rest = files.Where(f => !partsOf.Contains(f)).ToList();
+        if (rest.Count > 0) yield return $"trace file: {string.Join(", ", rest)}";
     }
 
     private static string[] Hist(string name, NsHistogram h) => [name, N(h.Count), N(h.P50), N(h.P99), N(h.Max)];

@@ -35,18 +35,29 @@ public sealed class TracingOptionTests : InProcessCliTests
     }
 
     [Fact]
-    public void One_run_writes_a_jaeger_and_a_perfetto_file_of_the_same_spans()
+    public void One_run_writes_a_split_jaeger_trace_and_a_perfetto_file_of_the_same_spans_and_names_them_in_two_lines()
     {
         var outDir = Path.Combine(_tmp, "two-files");
         string jaegerPath = Path.Combine(_tmp, "both.json"), perfettoPath = Path.Combine(_tmp, "both.perfetto.json");
-        var (code, _, stderr) = Cli("run", "--engine", "sim", "--workload", "migrate-munmap", "--ops", "200", "--trace-file", jaegerPath, "--trace-file", perfettoPath, "--trace-split", "0", "--out", outDir);
+        var (code, stdout, stderr) = Cli("run", "--engine", "sim", "--workload", "migrate-munmap", "--ops", "200", "--trace-file", jaegerPath, "--trace-file", perfettoPath, "--trace-split", "100", "--out", outDir);
         Assert.True(code == 0, stderr);
         using var stats = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "stats.json")));
         long spans = stats.RootElement.GetProperty("trace").GetProperty("spans").GetInt64();
-        using var jaeger = JsonDocument.Parse(File.ReadAllText(jaegerPath));
-        Assert.Equal(spans, jaeger.RootElement.GetProperty("data").EnumerateArray().Sum(x => x.GetProperty("spans").GetArrayLength()));
+        var parts = Directory.GetFiles(_tmp, "both-*.json").Order().ToList();
+        Assert.True(parts.Count > 1, $"{parts.Count} parts");
+        long inParts = 0;
+        foreach (var part in parts)
+        {
+            using var jaeger = JsonDocument.Parse(File.ReadAllText(part));
+            inParts += jaeger.RootElement.GetProperty("data").EnumerateArray().Sum(x => x.GetProperty("spans").GetArrayLength());
+        }
+        Assert.Equal(spans, inParts);
         using var perfetto = JsonDocument.Parse(File.ReadAllText(perfettoPath));
         Assert.Equal(spans, perfetto.RootElement.GetProperty("traceEvents").EnumerateArray().Count(e => e.GetProperty("ph").GetString() == "X"));
+        // The terminal: the parts in one line with their index, the other file in its own.
+        var lines = stdout.Split('\n');
+        Assert.Contains(lines, l => l.StartsWith($"trace files: {parts.Count} Jaeger files", StringComparison.Ordinal) && l.Contains("both.index.json", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Trim() == $"trace file: {perfettoPath}");
     }
 
     [Fact]
