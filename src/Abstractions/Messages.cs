@@ -249,6 +249,9 @@ public sealed class StatsMessage
     /// <summary>Under a quantum: the CPUs' syncs with their time keepers, and those answered with a grant past the quantum.</summary>
     [Id(20)] public long QuantumSyncs;
     [Id(21)] public long LookaheadGrants;
+    /// <summary>The writers' waits split: in mmap_write_lock, and in vma_start_write.</summary>
+    [Id(22)] public HistMessage WriterMmapLockWait = new();
+    [Id(23)] public HistMessage WriterVmaWait = new();
 }
 
 [GenerateSerializer]

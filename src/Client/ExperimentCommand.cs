@@ -45,6 +45,8 @@ public sealed record ExperimentRow
     public required long MmapLockWaitP99 { get; init; }
     public required long VmaLockWaitP99 { get; init; }
     public required long WriterWaitP99 { get; init; }
+    /// <summary>The writers' wait in mmap_write_lock alone (behind faults and writers holding mmap_lock), p99.</summary>
+    public long WriterMmapLockWaitP99 { get; init; }
     public required long MigrationWaitP99 { get; init; }
     public required long VmaLockRetry { get; init; }
     public required long PgmigrateSuccess { get; init; }
@@ -85,6 +87,7 @@ public sealed record ExperimentRow
             MmapLockWaitP99 = WaitP99(LockClass.MmapLock),
             VmaLockWaitP99 = WaitP99(LockClass.VmaLock),
             WriterWaitP99 = m.WriterWait.P99,
+            WriterMmapLockWaitP99 = m.WriterMmapLockWait.P99,
             MigrationWaitP99 = m.MigrationWait.P99,
             VmaLockRetry = m.VmStat.vma_lock_retry,
             PgmigrateSuccess = m.VmStat.pgmigrate_success,

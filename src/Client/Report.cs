@@ -90,6 +90,8 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             Hist("migration wait", result.Machine.MigrationWait),
             Hist("fault latency", result.Machine.FaultLatency),
             Hist("writer wait", result.Machine.WriterWait),
+            Hist("  in mmap_lock", result.Machine.WriterMmapLockWait),
+            Hist("  in vma lock", result.Machine.WriterVmaWait),
         ]));
         sb.AppendLine();
         var san = result.Machine.Sanitizer;
@@ -282,6 +284,8 @@ public sealed class Report(RunResult result, MachineSpec machine, (string Name, 
             Hist(w, "migration_wait_ns", result.Machine.MigrationWait);
             Hist(w, "fault_latency_ns", result.Machine.FaultLatency);
             Hist(w, "writer_wait_ns", result.Machine.WriterWait);
+            Hist(w, "writer_wait_mmap_lock_ns", result.Machine.WriterMmapLockWait);
+            Hist(w, "writer_wait_vma_lock_ns", result.Machine.WriterVmaWait);
             var san = result.Machine.Sanitizer;
             if (result.Trace is { } tr)
             {

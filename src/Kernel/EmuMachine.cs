@@ -30,6 +30,18 @@ public sealed class EmuMachine
     public NsHistogram MigrationWait { get; } = new();
     public NsHistogram FaultLatency { get; } = new();
     public NsHistogram WriterWait { get; } = new();
+    /// <summary>The part of each writer's wait spent in mmap_write_lock: behind the faults and writers holding mmap_lock.</summary>
+    public NsHistogram WriterMmapLockWait { get; } = new();
+    /// <summary>The part spent in vma_start_write: behind the faults holding a read lock of a VMA the writer changes.</summary>
+    public NsHistogram WriterVmaWait { get; } = new();
+
+    /// <summary>A writer system call's wait, whole and by what it waited for (the LKML case's question: did a writer of an unrelated range wait?).</summary>
+    public void RecordWriterWait(long mmapLockNs, long vmaNs)
+    {
+        WriterWait.Record(mmapLockNs + vmaNs);
+        WriterMmapLockWait.Record(mmapLockNs);
+        WriterVmaWait.Record(vmaNs);
+    }
     public KernelSanitizer Sanitizer { get; }
     public EventLog Events { get; } = new();
     public IKernelObserver? Observer { get; set; }

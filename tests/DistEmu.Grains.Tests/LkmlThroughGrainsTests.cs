@@ -46,7 +46,13 @@ public sealed class LkmlThroughGrainsTests(TwoSilos cluster)
         {
             Assert.Equal(1, r.Machine.MigrationWait.Count);
             if (munmapWaitsForMigration)
+            {
                 Assert.True(MunmapWait(r) > 100_000, Describe(r));
+                // Where it waited: behind mmap_lock (mmap-only, vma-bailout: the fault sleeps holding it), or in
+                // vma_start_write for the fault holding the same VMA's read lock (merged) — as counted in the mm grain.
+                var where = sameVma ? r.Machine.WriterVmaWait : r.Machine.WriterMmapLockWait;
+                Assert.True(where.Max > 100_000, $"{(sameVma ? "vma_start_write" : "mmap_write_lock")} wait {where.Max} ns; " + Describe(r));
+            }
             else
                 Assert.True(MunmapWait(r) < 10_000, Describe(r));
             Assert.True(r.Machine.Sanitizer.Total == 0, Describe(r));

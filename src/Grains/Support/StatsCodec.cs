@@ -18,6 +18,8 @@ public static class StatsCodec
             MigrationWait = Export(m.MigrationWait),
             FaultLatency = Export(m.FaultLatency),
             WriterWait = Export(m.WriterWait),
+            WriterMmapLockWait = Export(m.WriterMmapLockWait),
+            WriterVmaWait = Export(m.WriterVmaWait),
             Frames = [m.Frames.Free, m.Frames.Pcp, m.Frames.Anon, m.Frames.PageCache, m.Frames.InFlight, m.Frames.Total],
             ViolationCounts = new Dictionary<string, long>(m.Sanitizer.Counts),
         };
@@ -80,6 +82,8 @@ public static class StatsCodec
         into.MigrationWait = Merge(into.MigrationWait, from.MigrationWait);
         into.FaultLatency = Merge(into.FaultLatency, from.FaultLatency);
         into.WriterWait = Merge(into.WriterWait, from.WriterWait);
+        into.WriterMmapLockWait = Merge(into.WriterMmapLockWait, from.WriterMmapLockWait);
+        into.WriterVmaWait = Merge(into.WriterVmaWait, from.WriterVmaWait);
         into.Violations.AddRange(from.Violations.Take(Math.Max(0, 200 - into.Violations.Count)));
         foreach (var (k, v) in from.ViolationCounts)
             into.ViolationCounts[k] = into.ViolationCounts.GetValueOrDefault(k) + v;
@@ -182,6 +186,8 @@ public static class StatsCodec
         Import(m.MigrationWait, msg.MigrationWait);
         Import(m.FaultLatency, msg.FaultLatency);
         Import(m.WriterWait, msg.WriterWait);
+        Import(m.WriterMmapLockWait, msg.WriterMmapLockWait);
+        Import(m.WriterVmaWait, msg.WriterVmaWait);
         m.Sanitizer.Absorb(msg.Violations.Select(v => new Violation(v.Invariant, v.Policy, v.Task, v.Cpu, v.Vma, v.Address, v.EmulatedNs, v.Message, v.History)),
             msg.ViolationCounts);
         return m;

@@ -31,7 +31,7 @@ public static class Fork
         m.Events.Record(t, EventKind.Fork, parent.Id);
         long beforeLock = t.Clock;
         await MmapLock.MmapWriteLock(t, parent);
-        long waited = t.Clock - beforeLock - m.Cost.LockNs;
+        long waited = t.Clock - beforeLock - m.Cost.LockNs, vmaWait = 0;
         await t.Preempt(PreemptSite.WriterAfterMmapWriteLock);
         var child = m.CreateMm();
         await MmapLock.MmapWriteLock(t, child); // mmap_write_lock_nested: nobody else can know the new mm yet
@@ -39,7 +39,11 @@ public static class Fork
         foreach (var vma in parent.Tree.Vmas)
         {
             if (!m.Bugs.ForkWithoutVmaWriteLock)
-                waited += await parent.VmaOps.StartWrite(t, vma);
+            {
+                long w = await parent.VmaOps.StartWrite(t, vma);
+                vmaWait += w;
+                waited += w;
+            }
             // anon_vma_fork links the child to the parent VMA's anon_vma chain: a change of the parent VMA (S4).
             m.Sanitizer.CheckVmaChange(t, vma, "dup_mmap (anon_vma_fork, copy_page_range)");
             var copy = new Vma(m, m.NextVmaId(), child, vma.Start, vma.End, vma.Flags, vma.File, vma.PgOff)
@@ -65,7 +69,7 @@ public static class Fork
         MmapLock.MmapWriteUnlock(t, child);
         MmapLock.MmapWriteUnlock(t, parent);
         m.Sanitizer.CheckHoldsNothing(t, "fork");
-        m.WriterWait.Record(waited);
+        m.RecordWriterWait(waited - vmaWait, vmaWait);
         m.Observer?.OnWriter(t, "fork", t0, t.Clock, waited);
         return (child, waited);
     }

@@ -35,7 +35,7 @@ public static class Mmap
         await t.Delay(m.Cost.VmaUpdateNs);
         MmapLock.MmapWriteUnlock(t, mm);
         m.Sanitizer.CheckHoldsNothing(t, "mmap");
-        m.WriterWait.Record(waited);
+        m.RecordWriterWait(waited - w, w);
         m.Observer?.OnWriter(t, "mmap", t0, t.Clock, waited);
         return vma;
     }

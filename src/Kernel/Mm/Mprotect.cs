@@ -40,7 +40,7 @@ public static class Mprotect
         await t.Delay(m.Cost.VmaUpdateNs);
         MmapLock.MmapWriteUnlock(t, mm);
         m.Sanitizer.CheckHoldsNothing(t, "mprotect");
-        m.WriterWait.Record(waited);
+        m.RecordWriterWait(waited - w, w);
         m.Observer?.OnWriter(t, "mprotect", t0, t.Clock, waited);
         return waited;
     }

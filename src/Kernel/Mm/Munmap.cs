@@ -37,7 +37,7 @@ public static class Munmap
             MmapLock.MmapReadUnlock(t, mm);
         }
         m.Sanitizer.CheckHoldsNothing(t, "munmap");
-        m.WriterWait.Record(waited);
+        m.RecordWriterWait(waited - w, w);
         m.Observer?.OnWriter(t, "munmap", t0, t.Clock, waited);
         return waited;
     }
