@@ -8,9 +8,12 @@ namespace DistEmu.Kernel.Sim;
 /// Conservative lookahead for the sim engine: a task may pass a sync point ahead of tasks with earlier clocks when
 /// none of them can touch what it touches before it gets there. That holds when
 /// <list type="bullet">
-/// <item>every task of the run is in a run of loads, stores and think time (its op stream, read ahead, says so), so no
-/// system call can write the VMA tree, a page table of another range, a TLB or mmap_lock for write before the
-/// earliest time any of them can leave its run (each op takes at least the cost of a TLB-hit access);</item>
+/// <item>it runs only up to the earliest time any other task could do something outside a run of loads, stores and
+/// think time (its op stream, read ahead, says so; each op takes at least the cost of a TLB-hit access): a task in a
+/// run may not leave it sooner, and a task outside one (a system call, a barrier) acts from its clock on. So no system
+/// call can write the VMA tree, a page table of another range, a TLB or mmap_lock for write at a time the task passes:
+/// a task outside a run goes in emulated-time order, and does what it does when everyone else's clock is past its own
+/// or bounded by it;</item>
 /// <item>the tasks' runs touch disjoint ranges, widened to whole VMAs and page-table pages, so no two take one VMA
 /// lock or PTL, or read each other's entries;</item>
 /// <item>no two runs map one file (they would meet in its page cache and folios), none touches shared anonymous
@@ -151,41 +154,35 @@ public sealed class RunAhead
     {
         long least = long.MaxValue;
         foreach (var o in _tasks)
-            if (o != t && o.Claim!.Live && o.Claim.End < least)
-                least = o.Claim.End;
+        {
+            if (o == t || !o.Claim!.Live) continue;
+            // A task outside a run may do anything from its clock on (a system call, a barrier): its end is its clock.
+            long end = o.Claim.InRun ? o.Claim.End : o.Clock;
+            if (end < least) least = end;
+        }
         return least;
     }
 
     /// <summary>
-    /// Widen every claim to whole VMAs and page-table pages and mark those that are eligible and overlap no other. Run-ahead
-    /// needs every live task in a run: then no system call is under way, so the tree read here is the one every access
-    /// before the least <see cref="RunAheadClaim.End"/> sees.
+    /// Widen every claim to whole VMAs and page-table pages and mark those that are eligible and overlap no other. A task
+    /// outside a run takes no part (it bounds the others by its clock instead: <see cref="LeastOtherEnd"/>); whatever it
+    /// changed in the tree it changed at a time no task has left behind, so the tree read here is the one every access
+    /// before the bound sees.
     /// </summary>
     private void CheckClaims()
     {
         _checkedEpoch = _epoch;
-        bool allInRuns = true;
         var claims = new List<RunAheadClaim>(_tasks.Count);
         foreach (var t in _tasks)
         {
             var c = t.Claim!;
             c.Disjoint = false;
             if (!c.Live) continue;
-            if (!c.InRun)
-            {
-                allInRuns = false;
-                continue;
-            }
-            // Widened even when some task is outside a run, so that a run that stays inside its VMA does not count as
-            // growing at every op.
+            if (!c.InRun) continue;
             c.Disjoint = Widen(c);
             if (c.Lo != c.Hi) claims.Add(c);
         }
-        if (!allInRuns)
-        {
-            foreach (var t in _tasks) t.Claim!.Disjoint = false;
-            return;
-        }
+
         // Sorted by start, a claim overlaps another iff an earlier one ends past its start or the next one starts
         // before its end. Empty claims (think time only) overlap nothing.
         claims.Sort((a, b) => a.Lo.CompareTo(b.Lo));
