@@ -120,7 +120,7 @@ public static class TraceReplay
         ArgumentNullException.ThrowIfNull(spec);
         options = (options ?? new ReplayOptions()).Validate();
         spec.Validate();
-        var threads = ScanThreads(path, options.ParseMode, spec.PageSize);
+        var threads = ScanThreads(path, options.ParseMode, options.InferFaultKinds ? spec.PageSize : 0);
         int nTids = threads.Tids.Count;
         int copies = options.Replicate;
         int tasks = nTids * copies;
@@ -255,6 +255,16 @@ public static class TraceReplay
         else
         {
             notes.Add($"think time between a task's consecutive ops = trace time difference × time_scale {options.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}; each task starts at its first trace time");
+        }
+
+        if (planner.Kinds is { } kinds)
+        {
+            notes.Add($"fault kinds: {kinds.ReadsTaken} pages faulted again in their mapping epoch, so their first fault was replayed as a read"
+                + (kinds.Untracked > 0 ? $"; {kinds.Untracked} faults beyond the survey's {kinds.Capacity} page-epochs kept the mapping's rule" : string.Empty));
+        }
+        else
+        {
+            notes.Add("fault kinds not inferred: every fault in a writable mapping was replayed as a write");
         }
 
         notes.AddRange(run.Notes);

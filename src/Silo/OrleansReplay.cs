@@ -38,7 +38,7 @@ public static class OrleansReplay
             throw new KernelConfigException("replicate", options.Replicate,
                 "the orleans engine replays copies as threads of one process (add --shared-mm); copies with their own address spaces need --engine sim");
         var sw = Stopwatch.StartNew();
-        var threads = TraceReplay.ScanThreads(path, options.ParseMode, spec.PageSize);
+        var threads = TraceReplay.ScanThreads(path, options.ParseMode, options.InferFaultKinds ? spec.PageSize : 0);
         int nTids = threads.Tids.Count, copies = options.Replicate;
         int tasks = nTids * copies;
         if (tasks > spec.Cpus)
