@@ -8,13 +8,14 @@ namespace DistEmu.Replay;
 
 /// <summary>
 /// Pages (per mapping epoch) that fault more than once in a trace. Filled by a surveying pass (<see cref="Observe"/>),
-/// then consumed by the planning pass (<see cref="TakeFirst"/>). Memory is one 8-byte key per distinct page-epoch
-/// while surveying (bounded by <see cref="Capacity"/>), and one per repeated page-epoch after <see cref="Seal"/>.
+/// then consumed by the planning pass (<see cref="TakeFirst"/>). Memory while surveying is an open-addressing table of
+/// 8-byte keys, one per distinct page-epoch, at most 3/4 full (bounded by <see cref="Capacity"/>: 32 MiB by default);
+/// after <see cref="Seal"/> only the repeated page-epochs are kept.
 /// </summary>
 public sealed class RepeatedPages
 {
-    /// <summary>Default number of distinct page-epochs tracked: 4 Mi pages, 16 GiB of touched 4 KiB pages, about 80 MiB of set.</summary>
-    public const int DefaultCapacity = 1 << 22;
+    /// <summary>Default number of distinct page-epochs tracked: 3 Mi (12 GiB of touched 4 KiB pages) in a 32 MiB table.</summary>
+    public const int DefaultCapacity = 3 << 20;
 
     // Key = page number << EpochBits | epoch: exact for user page numbers below 2^35 (x86-64's 47-bit user half with
     // 4 KiB pages) and fewer than 2^29 mappings; anything else is untracked.
@@ -22,7 +23,7 @@ public sealed class RepeatedPages
     private const ulong MaxPage = 1UL << (64 - EpochBits);
     private const long MaxEpoch = 1L << EpochBits;
 
-    private HashSet<ulong>? _seen = new();
+    private KeySet? _seen = new();
     private readonly HashSet<ulong> _repeated = new();
 
     public RepeatedPages(int capacity = DefaultCapacity)
@@ -91,7 +92,8 @@ public sealed class RepeatedPages
 
     private static bool TryKey(ulong page, long epoch, out ulong key)
     {
-        if (page >= MaxPage || epoch < 0 || epoch >= MaxEpoch)
+        // Epochs start at 1 (the planner numbers mmaps from 1), so no key is 0, the table's empty slot.
+        if (page >= MaxPage || epoch < 1 || epoch >= MaxEpoch)
         {
             key = 0;
             return false;
@@ -99,5 +101,74 @@ public sealed class RepeatedPages
 
         key = (page << EpochBits) | (ulong)epoch;
         return true;
+    }
+
+    /// <summary>
+    /// Insert-only set of non-zero keys: linear probing in a power-of-two array, grown at 3/4 full. 8 bytes a slot
+    /// against about 20 for a HashSet entry, since the survey holds every distinct page-epoch of the trace.
+    /// </summary>
+    private sealed class KeySet
+    {
+        private ulong[] _slots = new ulong[1024];
+
+        public int Count { get; private set; }
+
+        public bool Contains(ulong key)
+        {
+            int mask = _slots.Length - 1;
+            for (int i = Slot(key, mask); ; i = (i + 1) & mask)
+            {
+                ulong k = _slots[i];
+                if (k == key)
+                {
+                    return true;
+                }
+
+                if (k == 0)
+                {
+                    return false;
+                }
+            }
+        }
+
+        /// <summary>Adds a key known to be absent.</summary>
+        public void Add(ulong key)
+        {
+            if ((Count + 1) * 4L > _slots.Length * 3L)
+            {
+                Grow();
+            }
+
+            Insert(_slots, key);
+            Count++;
+        }
+
+        private void Grow()
+        {
+            var old = _slots;
+            _slots = new ulong[old.Length * 2];
+            foreach (ulong k in old)
+            {
+                if (k != 0)
+                {
+                    Insert(_slots, k);
+                }
+            }
+        }
+
+        private static void Insert(ulong[] slots, ulong key)
+        {
+            int mask = slots.Length - 1;
+            int i = Slot(key, mask);
+            while (slots[i] != 0)
+            {
+                i = (i + 1) & mask;
+            }
+
+            slots[i] = key;
+        }
+
+        // Fibonacci hashing: page-epoch keys are clustered (consecutive pages differ in bit 29 up), so mix them.
+        private static int Slot(ulong key, int mask) => (int)((key * 0x9E3779B97F4A7C15UL) >> 32) & mask;
     }
 }

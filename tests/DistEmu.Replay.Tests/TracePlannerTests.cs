@@ -180,4 +180,38 @@ public sealed class TracePlannerTests
         Assert.True(accesses.SequenceEqual([Op.Read(0x10000), Op.Write(0x11000), Op.Write(0x11000), Op.Write(0x10000)]), "planned: " + Show(ops));
         Assert.Throws<InvalidOperationException>(() => survey.Observe(0x10, 1));
     }
+
+    [Fact]
+    public void The_survey_finds_exactly_the_repeated_page_epochs_past_many_table_growths()
+    {
+        // 20,000 pages over two epochs (the survey's table starts at 1,024 slots): every third page faults twice in
+        // epoch 1, every fifth once in epoch 1 and once in epoch 2 (not a repeat: a new mapping came in between).
+        var survey = new RepeatedPages();
+        for (ulong page = 0x7f00_0000; page < 0x7f00_0000 + 20_000; page++)
+        {
+            survey.Observe(page, 1);
+            if (page % 3 == 0)
+            {
+                survey.Observe(page, 1);
+            }
+
+            if (page % 5 == 0)
+            {
+                survey.Observe(page, 2);
+            }
+        }
+
+        survey.Seal();
+        long expected = Enumerable.Range(0, 20_000).Count(i => (0x7f00_0000UL + (ulong)i) % 3 == 0);
+        Assert.Equal(expected, survey.Repeated);
+        for (ulong page = 0x7f00_0000; page < 0x7f00_0000 + 20_000; page++)
+        {
+            Assert.Equal(page % 3 == 0, survey.TakeFirst(page, 1));
+            Assert.False(survey.TakeFirst(page, 1)); // only the first fault is the read
+            Assert.False(survey.TakeFirst(page, 2));
+        }
+
+        Assert.Equal(0, survey.Untracked);
+    }
 }
+
