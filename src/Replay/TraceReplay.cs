@@ -1,7 +1,8 @@
 // Models `distemu replay FILE` under the sim engine: a perf trace's threads become tasks on emulated
 // CPUs (spread over the nodes, or as --cpu-map says), its mappings and faults become their ops, and the
 // run's counters come back with a report. Two streaming passes over the file: the first finds the TIDs
-// (to create the tasks and check the CPU count), the second plans and feeds ops while the run goes.
+// (to create the tasks and check the CPU count) and the pages that fault twice in one mapping epoch (whose
+// first fault was a read: perf does not record the kind), the second plans and feeds ops while the run goes.
 using DistEmu.Kernel;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Mm;
