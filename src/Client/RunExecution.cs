@@ -175,6 +175,7 @@ internal static class RunExecution
         {
             TimeScale = o.TimeScale,
             AsFastAsPossible = o.AsFastAsPossible,
+            InferFaultKinds = !o.NoFaultKinds,
             Replicate = o.Replicate,
             SharedMm = o.SharedMm,
             CpuMap = o.CpuMap is null ? null : ReplayOptions.ParseCpuMap(o.CpuMap),
@@ -187,6 +188,7 @@ internal static class RunExecution
             ["file"] = o.Trace!,
             ["time_scale"] = o.TimeScale.ToString(CultureInfo.InvariantCulture),
             ["as_fast_as_possible"] = o.AsFastAsPossible ? "true" : "false",
+            ["fault_kinds"] = o.NoFaultKinds ? "off" : "inferred",
             ["replicate"] = o.Replicate.ToString(CultureInfo.InvariantCulture),
             ["shared_mm"] = o.SharedMm ? "true" : "false",
             ["mode"] = o.Lenient ? "lenient" : "strict",

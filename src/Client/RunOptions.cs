@@ -45,6 +45,8 @@ public sealed record RunOptions
     public string? Trace { get; init; }
     public double TimeScale { get; init; } = 1.0;
     public bool AsFastAsPossible { get; init; }
+    /// <summary>--no-fault-kinds: replay every fault in a writable mapping as a write (no read-then-write inference).</summary>
+    public bool NoFaultKinds { get; init; }
     public int Replicate { get; init; } = 1;
     public bool SharedMm { get; init; }
     public string? CpuMap { get; init; }

@@ -7,6 +7,12 @@ namespace DistEmu.Replay;
 /// <summary>One mapped range [Start, End) with its protection and backing.</summary>
 public readonly record struct MappedRegion(ulong Start, ulong End, PerfProtection Protection, PerfMappingKind Kind, string Name, ulong PageOffset)
 {
+    /// <summary>
+    /// Which mmap made it (the planner numbers them): a page's mapping epoch. A new mapping over a page starts a new
+    /// epoch; the pieces of a region a new mapping cut keep theirs (those pages were not remapped).
+    /// </summary>
+    public long Epoch { get; init; }
+
     public bool Contains(ulong address) => address >= Start && address < End;
 
     public bool IsWritable => (Protection & PerfProtection.Write) != 0;

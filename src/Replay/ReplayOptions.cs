@@ -33,6 +33,13 @@ public sealed record ReplayOptions
     /// </summary>
     public long MaxBufferedOps { get; init; } = 1 << 20;
 
+    /// <summary>
+    /// Infer each fault's kind from the trace (default): a first pass finds the pages that fault again in their mapping
+    /// epoch and the replay makes their first fault a read (see <see cref="RepeatedPages"/>). Off: every fault in a
+    /// writable mapping is a write, the rule that undercounts by the write faults that follow reads.
+    /// </summary>
+    public bool InferFaultKinds { get; init; } = true;
+
     public long Seed { get; init; } = 1;
 
     public bool Sanitizer { get; init; } = true;

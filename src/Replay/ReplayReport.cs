@@ -9,7 +9,7 @@ namespace DistEmu.Replay;
 /// <summary>The outcome of a replay; <see cref="ToJson"/> is the content of <c>replay.json</c>.</summary>
 public sealed class ReplayReport
 {
-    public const string FaultKindNote = "page-fault kind is not recorded by perf: counted as a write unless the VMA is read-only";
+    public const string FaultKindNote = "page-fault kind is not recorded by perf, so it is inferred from the trace: the first fault of a page that faults again in the same mapping epoch (no MMAP2 over it in between) is a read (it mapped the zero page or a read-only page-cache page; the later write faults in do_wp_page), every other fault is a write unless the VMA is read-only";
 
     public required string Trace { get; init; }
 

@@ -1,6 +1,7 @@
 // Models the translation of a perf trace into per-thread op streams, one record at a time and in trace
-// order: MMAP2 lines become mmaps, page-fault lines become accesses (a write unless the mapping is not
-// writable), a fault outside every known mapping becomes heap or stack growth when it looks like one
+// order: MMAP2 lines become mmaps, page-fault lines become accesses (the first fault of a page that faults again
+// in the same mapping epoch is a read, since only a read fault leaves a writable page to fault again; any other
+// fault is a write unless the mapping is not writable), a fault outside every known mapping becomes heap or stack growth when it looks like one
 // and is skipped as `unmapped` otherwise, and trace time between a thread's ops becomes Compute ops.
 // Its state is the mapping set plus one timestamp per TID: flat in the length of the trace.
 using DistEmu.Kernel.Mm;
@@ -51,6 +52,7 @@ public sealed class TracePlanner
     private readonly List<string> _fileNames = new();
     private readonly List<InferredRegion> _inferred = new();
     private long _seq;
+    private long _epoch;
 
     private string? _mainExecutable;
     private ulong _dataEnd;
@@ -81,6 +83,12 @@ public sealed class TracePlanner
     public IReadOnlyList<string> FileNames => _fileNames;
 
     public IReadOnlyList<InferredRegion> Inferred => _inferred;
+
+    /// <summary>Set on the surveying (first) pass: every planned fault is recorded here by page and mapping epoch.</summary>
+    public RepeatedPages? Survey { get; init; }
+
+    /// <summary>Set on the planning pass: the survey of the same trace, which says which faults were reads.</summary>
+    public RepeatedPages? Kinds { get; init; }
 
     public long MmapOps { get; private set; }
 
@@ -125,7 +133,10 @@ public sealed class TracePlanner
             return;
         }
 
-        var region = new MappedRegion(start, end, m.Protection, m.Kind, m.Name, m.Kind == PerfMappingKind.File ? AlignDown(m.PageOffset) : 0);
+        var region = new MappedRegion(start, end, m.Protection, m.Kind, m.Name, m.Kind == PerfMappingKind.File ? AlignDown(m.PageOffset) : 0)
+        {
+            Epoch = ++_epoch,
+        };
         var prot = ToVmFlags(m.Protection);
         Op op;
         long pageOffset = 0;
@@ -191,8 +202,13 @@ public sealed class TracePlanner
             return;
         }
 
-        // perf does not record the fault's kind: a write unless the mapping cannot be written.
-        if (region.IsWritable)
+        // perf does not record the fault's kind. A page that faults again later in the same epoch was read first: the
+        // read fault mapped it read-only (the zero page, or the page-cache folio of a private file mapping) and the write
+        // faulted again in do_wp_page. Any other fault is a write unless the mapping cannot be written.
+        ulong page = f.Address / _pageSize;
+        Survey?.Observe(page, region.Epoch);
+        bool readFirst = Kinds?.TakeFirst(page, region.Epoch) ?? false;
+        if (region.IsWritable && !readFirst)
         {
             WriteAccesses++;
             Emit(f.Tid, f.TimeNs, Op.Write((long)f.Address), 0, output);
@@ -292,7 +308,7 @@ public sealed class TracePlanner
     private void MapInferred(in PerfPageFault f, ulong start, ulong end, PerfMappingKind kind, string name, List<PlannedOp> output)
     {
         const PerfProtection rw = PerfProtection.Read | PerfProtection.Write;
-        Mappings.Map(new MappedRegion(start, end, rw, kind, name, 0));
+        Mappings.Map(new MappedRegion(start, end, rw, kind, name, 0) { Epoch = ++_epoch });
         Emit(f.Tid, f.TimeNs, Op.MapAnon((long)start, (long)(end - start), VmFlags.Read | VmFlags.Write | VmFlags.NoHugePage), 0, output);
         InferredMmapOps++;
     }

@@ -1,7 +1,8 @@
 // Models `distemu replay FILE` under the sim engine: a perf trace's threads become tasks on emulated
 // CPUs (spread over the nodes, or as --cpu-map says), its mappings and faults become their ops, and the
 // run's counters come back with a report. Two streaming passes over the file: the first finds the TIDs
-// (to create the tasks and check the CPU count), the second plans and feeds ops while the run goes.
+// (to create the tasks and check the CPU count) and the pages that fault twice in one mapping epoch (whose
+// first fault was a read: perf does not record the kind), the second plans and feeds ops while the run goes.
 using DistEmu.Kernel;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Mm;
@@ -55,8 +56,11 @@ public sealed record ReplayRunFigures
     public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
-/// <summary>First-pass facts about a trace: its TIDs in order of first appearance and when each first appears.</summary>
-public sealed record TraceThreads(IReadOnlyList<int> Tids, IReadOnlyDictionary<int, long> FirstTimeNs, long StartNs);
+/// <summary>
+/// First-pass facts about a trace: its TIDs in order of first appearance, when each first appears and, when the pass
+/// planned the faults, which pages fault more than once per mapping epoch (the fault kinds the planning pass infers).
+/// </summary>
+public sealed record TraceThreads(IReadOnlyList<int> Tids, IReadOnlyDictionary<int, long> FirstTimeNs, long StartNs, RepeatedPages? Repeats = null);
 
 public static class TraceReplay
 {
@@ -73,15 +77,28 @@ public static class TraceReplay
         "mmap ops are ordered with every other thread's ops in trace order; accesses between two mmaps run concurrently",
     ];
 
-    /// <summary>Pass 1: the trace's TIDs (first-appearance order) and first timestamps. Strict mode throws on bad input here.</summary>
-    public static TraceThreads ScanThreads(string path, PerfParseMode mode = PerfParseMode.Strict)
+    /// <summary>
+    /// Pass 1: the trace's TIDs (first-appearance order) and first timestamps. Strict mode throws on bad input here.
+    /// With <paramref name="pageSize"/> &gt; 0 it also plans every fault as the second pass will, to find the pages that
+    /// fault more than once per mapping epoch (<see cref="TraceThreads.Repeats"/>, for <see cref="TracePlanner.Kinds"/>).
+    /// </summary>
+    public static TraceThreads ScanThreads(string path, PerfParseMode mode = PerfParseMode.Strict, int pageSize = 0, int repeatCapacity = RepeatedPages.DefaultCapacity)
     {
         var tids = new List<int>();
         var first = new Dictionary<int, long>();
         long start = long.MaxValue;
+        var repeats = pageSize > 0 ? new RepeatedPages(repeatCapacity) : null;
+        var planner = repeats is null ? null : new TracePlanner(pageSize, asFastAsPossible: true) { Survey = repeats };
+        var scratch = new List<PlannedOp>();
         using var reader = PerfScriptReader.Open(path, mode);
         while (reader.TryRead(out var record))
         {
+            if (planner is not null)
+            {
+                scratch.Clear();
+                planner.Plan(record, scratch);
+            }
+
             start = Math.Min(start, record.TimeNs);
             if (first.TryAdd(record.Tid, record.TimeNs))
             {
@@ -89,7 +106,8 @@ public static class TraceReplay
             }
         }
 
-        return new TraceThreads(tids, first, start == long.MaxValue ? 0 : start);
+        repeats?.Seal();
+        return new TraceThreads(tids, first, start == long.MaxValue ? 0 : start, repeats);
     }
 
     /// <summary>
@@ -103,7 +121,7 @@ public static class TraceReplay
         ArgumentNullException.ThrowIfNull(spec);
         options = (options ?? new ReplayOptions()).Validate();
         spec.Validate();
-        var threads = ScanThreads(path, options.ParseMode);
+        var threads = ScanThreads(path, options.ParseMode, options.InferFaultKinds ? spec.PageSize : 0);
         int nTids = threads.Tids.Count;
         int copies = options.Replicate;
         int tasks = nTids * copies;
@@ -124,7 +142,7 @@ public static class TraceReplay
             mms.Add(machine.CreateMm());
         }
 
-        var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible);
+        var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible) { Kinds = threads.Repeats };
         var reader = PerfScriptReader.Open(path, options.ParseMode);
         using var feed = new ReplayFeed(reader, planner, threads.Tids, copies, options.SharedMm, name => machine.CreateFile(name, diskBacked: false), options.MaxBufferedOps);
         var gates = new ReplayGate[mms.Count];
@@ -238,6 +256,16 @@ public static class TraceReplay
         else
         {
             notes.Add($"think time between a task's consecutive ops = trace time difference × time_scale {options.TimeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}; each task starts at its first trace time");
+        }
+
+        if (planner.Kinds is { } kinds)
+        {
+            notes.Add($"fault kinds: {kinds.ReadsTaken} pages faulted again in their mapping epoch, so their first fault was replayed as a read"
+                + (kinds.Untracked > 0 ? $"; {kinds.Untracked} faults beyond the survey's {kinds.Capacity} page-epochs kept the mapping's rule" : string.Empty));
+        }
+        else
+        {
+            notes.Add("fault kinds not inferred: every fault in a writable mapping was replayed as a write");
         }
 
         notes.AddRange(run.Notes);

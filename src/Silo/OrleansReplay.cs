@@ -38,7 +38,7 @@ public static class OrleansReplay
             throw new KernelConfigException("replicate", options.Replicate,
                 "the orleans engine replays copies as threads of one process (add --shared-mm); copies with their own address spaces need --engine sim");
         var sw = Stopwatch.StartNew();
-        var threads = TraceReplay.ScanThreads(path, options.ParseMode);
+        var threads = TraceReplay.ScanThreads(path, options.ParseMode, options.InferFaultKinds ? spec.PageSize : 0);
         int nTids = threads.Tids.Count, copies = options.Replicate;
         int tasks = nTids * copies;
         if (tasks > spec.Cpus)
@@ -75,7 +75,7 @@ public static class OrleansReplay
             feed.Floor[task] = options.AsFastAsPossible ? 0 : (long)Math.Min((threads.FirstTimeNs[tid] - threads.StartNs) * options.TimeScale, long.MaxValue / 4);
         }
 
-        var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible);
+        var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible) { Kinds = threads.Repeats };
         var scratch = new List<PlannedOp>();
         PerfScriptStats stats;
         using (var reader = PerfScriptReader.Open(path, options.ParseMode))

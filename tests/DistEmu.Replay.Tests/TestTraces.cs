@@ -21,29 +21,29 @@ internal static class TestTraces
         Encoding.UTF8.GetString(SamplePlainBytes.Value).Split('\n', StringSplitOptions.RemoveEmptyEntries));
 
     /// <summary>Path of tests/data/threads4.perf.txt.gz under the folder holding DistEmu.sln; fails if absent.</summary>
-    public static string SampleGzPath
+    public static string SampleGzPath => DataPath("threads4.perf.txt.gz");
+
+    /// <summary>Path of tests/data/<paramref name="name"/> under the folder holding DistEmu.sln; fails if absent.</summary>
+    public static string DataPath(string name)
     {
-        get
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DistEmu.sln")))
         {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "DistEmu.sln")))
-            {
-                dir = dir.Parent;
-            }
-
-            if (dir is null)
-            {
-                Assert.Fail($"No folder containing DistEmu.sln above {AppContext.BaseDirectory}; cannot locate the sample.");
-            }
-
-            string path = Path.GetFullPath(Path.Combine(dir.FullName, "tests", "data", "threads4.perf.txt.gz"));
-            if (!File.Exists(path))
-            {
-                Assert.Fail($"The real perf sample is missing: expected {path}.");
-            }
-
-            return path;
+            dir = dir.Parent;
         }
+
+        if (dir is null)
+        {
+            Assert.Fail($"No folder containing DistEmu.sln above {AppContext.BaseDirectory}; cannot locate the sample.");
+        }
+
+        string path = Path.GetFullPath(Path.Combine(dir.FullName, "tests", "data", name));
+        if (!File.Exists(path))
+        {
+            Assert.Fail($"The test data file is missing: expected {path}.");
+        }
+
+        return path;
     }
 
     public static byte[] SampleGz => SampleGzBytes.Value;

@@ -1,6 +1,7 @@
 // The trace planner turns perf records into the emulator's ops: an MMAP2 into an mmap of the page-aligned range (file
 // mappings numbered by name), a fault into a write if the mapping is writable and a read otherwise (perf does not
-// record the kind), the time between a thread's records into think time, and faults just past the heap or below the
+// record the kind) unless a survey of the trace shows the page faulting again in the same mapping epoch, which makes
+// the first fault a read (the zero page or a read-only page-cache page, written later via do_wp_page), the time between a thread's records into think time, and faults just past the heap or below the
 // stack into the brk / stack growth the trace does not show. Each rule on a few hand-written records.
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Workloads;
@@ -117,4 +118,100 @@ public sealed class TracePlannerTests
         Assert.Equal(("heap", dataEnd, dataEnd + 6 * P), (heap.Kind, heap.Start, heap.End));
         Assert.Equal(1, planner.Unmapped);
     }
+
+    [Fact]
+    public void The_first_fault_of_a_page_that_faults_again_in_its_epoch_is_a_read_and_the_second_the_write()
+    {
+        PerfRecord[] trace =
+        [
+            Mmap(1, 0, 0x10000, 4 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Mmap(1, 0, 0x20000, 2 * P, Rw, PerfMappingKind.File, "/usr/bin/prog", offset: 0x3000),
+            Fault(1, 0, 0x10010),                 // faults again below: read (zero page), then ...
+            Fault(2, 0, 0x11000),                 // faults once: write
+            Fault(2, 0, 0x20008),                 // private file page faulting again: read (page cache, read-only)
+            Fault(1, 0, 0x10ff0),                 // ... the write (do_wp_page), by another offset on the same page
+            Fault(1, 0, 0x20010),                 // the COW write
+            Fault(1, 0, 0x12000),                 // faults once in this epoch ...
+            Mmap(1, 0, 0x12000, P, Rw, PerfMappingKind.Anon, "//anon"),
+            Fault(1, 0, 0x12000),                 // ... and once in the next (a new mapping over it): both writes
+            Fault(1, 0, 0x13000),                 // the old mapping's uncut page, twice in its epoch: read, write
+            Fault(2, 0, 0x13008),
+        ];
+        var survey = new RepeatedPages();
+        Plan(new TracePlanner((int)P, asFastAsPossible: true) { Survey = survey }, trace);
+        survey.Seal();
+        Assert.Equal(3, survey.Repeated);
+
+        var planner = new TracePlanner((int)P, asFastAsPossible: true) { Kinds = survey };
+        var ops = Plan(planner, trace);
+        var accesses = ops.Where(o => o.Op.Kind is OpKind.Read or OpKind.Write).Select(o => o.Op).ToList();
+        Op[] expected =
+        [
+            Op.Read(0x10010), Op.Write(0x11000), Op.Read(0x20008), Op.Write(0x10ff0), Op.Write(0x20010),
+            Op.Write(0x12000), Op.Write(0x12000), Op.Read(0x13000), Op.Write(0x13008),
+        ];
+        Assert.True(accesses.SequenceEqual(expected), "planned: " + Show(ops));
+        Assert.Equal((6L, 3L), (planner.WriteAccesses, planner.ReadAccesses));
+        Assert.Equal(3, survey.ReadsTaken);
+
+        // Without the survey every fault in a writable mapping is a write (the rule before the inference).
+        var blind = new TracePlanner((int)P, asFastAsPossible: true);
+        Plan(blind, trace);
+        Assert.Equal((9L, 0L), (blind.WriteAccesses, blind.ReadAccesses));
+    }
+
+    [Fact]
+    public void A_survey_past_its_capacity_leaves_new_pages_untracked_and_planned_by_the_mappings_rule()
+    {
+        PerfRecord[] trace =
+        [
+            Mmap(1, 0, 0x10000, 4 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Fault(1, 0, 0x10000),
+            Fault(1, 0, 0x11000),                 // beyond capacity 1: untracked, both its faults are writes
+            Fault(1, 0, 0x11000),
+            Fault(1, 0, 0x10000),                 // tracked: its first fault was the read
+        ];
+        var survey = new RepeatedPages(capacity: 1);
+        Plan(new TracePlanner((int)P, asFastAsPossible: true) { Survey = survey }, trace);
+        survey.Seal();
+        Assert.Equal((1L, 2L), (survey.Repeated, survey.Untracked));
+        var ops = Plan(new TracePlanner((int)P, asFastAsPossible: true) { Kinds = survey }, trace);
+        var accesses = ops.Where(o => o.Op.Kind is OpKind.Read or OpKind.Write).Select(o => o.Op).ToList();
+        Assert.True(accesses.SequenceEqual([Op.Read(0x10000), Op.Write(0x11000), Op.Write(0x11000), Op.Write(0x10000)]), "planned: " + Show(ops));
+        Assert.Throws<InvalidOperationException>(() => survey.Observe(0x10, 1));
+    }
+
+    [Fact]
+    public void The_survey_finds_exactly_the_repeated_page_epochs_past_many_table_growths()
+    {
+        // 20,000 pages over two epochs (the survey's table starts at 1,024 slots): every third page faults twice in
+        // epoch 1, every fifth once in epoch 1 and once in epoch 2 (not a repeat: a new mapping came in between).
+        var survey = new RepeatedPages();
+        for (ulong page = 0x7f00_0000; page < 0x7f00_0000 + 20_000; page++)
+        {
+            survey.Observe(page, 1);
+            if (page % 3 == 0)
+            {
+                survey.Observe(page, 1);
+            }
+
+            if (page % 5 == 0)
+            {
+                survey.Observe(page, 2);
+            }
+        }
+
+        survey.Seal();
+        long expected = Enumerable.Range(0, 20_000).Count(i => (0x7f00_0000UL + (ulong)i) % 3 == 0);
+        Assert.Equal(expected, survey.Repeated);
+        for (ulong page = 0x7f00_0000; page < 0x7f00_0000 + 20_000; page++)
+        {
+            Assert.Equal(page % 3 == 0, survey.TakeFirst(page, 1));
+            Assert.False(survey.TakeFirst(page, 1)); // only the first fault is the read
+            Assert.False(survey.TakeFirst(page, 2));
+        }
+
+        Assert.Equal(0, survey.Untracked);
+    }
 }
+

@@ -52,6 +52,7 @@ internal sealed class RunCommandLine
     private readonly Option<string?> _trace = Text("--trace", "FILE", "replay this perf trace (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans) instead of a workload (distemu replay FILE is the short form)");
     private readonly Option<double?> _timeScale = Number("--time-scale", "X", "replay: think time between a thread's ops = trace time gap × X (default: 1)", x => x >= 0, "expected a number >= 0");
     private readonly Option<bool> _asFastAsPossible = new("--as-fast-as-possible") { Description = "replay: ignore the trace's timestamps" };
+    private readonly Option<bool> _noFaultKinds = new("--no-fault-kinds") { Description = "replay: do not infer reads from pages that fault twice; every fault in a writable mapping is a write" };
     private readonly Option<int?> _replicate = Int("--replicate", "replay: N copies of the traced process on other CPUs and nodes (default: 1)", 1, 65536, n => $"--replicate {n}: must be in 1..65536");
     private readonly Option<bool> _sharedMm = new("--shared-mm") { Description = "replay: the copies are threads of one process instead of separate processes" };
     private readonly Option<string?> _cpuMap = Text("--cpu-map", "tid=cpu,...", "replay: place threads on CPUs (default: spread over the nodes)");
@@ -90,7 +91,7 @@ internal sealed class RunCommandLine
         ];
         foreach (var o in options) command.Options.Add(o);
         if (withTrace) command.Options.Add(_trace);
-        foreach (var o in new Option[] { _timeScale, _asFastAsPossible, _replicate, _sharedMm, _cpuMap, _lenient }) command.Options.Add(o);
+        foreach (var o in new Option[] { _timeScale, _asFastAsPossible, _noFaultKinds, _replicate, _sharedMm, _cpuMap, _lenient }) command.Options.Add(o);
     }
 
     private RunOptions Read(System.CommandLine.ParseResult p, string? trace)
@@ -136,6 +137,7 @@ internal sealed class RunCommandLine
             Trace = trace ?? p.GetValue(_trace),
             TimeScale = p.GetValue(_timeScale) ?? d.TimeScale,
             AsFastAsPossible = p.GetValue(_asFastAsPossible),
+            NoFaultKinds = p.GetValue(_noFaultKinds),
             Replicate = p.GetValue(_replicate) ?? d.Replicate,
             SharedMm = p.GetValue(_sharedMm),
             CpuMap = p.GetValue(_cpuMap),
