@@ -17,9 +17,11 @@ public interface ITimeKeeperGrain : IGrainWithStringKey
     /// Node <paramref name="node"/>'s slowest running CPU is at <paramref name="slowest"/> and the least end of its CPUs
     /// (the earliest time one could leave its run, or its clock outside a run) is <paramref name="minEnd"/>
     /// (long.MaxValue: none runs); <paramref name="claims"/> are its CPUs' claims that changed since its last report.
-    /// Reports may arrive out of order: <paramref name="seq"/> orders the clocks, each claim's version orders the claims.
+    /// Reports may arrive out of order: <paramref name="seq"/> orders the clocks, each claim's version orders the claims,
+    /// and <paramref name="claimsSent"/> (the claim changes the node has sent so far, these included) says whether an
+    /// older report still on its way carries a claim the least end already counts on.
     /// </summary>
-    [OneWay] Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, bool tainted);
+    [OneWay] Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, long claimsSent, bool tainted);
 
     /// <summary>The largest skew any node time keeper measured (a syncing CPU's clock past what it was allowed, plus the quantum, in emulated ns), and the syncs and lookahead grants of them all.</summary>
     Task<QuantumStats> MaxSkew();

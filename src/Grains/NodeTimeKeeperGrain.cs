@@ -23,7 +23,11 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     private long _quantum;
     private int _node;
     private readonly Dictionary<int, long> _clock = new();
-    /// <summary>Each CPU's end as it last reported it (meaningful while its claim is in a run).</summary>
+    /// <summary>
+    /// Each CPU's end as it last reported it itself: in a run, the end it gave; outside one, its clock then. Not the
+    /// clocks that grains running part of its ops (or its wake-ups) bring: the CPU may have entered a new run since its
+    /// last report, and its clock there says nothing of a claim the keepers have not seen.
+    /// </summary>
     private readonly Dictionary<int, long> _end = new();
     private readonly Dictionary<int, ClaimUpdate> _claim = new();
     private readonly List<ClaimUpdate> _claimsToSend = new();
@@ -38,6 +42,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     private long _horizonSeq;
     private (long Slowest, long MinEnd) _reported;
     private long _reportSeq;
+    private long _claimsSent;
     private long _maxSkew;
     private long _syncs;
     private long _grants;
@@ -64,14 +69,14 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
 
     /// <summary>
     /// The least end of this node's CPUs, sleeping ones included (a sleeper wakes at its waker's time, which may lie
-    /// anywhere past its own clock): in a run, the end it reported (never below its clock); outside one, its clock.
+    /// anywhere past its own clock), each as the CPU last reported it itself (<see cref="_end"/>).
     /// </summary>
     private long MinEnd()
     {
         long min = long.MaxValue;
-        foreach (var (cpu, clock) in _clock)
+        foreach (var cpu in _clock.Keys)
         {
-            long end = _claim.TryGetValue(cpu, out var c) && c.InRun ? Math.Max(clock, _end.GetValueOrDefault(cpu)) : clock;
+            long end = _end.GetValueOrDefault(cpu);
             if (end < min) min = end;
         }
         return min;
@@ -87,7 +92,8 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
             _reported = now;
             var claims = _claimsToSend.ToArray();
             _claimsToSend.Clear();
-            _ = GrainFactory.GetGrain<ITimeKeeperGrain>(GrainKeys.RunOf(this.GetPrimaryKeyString())).Report(_node, ++_reportSeq, now.Item1, now.Item2, claims, _tainted);
+            _claimsSent += claims.Length;
+            _ = GrainFactory.GetGrain<ITimeKeeperGrain>(GrainKeys.RunOf(this.GetPrimaryKeyString())).Report(_node, ++_reportSeq, now.Item1, now.Item2, claims, _claimsSent, _tainted);
         }
         Release();
     }
@@ -128,7 +134,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
         _clock[cpu] = clock;
         if (report != null)
         {
-            _end[cpu] = report.End;
+            _end[cpu] = report.Claim.InRun ? Math.Max(report.End, clock) : clock;
             if (!_claim.TryGetValue(cpu, out var held) || held.Version < report.Claim.Version)
             {
                 _claim[cpu] = report.Claim;

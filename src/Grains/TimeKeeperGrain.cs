@@ -20,6 +20,13 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
 {
     private long _quantum;
     private readonly Dictionary<int, (long Seq, long Slowest)> _nodes = new();
+    /// <summary>
+    /// Per node: claim changes received so far, and the newest least end with the claim count it was computed with. A
+    /// least end is used only once every claim it was computed with has arrived: a report that overtook an older one
+    /// may count on a CPU being in a run whose claim is still on its way, and clearing others against it would let them
+    /// run into that claim.
+    /// </summary>
+    private readonly Dictionary<int, (long Received, long MinEnd, long ClaimsSent)> _ends = new();
     private readonly Dictionary<int, long> _claimVersions = new();
     private readonly LookaheadLedger _ledger = new();
     /// <summary>What each node was last told: horizon, bound, cleared CPUs.</summary>
@@ -33,6 +40,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         foreach (int n in nodes)
         {
             _nodes[n] = (0, 0);
+            _ends[n] = (0, 0, 0);
             _ledger.NodeEnd(n, 0);
             _told[n] = (Horizon(), long.MinValue, []);
         }
@@ -47,7 +55,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         return min == long.MaxValue ? long.MaxValue : min + _quantum;
     }
 
-    public Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, bool tainted)
+    public Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, long claimsSent, bool tainted)
     {
         // Claims are ordered by their own versions, whatever order the reports carrying them arrive in.
         foreach (var c in claims)
@@ -57,11 +65,16 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
             _ledger.Claim(node, c.Cpu, c.Version, c.InRun ? new RunClaim(c.Lo, c.Hi, c.Files ?? [], c.Eligible) : null);
         }
         if (tainted && !_ledger.Tainted) _ledger.Taint();
+        var ends = _ends.GetValueOrDefault(node);
+        ends.Received += claims.Length;
         if (!_nodes.TryGetValue(node, out var known2) || seq > known2.Seq) // an older report overtaken by a newer one keeps only its claims
         {
             _nodes[node] = (seq, slowest);
-            _ledger.NodeEnd(node, minEnd);
+            (ends.MinEnd, ends.ClaimsSent) = (minEnd, claimsSent);
         }
+        _ends[node] = ends;
+        // The node's least end only grows, so keeping the last one whose claims have all arrived is the safe side.
+        if (ends.Received >= ends.ClaimsSent) _ledger.NodeEnd(node, ends.MinEnd);
         Push();
         return Task.CompletedTask;
     }

@@ -78,7 +78,7 @@ public sealed class LookaheadTests(TwoSilos cluster)
         // The same writes in the same VMA: every run's claim meets the others', so every sync keeps the quantum's order.
         // (A CPU that enters its run before the others have said theirs may be cleared, but only up to where they stood
         // at the barrier, which it has passed: no grant lets it go anywhere, and none is counted.)
-        Assert.True(shared.QuantumSyncs is { Syncs: > 0, LookaheadGrants: 0 }, $"shared VMA: {shared.QuantumSyncs} (syncs, grants past the quantum)");
+        Assert.True(shared.QuantumSyncs is { Syncs: > 0, LookaheadGrants: 0 }, $"shared VMA: {shared.QuantumSyncs} (syncs, grants past the quantum); own: {disjoint.QuantumSyncs}");
         // Each CPU in its own VMA (and its own page-table pages): their claims are cleared.
         Assert.True(disjoint.QuantumSyncs is { LookaheadGrants: > 0 }, $"own VMAs: {disjoint.QuantumSyncs}");
     }
