@@ -148,7 +148,7 @@ public static class OrleansBench
 
     private static int RoundUp(long v, int step) => (int)Math.Max(step, (v + step - 1) / step * step);
 
-    private static double Median(List<double> xs)
+    internal static double Median(List<double> xs)
     {
         var s = xs.Order().ToList();
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;

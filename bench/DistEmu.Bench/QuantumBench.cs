@@ -106,10 +106,4 @@ public static class QuantumBench
         if (p.ExitCode != 0 || f.Length < 2) throw new InvalidOperationException($"{exe}: exit {p.ExitCode}, printed '{line}'");
         return new Sample(long.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture), double.Parse(f[1], System.Globalization.CultureInfo.InvariantCulture));
     }
-
-    private static double Median(List<double> xs)
-    {
-        var s = xs.Order().ToList();
-        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
-    }
 }

@@ -89,7 +89,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         {
             var cleared = _ledger.ClearedOf(n);
             var told = _told[n];
-            bool sameCleared = told.Cleared.AsSpan().SequenceEqual(cleared.ToArray());
+            bool sameCleared = told.Cleared.Length == cleared.Count && told.Cleared.SequenceEqual(cleared);
             // The bound matters to a node only while one of its CPUs is cleared.
             if (told.Horizon == horizon && sameCleared && (told.Bound == bound || cleared.Count == 0)) continue;
             var now = (horizon, bound, cleared.ToArray());

@@ -67,32 +67,14 @@ public sealed class LookaheadLedger
         _stale = false;
         foreach (var list in _clearedByNode.Values) list.Clear();
         if (Tainted) return;
-        // Sorted by start, a claim meets another's range iff an earlier one ends past its start or the next one starts
-        // before its end (RunAhead.CheckClaims' sweep); then any two that map one file meet in its page cache.
-        var live = _claims.Where(c => !c.Value.Claim.IsEmpty).OrderBy(c => c.Value.Claim.Lo).ToList();
-        var meets = new HashSet<int>();
-        long furthestEnd = long.MinValue;
-        for (int i = 0; i < live.Count; i++)
+        var cpus = _claims.Keys.ToList();
+        var meets = RunClaim.Meetings(cpus.Select(c => _claims[c].Claim).ToList());
+        for (int k = 0; k < cpus.Count; k++)
         {
-            var c = live[i].Value.Claim;
-            if (furthestEnd > c.Lo || (i + 1 < live.Count && live[i + 1].Value.Claim.Lo < c.Hi))
-                meets.Add(live[i].Key);
-            furthestEnd = Math.Max(furthestEnd, c.Hi);
-        }
-        var fileOwner = new Dictionary<int, int>();
-        foreach (var (cpu, (_, _, claim)) in live)
-            foreach (int f in claim.Files)
-                if (fileOwner.TryGetValue(f, out int other))
-                {
-                    meets.Add(other);
-                    meets.Add(cpu);
-                }
-                else fileOwner[f] = cpu;
-        foreach (var (cpu, (node, version, claim)) in _claims)
-        {
-            if (!claim.Eligible || meets.Contains(cpu)) continue;
+            var (node, version, claim) = _claims[cpus[k]];
+            if (!claim.Eligible || meets[k]) continue;
             if (!_clearedByNode.TryGetValue(node, out var list)) _clearedByNode[node] = list = new();
-            list.Add((cpu, version));
+            list.Add((cpus[k], version));
         }
     }
 }

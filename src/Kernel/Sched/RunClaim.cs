@@ -27,6 +27,33 @@ public sealed record RunClaim(long Lo, long Hi, int[] Files, bool Eligible)
         return false;
     }
 
+    /// <summary>
+    /// Which of <paramref name="claims"/> meet another of them: sorted by start, a claim's range meets another iff an
+    /// earlier one ends past its start or the next one starts before its end; any two that map one file meet in its page
+    /// cache wherever their ranges lie. Empty claims meet nothing. One sweep for both engines' lookahead.
+    /// </summary>
+    public static bool[] Meetings(IReadOnlyList<RunClaim> claims)
+    {
+        var meets = new bool[claims.Count];
+        var order = Enumerable.Range(0, claims.Count).Where(i => !claims[i].IsEmpty).OrderBy(i => claims[i].Lo).ToList();
+        long furthestEnd = long.MinValue;
+        for (int k = 0; k < order.Count; k++)
+        {
+            var c = claims[order[k]];
+            if (furthestEnd > c.Lo || (k + 1 < order.Count && claims[order[k + 1]].Lo < c.Hi))
+                meets[order[k]] = true;
+            furthestEnd = Math.Max(furthestEnd, c.Hi);
+        }
+        var fileOwner = new Dictionary<int, int>();
+        foreach (int i in order)
+            foreach (int f in claims[i].Files)
+                if (fileOwner.TryGetValue(f, out int other))
+                    meets[other] = meets[i] = true;
+                else
+                    fileOwner[f] = i;
+        return meets;
+    }
+
     /// <summary>Does the claim cover the raw address range [<paramref name="lo"/>, <paramref name="hi"/>] (inclusive)?</summary>
     public bool Covers(long lo, long hi) => lo > hi || (!IsEmpty && lo >= Lo && hi < Hi);
 

@@ -98,7 +98,7 @@ public sealed class RunAhead
             }
             return;
         }
-        bool grew = w.RunLo <= w.RunHi && (w.RunLo < c.Lo || w.RunHi >= c.Hi);
+        bool grew = w.RunLo <= w.RunHi && (w.RunLo < c.Widened.Lo || w.RunHi >= c.Widened.Hi);
         if (!c.InRun || grew)
         {
             // Entering a run, or its range grew past the claim last checked (an entry's bump already forces the check
@@ -177,31 +177,13 @@ public sealed class RunAhead
         {
             var c = t.Claim!;
             c.Disjoint = false;
-            if (!c.Live) continue;
-            if (!c.InRun) continue;
+            if (!c.Live || !c.InRun) continue;
             c.Disjoint = Widen(c);
-            if (c.Lo != c.Hi) claims.Add(c);
+            claims.Add(c);
         }
-
-        // Sorted by start, a claim overlaps another iff an earlier one ends past its start or the next one starts
-        // before its end. Empty claims (think time only) overlap nothing.
-        claims.Sort((a, b) => a.Lo.CompareTo(b.Lo));
-        long furthestEnd = long.MinValue;
+        var meets = RunClaim.Meetings(claims.Select(c => c.Widened).ToList());
         for (int i = 0; i < claims.Count; i++)
-        {
-            var c = claims[i];
-            if (furthestEnd > c.Lo || (i + 1 < claims.Count && claims[i + 1].Lo < c.Hi))
-                c.Disjoint = false;
-            furthestEnd = Math.Max(furthestEnd, c.Hi);
-        }
-        // Two claims mapping one file meet in its page cache, wherever their ranges lie.
-        var fileOwner = new Dictionary<int, RunAheadClaim>();
-        foreach (var c in claims)
-            foreach (var f in c.Files)
-                if (fileOwner.TryGetValue(f, out var other))
-                    other.Disjoint = c.Disjoint = false;
-                else
-                    fileOwner[f] = c;
+            if (meets[i]) claims[i].Disjoint = false;
     }
 
     /// <summary>
@@ -213,7 +195,7 @@ public sealed class RunAhead
         IEnumerable<RunClaim.VmaRange> vmas = c.RawLo > c.RawHi ? [] : _mm.Tree.Overlapping(c.RawLo, c.RawHi + 1)
             .Select(v => new RunClaim.VmaRange(v.Start, v.End, v.File?.Id ?? -1, v.File is null && (v.Flags & VmFlags.Shared) != 0));
         var claim = RunClaim.Widen(c.RawLo, c.RawHi, _pmdSize, vmas);
-        (c.Lo, c.Hi, c.Files) = (claim.Lo, claim.Hi, claim.Files);
+        c.Widened = claim;
         return claim.Eligible;
     }
 }

@@ -11,11 +11,9 @@ internal sealed class RunAheadClaim
     public long RawLo = long.MaxValue, RawHi = long.MinValue;
     /// <summary>
     /// The claim as last checked against the others: the raw range widened to the whole VMAs it meets and to whole
-    /// page-table pages (their PTLs and the VMAs' locks are what a fault takes). Empty when Lo == Hi.
+    /// page-table pages (their PTLs and the VMAs' locks are what a fault takes), and the files those VMAs map.
     /// </summary>
-    public long Lo, Hi;
-    /// <summary>Ids of the files the claim's VMAs map (as last widened).</summary>
-    public int[] Files = [];
+    public Sched.RunClaim Widened = Sched.RunClaim.None;
     /// <summary>Earliest emulated time at which the task could start an op outside its run (long.MinValue: now).</summary>
     public long End = long.MinValue;
     /// <summary>At the last check: the claim is eligible and overlaps no other task's.</summary>
