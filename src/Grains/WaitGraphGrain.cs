@@ -33,7 +33,7 @@ public sealed class WaitGraphGrain : Grain, IWaitGraphGrain
         else
             _earlyWakes.Add((cpu, token));
         if (_candidate is { } c && c.Sleeps.Any(s => s.Cpu == cpu && s.Token == token))
-            _candidate = null;
+            DropCandidate();
         return Task.CompletedTask;
     }
 
@@ -43,10 +43,25 @@ public sealed class WaitGraphGrain : Grain, IWaitGraphGrain
         bool standing = c.Sleeps.All(s => _waits.TryGetValue(s.Cpu, out var w) && w.Token == s.Token);
         if (!standing)
         {
-            _candidate = null;
+            DropCandidate();
             return Task.FromResult<string?>(null);
         }
         return Task.FromResult(c.Since.Elapsed >= Confirm ? c.Text : null);
+    }
+
+    /// <summary>
+    /// The candidate broke: look again over every standing sleep. One-way messages arrive in any order, so another
+    /// cycle may have formed while this one was the candidate, and its CPUs, being asleep, send nothing more that would
+    /// start a search.
+    /// </summary>
+    private void DropCandidate()
+    {
+        _candidate = null;
+        foreach (int cpu in _waits.Keys)
+        {
+            FindCycle(cpu);
+            if (_candidate is not null) return;
+        }
     }
 
     private void FindCycle(int start)

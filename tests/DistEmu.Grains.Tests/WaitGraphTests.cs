@@ -75,6 +75,24 @@ public sealed class WaitGraphTests(OneSilo cluster)
         Assert.Contains("cpu9 waits for mmap_lock mm8 held by cpu8", text);
     }
 
+    /// <summary>
+    /// Wait and Woke are one-way, so a wake can arrive after a second cycle formed while the first was the candidate;
+    /// the CPUs of the second are asleep and send nothing more, so the graph must look again when its candidate breaks.
+    /// </summary>
+    [Fact]
+    public async Task A_cycle_that_formed_while_another_was_the_candidate_is_reported_once_that_one_breaks()
+    {
+        var g = Graph();
+        await g.Wait(1, 11, "vma_lock vma3", [2]);
+        await g.Wait(2, 22, "mmap_lock mm0", [1]);
+        await g.Wait(8, 88, "vma_lock vma8", [9]);
+        await g.Wait(9, 99, "mmap_lock mm8", [8]);
+        await g.Woke(2, 22);
+        var text = await Reported(g, "the cycle cpu8 ↔ cpu9 that formed behind cpu1 ↔ cpu2");
+        Assert.DoesNotContain("cpu1", text);
+        Assert.Contains("cpu8 waits for vma_lock vma8 held by cpu9", text);
+    }
+
     [Fact]
     public async Task Waits_without_a_cycle_are_no_deadlock()
     {
