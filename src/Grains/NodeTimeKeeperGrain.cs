@@ -37,6 +37,8 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     private bool _taintSent;
     private readonly Dictionary<int, HashSet<long>> _sleeps = new();
     private readonly HashSet<(int, long)> _earlyWakes = new();
+    /// <summary>Sleeps ended by a sync from their CPU (it runs) before their Unblock arrived: that Unblock finds nothing more to do.</summary>
+    private readonly HashSet<(int, long)> _endedBySync = new();
     private readonly List<(int Cpu, long Clock, bool Exact, TaskCompletionSource<SyncGrant> Go)> _parked = new();
     private long _horizon;
     private long _horizonSeq;
@@ -106,11 +108,17 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
 
     private SyncGrant GrantOf(int cpu)
     {
-        var g = new SyncGrant { Horizon = _horizon, FreeUntil = Grant(cpu) };
+        // No CPU runs, as far as the machine has heard: yet this one does (a wake whose Unblock is still on its way, or
+        // the others' reports). A horizon without end would let it run lax until it next asks, which it never would:
+        // it gets one quantum from its own clock instead and asks again.
+        long horizon = _horizon == long.MaxValue ? SaturatingAdd(_clock.GetValueOrDefault(cpu), _quantum) : _horizon;
+        var g = new SyncGrant { Horizon = horizon, FreeUntil = Grant(cpu) };
         // Counted only when it lets the CPU go further than the horizon from where it stands.
         if (g.FreeUntil > Math.Max(g.Horizon, _clock.GetValueOrDefault(cpu))) _grants++;
         return g;
     }
+
+    private static long SaturatingAdd(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
 
     private void Release()
     {
@@ -126,6 +134,14 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     public Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report)
     {
         _syncs++;
+        // A CPU that syncs runs: a sleep still recorded for it was ended by a wake whose Unblock is still on its way (the
+        // two one-way messages arrive in any order). Counted as asleep, it would hold no one back, and with every other
+        // CPU asleep the horizon would open to the end of time for the CPU that woke.
+        if (_sleeps.TryGetValue(cpu, out var sleeps) && sleeps.Count > 0)
+        {
+            foreach (long token in sleeps) _endedBySync.Add((cpu, token));
+            sleeps.Clear();
+        }
         if (_clock.TryGetValue(cpu, out var old) && clock < old) clock = old;
         // The skew: how far past what it was allowed (the horizon, or its grant) the CPU got before it asked, plus the
         // quantum: one op's overshoot (a munmap of many pages is one op) shows here.
@@ -174,7 +190,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
 
     public Task Unblock(int cpu, long token, long clock)
     {
-        if (!(_sleeps.TryGetValue(cpu, out var s) && s.Remove(token)))
+        if (!(_sleeps.TryGetValue(cpu, out var s) && s.Remove(token)) && !_endedBySync.Remove((cpu, token)))
             _earlyWakes.Add((cpu, token));
         if (_clock.TryGetValue(cpu, out var old) && clock > old) _clock[cpu] = clock;
         Changed();

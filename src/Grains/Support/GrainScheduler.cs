@@ -58,16 +58,16 @@ public sealed class GrainScheduler : IEmuScheduler
         if (_timeKeeper is null)
             Post(continuation);
         else
-            _ = SyncThen(task, continuation);
+            _ = SyncThen(task, continuation, _yieldExact);
     }
 
-    private async Task SyncThen(EmuTask task, Action continuation)
+    private async Task SyncThen(EmuTask task, Action continuation, bool exact)
     {
         var report = Lookahead is { } la && la.Task == task ? la.Report() : null;
         // A grant follows the claim the CPU reports with it. A stand-in running part of a CPU's op elsewhere (a VMA
         // grain) keeps the grant its caller passed and waits only for the horizon: the claim the time keeper holds may
         // be older than the one its CPU is already in.
-        var grant = await KeeperOf(task).Sync(task.Cpu, task.Clock, _yieldExact || report is null, report);
+        var grant = await KeeperOf(task).Sync(task.Cpu, task.Clock, exact || report is null, report);
         task.Horizon = grant.Horizon;
         if (report is not null) task.FreeUntil = grant.FreeUntil;
         continuation();
@@ -99,7 +99,15 @@ public sealed class GrainScheduler : IEmuScheduler
             if (_timeKeeper != null) _ = KeeperOf(task).Unblock(task.Cpu, token, at);
             if (_waitGraph != null) _ = _waitGraph.Woke(task.Cpu, token);
         }
-        if (continuation != null) Post(continuation);
+        if (continuation is null) return;
+        // The waker's release may lie far ahead of the slowest CPU (a munmap's zap is one hold): a woken task that ran on
+        // at once would act at that time before CPUs behind it act earlier (a writer spinning in the window before the
+        // woken writer runs, a reader queueing behind a writer) — the sim engine runs it at its time, so under a quantum
+        // it first waits, as at an exact sync point, for the others to come within the quantum.
+        if (_timeKeeper != null && task.Clock > task.Horizon)
+            _ = SyncThen(task, continuation, exact: true);
+        else
+            Post(continuation);
     }
 
     /// <summary>A wait that is not a kernel lock (a barrier): the CPU sleeps for the time keeper meanwhile.</summary>
