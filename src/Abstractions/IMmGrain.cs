@@ -5,8 +5,13 @@ namespace DistEmu.Abstractions;
 /// <summary>An address space (key: "run/mmN"): mmap_lock, mm_lock_seq, the VMA tree and the writers.</summary>
 public interface IMmGrain : IGrainWithStringKey
 {
-    /// <summary>The current tree, for a CPU's RCU snapshot; registers the CPU as one running in this mm.</summary>
+    /// <summary>The current tree, for a CPU's RCU snapshot.</summary>
     Task<TreeSnapshot> GetTree(int cpu);
+    /// <summary>
+    /// The CPU's first translation in this mm: it joins mm_cpumask, which every TLB shootdown of the mm reads (as the
+    /// sim engine marks it, at the first page walk that finds a present entry).
+    /// </summary>
+    Task MarkCpu(int cpu);
     /// <summary>lock_mm_and_find_vma for <paramref name="caller"/>: mmap_read_lock (waits behind writers), find the VMA.</summary>
     Task<LockFindReply> LockAndFind(Caller caller, long addr);
     /// <summary>mmap_read_unlock by (or on behalf of) the caller, at the caller's clock.</summary>

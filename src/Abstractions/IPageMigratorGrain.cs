@@ -9,5 +9,5 @@ namespace DistEmu.Abstractions;
 public interface IPageMigratorGrain : IGrainWithStringKey
 {
     /// <summary>Migrate <paramref name="addrs"/>/<paramref name="frames"/> of VMA (mm, node, id) to this node; returns the caller's clock after and the pages moved.</summary>
-    Task<ClockReply> Migrate(Caller caller, int mmId, int vmaNode, int vmaId, long[] addrs, long[] frames);
+    Task<ClockReply> Migrate(Caller caller, int mmId, int vmaNode, int vmaId, long[] addrs, long[] frames, int[] mmCpus);
 }

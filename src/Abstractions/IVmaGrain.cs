@@ -20,13 +20,15 @@ public interface IVmaGrain : IGrainWithStringKey
     Task MarkDetached(Caller caller);
     /// <summary>__split_vma: keep [start, end) with page offset <paramref name="pgoff"/>, hand the rest to the new VMA.</summary>
     Task<ClockReply> SplitOff(Caller caller, long start, long end, long pgoff, VmaInit newVma);
-    Task<ClockReply> Unmap(Caller caller);
-    Task<ClockReply> ChangeProtection(Caller caller, byte flags, bool writable, bool accessible);
+    // The writer paths below shoot down TLBs (flush_tlb_mm_range): each brings the mm's cpumask as the mm grain has it
+    // (every CPU that has a translation in the mm), which the VMA grain's own copy joins.
+    Task<ClockReply> Unmap(Caller caller, int[] mmCpus);
+    Task<ClockReply> ChangeProtection(Caller caller, byte flags, bool writable, bool accessible, int[] mmCpus);
     [OneWay] Task EpochEnded(long mmLockSeq);
-    Task<ClockReply> ChangeProtNuma(Caller caller, long from, long to);
-    Task<ClockReply> PageOut(Caller caller, long from, long to);
+    Task<ClockReply> ChangeProtNuma(Caller caller, long from, long to, int[] mmCpus);
+    Task<ClockReply> PageOut(Caller caller, long from, long to, int[] mmCpus);
     Task<CollectReply> CollectForMigration(Caller caller, long from, long to, int node);
-    Task<ClockReply> Migrate(Caller caller, long[] addrs, long[] frames, int node);
+    Task<ClockReply> Migrate(Caller caller, long[] addrs, long[] frames, int node, int[] mmCpus);
     Task<StatsMessage> GetStats();
     /// <summary>The silo this activation lives on (for placement checks).</summary>
     [AlwaysInterleave] Task<string> Where();

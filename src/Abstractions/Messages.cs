@@ -86,6 +86,8 @@ public struct FaultRequest
     [Id(3)] public long Frame;
     /// <summary>On a page walk that finds the entry unusable, go on with the VMA-lock attempt in the same call (after the fault entry cost).</summary>
     [Id(4)] public bool SpeculateFault;
+    /// <summary>The cost of the per-CPU list refill that <see cref="Frame"/> came from, due when the fault allocates it (0: none).</summary>
+    [Id(5)] public long RefillNs;
 }
 
 [GenerateSerializer, Immutable]
@@ -108,6 +110,8 @@ public struct FaultReply
     [Id(8)] public bool Stale;
     /// <summary>A sanitizer report this call made on the caller's behalf ("S6: …"), for the caller's trace (null: none).</summary>
     [Id(9)] public string? Violation;
+    /// <summary>With <see cref="UnusedFrame"/>: the refill cost still due on it.</summary>
+    [Id(10)] public long UnusedRefillNs;
 }
 
 [GenerateSerializer]

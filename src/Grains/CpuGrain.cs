@@ -152,6 +152,7 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
                 var msg = OpMessages.From(op);
                 msg.PgOff = pgoff;
                 t.Clock = Math.Max(t.Clock, await _mm!.Syscall(KernelHost.CallerOf(t), msg));
+                _aspace!.TreeChanged();
                 break;
         }
         if ((_counters.Ops & 63) == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(_reported) >= ReportEvery)

@@ -51,7 +51,6 @@ public sealed class MmGrain(RunCatalog runs) : Grain, IMmGrain
     public Task<TreeSnapshot> GetTree(int cpu)
     {
         _used = true;
-        _mm.MarkCpu(cpu);
         var tree = _mm.Tree;
         var vmas = tree.Vmas;
         return Task.FromResult(new TreeSnapshot
@@ -63,6 +62,12 @@ public sealed class MmGrain(RunCatalog runs) : Grain, IMmGrain
             Nodes = vmas.Select(v => _ops.NodeOf(v.Id)).ToArray(),
             Files = vmas.Select(v => v.File?.Id ?? ((v.Flags & Kernel.Mm.VmFlags.Shared) != 0 ? -2 : -1)).ToArray(),
         });
+    }
+
+    public Task MarkCpu(int cpu)
+    {
+        _mm.MarkCpu(cpu);
+        return Task.CompletedTask;
     }
 
     public async Task<LockFindReply> LockAndFind(Caller caller, long addr)

@@ -14,10 +14,10 @@ namespace DistEmu.Grains;
 [Orleans.Concurrency.Reentrant]
 public sealed class PageMigratorGrain : Grain, IPageMigratorGrain
 {
-    public Task<ClockReply> Migrate(Caller caller, int mmId, int vmaNode, int vmaId, long[] addrs, long[] frames)
+    public Task<ClockReply> Migrate(Caller caller, int mmId, int vmaNode, int vmaId, long[] addrs, long[] frames, int[] mmCpus)
     {
         string run = GrainKeys.RunOf(this.GetPrimaryKeyString());
         int node = GrainKeys.NodeOf(this.GetPrimaryKeyString());
-        return GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(run, mmId, vmaNode, vmaId)).Migrate(caller, addrs, frames, node);
+        return GrainFactory.GetGrain<IVmaGrain>(GrainKeys.Vma(run, mmId, vmaNode, vmaId)).Migrate(caller, addrs, frames, node, mmCpus);
     }
 }

@@ -93,7 +93,7 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
     private EmuTask Enter(in FaultRequest r)
     {
         var t = _host.Task(r.Caller);
-        if (r.Frame >= 0) t.Pcp.Load(_host.Machine, [r.Frame]);
+        if (r.Frame >= 0) t.Pcp.Load(_host.Machine, [r.Frame], r.RefillNs);
         return t;
     }
 
@@ -106,7 +106,7 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         reply.Clock = t.Clock;
         reply.Violation = t.ViolationNote;
         t.ViolationNote = null;
-        reply.UnusedFrame = t.Pcp.TakeOne(_host.Machine);
+        reply.UnusedFrame = t.Pcp.TakeOne(_host.Machine, out reply.UnusedRefillNs);
         if (reply.Attempted && reply.Lock == (byte)VmaLockResult.Locked)
             reply.Pte = _mm.PageTable.Read(addr);
         await _host.Frames.Flush();
@@ -299,9 +299,16 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         return null;
     }
 
-    public async Task<ClockReply> Unmap(Caller caller)
+    /// <summary>A writer path's task, with the mm's cpumask joined to this grain's copy first (its shootdowns read it).</summary>
+    private EmuTask Writer(Caller caller, int[] mmCpus)
     {
-        var t = _host.Task(caller);
+        foreach (int cpu in mmCpus) _mm.MarkCpu(cpu);
+        return _host.Task(caller);
+    }
+
+    public async Task<ClockReply> Unmap(Caller caller, int[] mmCpus)
+    {
+        var t = Writer(caller, mmCpus);
         var m = _host.Machine;
         TakeToken(t, LockMode.Read);
         long zapped = await LocalVmaOps.Instance.Unmap(t, V);
@@ -324,9 +331,9 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         return await Done(t, zapped);
     }
 
-    public async Task<ClockReply> ChangeProtection(Caller caller, byte flags, bool writable, bool accessible)
+    public async Task<ClockReply> ChangeProtection(Caller caller, byte flags, bool writable, bool accessible, int[] mmCpus)
     {
-        var t = _host.Task(caller);
+        var t = Writer(caller, mmCpus);
         TakeToken(t, LockMode.Write);
         _host.Machine.Sanitizer.CheckVmaChange(t, V, "mprotect_fixup");
         V.Flags = (VmFlags)flags;
@@ -341,18 +348,18 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         return Task.CompletedTask;
     }
 
-    public async Task<ClockReply> ChangeProtNuma(Caller caller, long from, long to)
+    public async Task<ClockReply> ChangeProtNuma(Caller caller, long from, long to, int[] mmCpus)
     {
-        var t = _host.Task(caller);
+        var t = Writer(caller, mmCpus);
         TakeToken(t, LockMode.Read);
         long n = await LocalVmaOps.Instance.ChangeProtNuma(t, V, from, to);
         DropToken(t, LockMode.Read);
         return await Done(t, n);
     }
 
-    public async Task<ClockReply> PageOut(Caller caller, long from, long to)
+    public async Task<ClockReply> PageOut(Caller caller, long from, long to, int[] mmCpus)
     {
-        var t = _host.Task(caller);
+        var t = Writer(caller, mmCpus);
         TakeToken(t, LockMode.Read);
         int n = await LocalVmaOps.Instance.PageOut(t, V, from, to);
         DropToken(t, LockMode.Read);
@@ -369,9 +376,9 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         return new CollectReply { Clock = t.Clock, Addrs = pages.Select(p => p.Addr).ToArray(), Frames = pages.Select(p => p.Frame).ToArray() };
     }
 
-    public async Task<ClockReply> Migrate(Caller caller, long[] addrs, long[] frames, int node)
+    public async Task<ClockReply> Migrate(Caller caller, long[] addrs, long[] frames, int node, int[] mmCpus)
     {
-        var t = _host.Task(caller);
+        var t = Writer(caller, mmCpus);
         int moved = await LocalVmaOps.Instance.Migrate(t, V, addrs.Zip(frames).ToList(), node);
         t.Pcp.Drain(_host.Machine);
         return await Done(t, moved);

@@ -24,6 +24,8 @@ public sealed class GrainAddressSpace : IAddressSpacePort
     private TreeSnapshot _tree = new() { Version = -1 };
     private (long Addr, bool Write, FaultReply Reply)? _pending;
     private (long Vpn, long Pte) _fresh = (-1, 0);
+    /// <summary>This CPU is in the mm grain's mm_cpumask (told once, at its first present entry).</summary>
+    private bool _inCpuMask;
 
     public GrainAddressSpace(IGrainFactory grains, string run, int mmId)
     {
@@ -87,14 +89,16 @@ public sealed class GrainAddressSpace : IAddressSpacePort
 
     private async Task<FaultRequest> Request(EmuTask t, long addr, FaultFlags flags, bool speculate)
     {
-        await t.Pcp.Reserve(t.Machine, t, 1);
+        await t.Pcp.ReserveAhead(t.Machine, t, 1);
+        long frame = t.Pcp.TakeOne(t.Machine, out long refillNs);
         return new FaultRequest
         {
             // A speculative walk runs the fault's VMA attempt before the fault begins here: it carries the fault's span ahead.
             Caller = KernelHost.CallerOf(t, faultAhead: speculate),
             Addr = addr,
             Flags = (int)flags,
-            Frame = t.Pcp.TakeOne(t.Machine),
+            Frame = frame,
+            RefillNs = refillNs,
             SpeculateFault = speculate,
         };
     }
@@ -102,7 +106,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
     private static void Settle(EmuTask t, in FaultReply r)
     {
         if (r.Clock > t.Clock) t.Clock = r.Clock;
-        if (r.UnusedFrame >= 0) t.Pcp.Load(t.Machine, [r.UnusedFrame]);
+        if (r.UnusedFrame >= 0) t.Pcp.Load(t.Machine, [r.UnusedFrame], r.UnusedRefillNs);
         if (r.Violation != null) t.ViolationNote ??= r.Violation; // made in the VMA grain, for this fault's trace
     }
 
@@ -113,7 +117,28 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         _pending = null;
     }
 
+    /// <summary>
+    /// The hardware walk. A CPU's first translation in the mm puts it in mm_cpumask, in the mm grain that every
+    /// shootdown's mask comes from (as the sim engine's walk does, LocalAddressSpace.PageWalk): one call per CPU and mm.
+    /// </summary>
     public async ValueTask<long> PageWalk(EmuTask t, long addr, bool write)
+    {
+        long pte = await Walk(t, addr, write);
+        if (!_inCpuMask && Pte.Kind(pte) == PteKind.Present)
+        {
+            _inCpuMask = true;
+            await _mm.MarkCpu(t.Cpu);
+        }
+        return pte;
+    }
+
+    /// <summary>
+    /// This CPU's own system call changed the tree (mmap, munmap, mprotect): its next lookup reads the new one, as an
+    /// RCU reader after the writer's rcu_assign_pointer on the same CPU does — not the VMA it unmapped.
+    /// </summary>
+    public void TreeChanged() => _tree = new TreeSnapshot { Version = -1 };
+
+    private async ValueTask<long> Walk(EmuTask t, long addr, bool write)
     {
         DropPending(t);
         long vpn = addr >> t.Machine.Spec.PageShift;

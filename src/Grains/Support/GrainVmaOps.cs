@@ -94,7 +94,10 @@ public sealed class GrainVmaOps : IVmaOps
         Settle(t, await G(vma).SplitOff(KernelHost.CallerOf(t), vma.Start, vma.End, vma.PgOff, init));
     }
 
-    public async ValueTask<long> Unmap(EmuTask t, Vma vma) => Settle(t, await G(vma).Unmap(KernelHost.CallerOf(t)));
+    public async ValueTask<long> Unmap(EmuTask t, Vma vma) => Settle(t, await G(vma).Unmap(KernelHost.CallerOf(t), CpuMask(vma)));
+
+    /// <summary>The mm's cpumask as this mm grain has it: the VMA grain's shootdowns reach every CPU of the mm, as the kernel's do.</summary>
+    private static int[] CpuMask(Vma vma) => vma.Mm.CpuMask().ToArray();
 
     /// <summary>Each VMA grain owns the page-table pages of its own range and freed them in <see cref="Unmap"/>.</summary>
     public void FreePgTables(EmuTask t, MmStruct mm, long start, long end)
@@ -102,7 +105,7 @@ public sealed class GrainVmaOps : IVmaOps
     }
 
     public async ValueTask ChangeProtection(EmuTask t, Vma vma, bool writable, bool accessible) =>
-        Settle(t, await G(vma).ChangeProtection(KernelHost.CallerOf(t), (byte)vma.Flags, writable, accessible));
+        Settle(t, await G(vma).ChangeProtection(KernelHost.CallerOf(t), (byte)vma.Flags, writable, accessible, CpuMask(vma)));
 
     public void EpochEnded(EmuTask t, MmStruct mm, long newSeq)
     {
@@ -112,10 +115,10 @@ public sealed class GrainVmaOps : IVmaOps
     }
 
     public async ValueTask<long> ChangeProtNuma(EmuTask t, Vma vma, long from, long to) =>
-        Settle(t, await G(vma).ChangeProtNuma(KernelHost.CallerOf(t), from, to));
+        Settle(t, await G(vma).ChangeProtNuma(KernelHost.CallerOf(t), from, to, CpuMask(vma)));
 
     public async ValueTask<int> PageOut(EmuTask t, Vma vma, long from, long to) =>
-        (int)Settle(t, await G(vma).PageOut(KernelHost.CallerOf(t), from, to));
+        (int)Settle(t, await G(vma).PageOut(KernelHost.CallerOf(t), from, to, CpuMask(vma)));
 
     public async ValueTask<IReadOnlyList<(long Addr, long Frame)>> CollectForMigration(EmuTask t, Vma vma, long from, long to, int node)
     {
@@ -127,5 +130,5 @@ public sealed class GrainVmaOps : IVmaOps
     /// <summary>Queued at the destination node's migrator, which runs migrate_pages on the VMA's grain.</summary>
     public async ValueTask<int> Migrate(EmuTask t, Vma vma, IReadOnlyList<(long Addr, long Frame)> pages, int node) =>
         (int)Settle(t, await _grains.GetGrain<IPageMigratorGrain>(GrainKeys.Migrator(_run, node))
-            .Migrate(KernelHost.CallerOf(t), vma.Mm.Id, NodeOf(vma.Id), vma.Id, pages.Select(p => p.Addr).ToArray(), pages.Select(p => p.Frame).ToArray()));
+            .Migrate(KernelHost.CallerOf(t), vma.Mm.Id, NodeOf(vma.Id), vma.Id, pages.Select(p => p.Addr).ToArray(), pages.Select(p => p.Frame).ToArray(), CpuMask(vma)));
 }

@@ -11,6 +11,11 @@ public sealed class PerCpuPages
 {
     private long[] _frames;
     private int _count;
+    /// <summary>
+    /// The emulated cost of a refill made ahead of the allocation that needed it (<see cref="ReserveAhead"/>), not paid
+    /// yet: the allocation pays it, where the kernel does (rmqueue_bulk inside alloc_pages, under the fault's lock).
+    /// </summary>
+    private long _refillDueNs;
 
     public PerCpuPages(int batch) => _frames = new long[batch];
 
@@ -27,6 +32,41 @@ public sealed class PerCpuPages
         int n = await m.FramePort.AllocBulk(t, t.Node, got, got.Length);
         for (int i = 0; i < n; i++) _frames[_count++] = got[i];
         m.Frames.Pcp += n;
+    }
+
+    /// <summary>
+    /// <see cref="Reserve"/> for a frame sent ahead with a request (the orleans engine's fault path): the refill is made
+    /// now — in the free list's order, if that order matters — but its cost goes with the frame to the allocation that
+    /// uses it (<see cref="TakeOne(EmuMachine, out long)"/>), so that, as under the sim engine, the fault pays it under its lock.
+    /// </summary>
+    public async ValueTask ReserveAhead(EmuMachine m, EmuTask t, int k)
+    {
+        if (_count >= k) return;
+        if (m.FramePort.RefillOrderMatters(t.Node)) await t.DelayExact(0);
+        var got = new long[m.Cost.PcpBatch];
+        int n = await m.FramePort.AllocBulk(t, t.Node, got, got.Length);
+        if (n == 0) return;
+        if (_frames.Length - _count < n)
+            Array.Resize(ref _frames, _count + n);
+        for (int i = 0; i < n; i++) _frames[_count++] = got[i];
+        m.Frames.Pcp += n;
+        _refillDueNs += m.Cost.PcpRefillNs;
+    }
+
+    /// <summary>Take one frame to send with a request, with the refill cost still due (0: none), or -1 if the list is empty.</summary>
+    public long TakeOne(EmuMachine m, out long refillDueNs)
+    {
+        long frame = TakeOne(m);
+        refillDueNs = frame < 0 ? 0 : _refillDueNs;
+        if (frame >= 0) _refillDueNs = 0;
+        return frame;
+    }
+
+    /// <summary>Frames handed over by someone else, with a refill cost still due on them (see <see cref="ReserveAhead"/>).</summary>
+    public void Load(EmuMachine m, ReadOnlySpan<long> frames, long refillDueNs)
+    {
+        Load(m, frames);
+        _refillDueNs += refillDueNs;
     }
 
     /// <summary>Frames handed over by someone else (under the orleans engine, the faulting CPU sends its own with the request).</summary>
@@ -69,6 +109,12 @@ public sealed class PerCpuPages
             m.Frames.Pcp += _count;
             if (_count == 0)
                 return -1;
+        }
+        else if (_refillDueNs > 0)
+        {
+            long due = _refillDueNs;
+            _refillDueNs = 0;
+            await t.Delay(due);
         }
         m.Frames.Pcp--;
         m.Frames.InFlight++;
