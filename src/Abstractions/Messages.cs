@@ -53,6 +53,8 @@ public sealed class TreeSnapshot
     [Id(4)] public int[] Nodes { get; set; } = [];
     /// <summary>The file each VMA maps (-1: private anonymous memory, -2: shared anonymous memory).</summary>
     [Id(5)] public int[] Files { get; set; } = [];
+    /// <summary>mm_lock_seq when the snapshot was taken: every write section before it had ended.</summary>
+    [Id(6)] public long MmLockSeq { get; set; }
 }
 
 /// <summary>Who is asking: the emulated CPU (or kernel thread) and its clock.</summary>
@@ -88,6 +90,12 @@ public struct FaultRequest
     [Id(4)] public bool SpeculateFault;
     /// <summary>The cost of the per-CPU list refill that <see cref="Frame"/> came from, due when the fault allocates it (0: none).</summary>
     [Id(5)] public long RefillNs;
+    /// <summary>
+    /// mm_lock_seq as the caller's snapshot of the tree has it. A VMA grain may not have heard yet that the write section
+    /// which created it ended (that news is one-way, and may come after a fault that found the VMA in a newer tree):
+    /// the caller's tree shows it did.
+    /// </summary>
+    [Id(6)] public long MmLockSeq;
 }
 
 [GenerateSerializer, Immutable]

@@ -56,6 +56,7 @@ public sealed class MmGrain(RunCatalog runs) : Grain, IMmGrain
         return Task.FromResult(new TreeSnapshot
         {
             Version = tree.Version,
+            MmLockSeq = _mm.MmLockSeq,
             Starts = vmas.Select(v => v.Start).ToArray(),
             Ends = vmas.Select(v => v.End).ToArray(),
             VmaIds = vmas.Select(v => v.Id).ToArray(),

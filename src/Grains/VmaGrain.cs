@@ -93,6 +93,8 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
     private EmuTask Enter(in FaultRequest r)
     {
         var t = _host.Task(r.Caller);
+        // vma_start_read compares with mm_lock_seq: at least what the caller's tree showed (EpochEnded may still be on its way).
+        if (_vma is not null && r.MmLockSeq > _mm.MmLockSeq) _mm.MmLockSeq = r.MmLockSeq;
         if (r.Frame >= 0) t.Pcp.Load(_host.Machine, [r.Frame], r.RefillNs);
         return t;
     }

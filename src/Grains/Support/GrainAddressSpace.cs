@@ -99,6 +99,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
             Flags = (int)flags,
             Frame = frame,
             RefillNs = refillNs,
+            MmLockSeq = _tree.MmLockSeq,
             SpeculateFault = speculate,
         };
     }
