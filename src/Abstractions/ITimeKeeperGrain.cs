@@ -40,7 +40,11 @@ public interface INodeTimeKeeperGrain : IGrainWithStringKey
     /// quantum's horizon, or (not at an <paramref name="exact"/> sync point) further while its claim is cleared.
     /// <paramref name="report"/>: the CPU's lookahead standing (null from a grain running part of its op).
     /// </summary>
-    Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report);
+    /// <param name="allowed">
+    /// How far the CPU was let run before it asked (its horizon, or its grant): the skew is how far past it the CPU got,
+    /// plus the quantum. A woken CPU's clock jumped to its waker's release: it asks at what it was allowed.
+    /// </param>
+    Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report, long allowed);
     /// <summary>The CPU sleeps (token identifies this sleep; block and unblock may arrive in either order).</summary>
     [OneWay] Task Block(int cpu, long token);
     [OneWay] Task Unblock(int cpu, long token, long clock);

@@ -74,6 +74,11 @@ public struct Caller
     [Id(7)] public bool Sampled;
     /// <summary>Past <see cref="Horizon"/>, how far the caller's cleared claim lets it run between exact sync points (long.MinValue: not at all).</summary>
     [Id(8)] public long FreeUntil;
+    /// <summary>The version of the caller CPU's lookahead claim (-1: none) and whether it is a run (see EmuTask.ClaimVersion).</summary>
+    [Id(9)] public long ClaimVersion;
+    [Id(10)] public bool InRun;
+    /// <summary>The furthest clock the caller's CPU was let run to (EmuTask.Allowed): what its skew is measured from.</summary>
+    [Id(11)] public long Allowed;
 }
 
 /// <summary>A fault-path request to a VMA grain. Only plain fields: it is copied, never deep-cloned.</summary>

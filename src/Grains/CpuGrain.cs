@@ -79,7 +79,7 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
             var op = OpMessages.To(m);
             if (!waited && op.Kind != OpKind.Compute)
             {
-                t.Clock = Math.Max(t.Clock, notBeforeNs);
+                t.ReturnedAt(notBeforeNs);
                 waited = true;
             }
             await Execute(t, op, m.PgOff, machine);
@@ -151,7 +151,7 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
             default:
                 var msg = OpMessages.From(op);
                 msg.PgOff = pgoff;
-                t.Clock = Math.Max(t.Clock, await _mm!.Syscall(KernelHost.CallerOf(t), msg));
+                t.ReturnedAt(await _mm!.Syscall(KernelHost.CallerOf(t), msg));
                 _aspace!.TreeChanged();
                 break;
         }

@@ -131,7 +131,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
         }
     }
 
-    public Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report)
+    public Task<SyncGrant> Sync(int cpu, long clock, bool exact, LookaheadReport? report, long allowed)
     {
         _syncs++;
         // A CPU that syncs runs: a sleep still recorded for it was ended by a wake whose Unblock is still on its way (the
@@ -143,15 +143,17 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
             sleeps.Clear();
         }
         if (_clock.TryGetValue(cpu, out var old) && clock < old) clock = old;
-        // The skew: how far past what it was allowed (the horizon, or its grant) the CPU got before it asked, plus the
-        // quantum: one op's overshoot (a munmap of many pages is one op) shows here.
-        long allowed = exact ? _horizon : Math.Max(_horizon, Grant(cpu));
-        if (_horizon != long.MaxValue && allowed != long.MaxValue) _maxSkew = Math.Max(_maxSkew, clock - allowed + _quantum);
+        // The skew: how far past what it was allowed (its horizon, or its grant) the CPU got before it asked, plus the
+        // quantum: one op's overshoot (a munmap's zap of a page-table page is one step) shows here.
+        if (allowed != long.MaxValue && _quantum != long.MaxValue) _maxSkew = Math.Max(_maxSkew, clock - allowed + _quantum);
         _clock[cpu] = clock;
         if (report != null)
         {
-            _end[cpu] = report.Claim.InRun ? Math.Max(report.End, clock) : clock;
-            if (!_claim.TryGetValue(cpu, out var held) || held.Version < report.Claim.Version)
+            // A report on a claim older than the one held here says nothing of where the CPU stands now.
+            bool newer = !_claim.TryGetValue(cpu, out var held) || held.Version < report.Claim.Version;
+            if (newer || held.Version == report.Claim.Version)
+                _end[cpu] = report.Claim.InRun ? Math.Max(report.End, clock) : clock;
+            if (newer)
             {
                 _claim[cpu] = report.Claim;
                 _claimsToSend.Add(report.Claim);

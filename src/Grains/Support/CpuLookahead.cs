@@ -38,6 +38,14 @@ public sealed class CpuLookahead
         var (access, miss) = RunAhead.MinAccessNs(machine);
         _window = new OpWindow(ops, capacity, limit, access, miss, task.Tlb, machine.Spec.PageShift);
         _claim = new ClaimUpdate { Cpu = task.Cpu, Files = [] };
+        Stand();
+    }
+
+    /// <summary>The task carries its claim's standing, for the stand-ins that run parts of its ops.</summary>
+    private void Stand()
+    {
+        Task.ClaimVersion = _claim.Version;
+        Task.InRun = _claim.InRun;
     }
 
     public Op Current => _window.Current;
@@ -59,13 +67,16 @@ public sealed class CpuLookahead
         {
             if (RunAhead.Taints(w.Current.Kind)) _tainted = true;
             if (_claim.InRun) _claim = new ClaimUpdate { Cpu = t.Cpu, Version = _claim.Version + 1, InRun = false, Files = [] };
+            t.Allowed = Math.Max(t.Allowed, Math.Min(t.Clock, t.FreeUntil)); // where its grant took it
             t.FreeUntil = long.MinValue;
+            Stand();
             return true;
         }
         if (!_claim.InRun || !_widened.Covers(w.RunLo, w.RunHi))
         {
             // Entering a run, or about to touch past the claim it was cleared for: a new claim, not cleared until the
             // time keepers have seen it.
+            t.Allowed = Math.Max(t.Allowed, Math.Min(t.Clock, t.FreeUntil));
             t.FreeUntil = long.MinValue;
             _widened = await _aspace.Claim(t, w.RunLo, w.RunHi, _pmdSize);
             _claim = new ClaimUpdate
@@ -78,6 +89,7 @@ public sealed class CpuLookahead
                 Files = _widened.Files,
                 Eligible = _widened.Eligible,
             };
+            Stand();
         }
         _end = w.RunIsLast ? long.MaxValue : t.Clock + w.RunMinNs;
         return true;

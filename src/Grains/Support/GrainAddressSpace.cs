@@ -106,7 +106,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
 
     private static void Settle(EmuTask t, in FaultReply r)
     {
-        if (r.Clock > t.Clock) t.Clock = r.Clock;
+        t.ReturnedAt(r.Clock);
         if (r.UnusedFrame >= 0) t.Pcp.Load(t.Machine, [r.UnusedFrame], r.UnusedRefillNs);
         if (r.Violation != null) t.ViolationNote ??= r.Violation; // made in the VMA grain, for this fault's trace
     }
@@ -239,7 +239,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
     {
         DropPending(t);
         var found = await _mm.LockAndFind(KernelHost.CallerOf(t), addr);
-        if (found.Clock > t.Clock) t.Clock = found.Clock;
+        t.ReturnedAt(found.Clock);
         if (!found.Found)
             return new MmapAttemptResult(MmapAttemptKind.NoVma, VmFault.Done);
         var req = await Request(t, addr, flags, speculate: false);

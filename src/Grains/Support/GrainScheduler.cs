@@ -58,20 +58,33 @@ public sealed class GrainScheduler : IEmuScheduler
         if (_timeKeeper is null)
             Post(continuation);
         else
-            _ = SyncThen(task, continuation, _yieldExact);
+            _ = SyncThen(task, continuation, _yieldExact, allowed: Math.Max(task.Allowed, Math.Max(task.Horizon, task.FreeUntil)));
     }
 
-    private async Task SyncThen(EmuTask task, Action continuation, bool exact)
+    private async Task SyncThen(EmuTask task, Action continuation, bool exact, long allowed)
     {
-        var report = Lookahead is { } la && la.Task == task ? la.Report() : null;
+        bool own = Lookahead is { } la && la.Task == task;
+        var report = own ? Lookahead!.Report() : OutOfRun(task);
         // A grant follows the claim the CPU reports with it. A stand-in running part of a CPU's op elsewhere (a VMA
         // grain) keeps the grant its caller passed and waits only for the horizon: the claim the time keeper holds may
         // be older than the one its CPU is already in.
-        var grant = await KeeperOf(task).Sync(task.Cpu, task.Clock, exact || report is null, report);
+        var grant = await KeeperOf(task).Sync(task.Cpu, task.Clock, exact || !own, report, allowed);
         task.Horizon = grant.Horizon;
-        if (report is not null) task.FreeUntil = grant.FreeUntil;
+        task.Allowed = Math.Max(task.Allowed, Math.Max(allowed, grant.Horizon));
+        if (own) task.FreeUntil = grant.FreeUntil;
         continuation();
     }
+
+    /// <summary>
+    /// A stand-in's standing for its CPU, when that CPU is outside a run (a system call, a fault's mmap_lock path): its
+    /// end is its clock, which moves with the stand-in's work. Without it the CPU's end would stay where its CPU grain
+    /// last reported it, and hold every cleared CPU back for the whole call (a munmap's zap). In a run, nothing: the
+    /// CPU grain reports its run's end and claim itself.
+    /// </summary>
+    private static LookaheadReport? OutOfRun(EmuTask task) =>
+        task.Cpu >= 0 && task.ClaimVersion >= 0 && !task.InRun
+            ? new LookaheadReport { End = task.Clock, Claim = new ClaimUpdate { Cpu = task.Cpu, Version = task.ClaimVersion, InRun = false, Files = [] } }
+            : null;
 
     /// <summary>
     /// A sleep starts: the time keeper leaves the CPU out of the skew bound, and the machine's wait-for graph gets an
@@ -105,7 +118,7 @@ public sealed class GrainScheduler : IEmuScheduler
         // woken writer runs, a reader queueing behind a writer) — the sim engine runs it at its time, so under a quantum
         // it first waits, as at an exact sync point, for the others to come within the quantum.
         if (_timeKeeper != null && task.Clock > task.Horizon)
-            _ = SyncThen(task, continuation, exact: true);
+            _ = SyncThen(task, continuation, exact: true, allowed: task.Clock);
         else
             Post(continuation);
     }
@@ -115,7 +128,7 @@ public sealed class GrainScheduler : IEmuScheduler
     {
         Sleeping(task);
         long at = await wait();
-        if (at > task.Clock) task.Clock = at;
+        task.ReturnedAt(at);
         Woken(task, task.Clock, null);
         return at;
     }

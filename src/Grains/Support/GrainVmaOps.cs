@@ -37,7 +37,7 @@ public sealed class GrainVmaOps : IVmaOps
 
     private static long Settle(EmuTask t, ClockReply r)
     {
-        if (r.Clock > t.Clock) t.Clock = r.Clock;
+        t.ReturnedAt(r.Clock);
         return r.Value;
     }
 
@@ -123,7 +123,7 @@ public sealed class GrainVmaOps : IVmaOps
     public async ValueTask<IReadOnlyList<(long Addr, long Frame)>> CollectForMigration(EmuTask t, Vma vma, long from, long to, int node)
     {
         var r = await G(vma).CollectForMigration(KernelHost.CallerOf(t), from, to, node);
-        if (r.Clock > t.Clock) t.Clock = r.Clock;
+        t.ReturnedAt(r.Clock);
         return r.Addrs.Zip(r.Frames).ToList();
     }
 

@@ -82,6 +82,7 @@ public sealed class KernelHost
         if (c.Clock > t.Clock) t.Clock = c.Clock;
         t.Horizon = Scheduler.Bounded ? c.Horizon : long.MaxValue;
         t.FreeUntil = Scheduler.Bounded ? c.FreeUntil : long.MinValue;
+        (t.ClaimVersion, t.InRun, t.Allowed) = (c.ClaimVersion, c.InRun, c.Allowed);
         // What this call records is a child of the caller's span (the fault or system call it is part of).
         Recorder?.Adopt(t, new TraceContext(new TraceId(c.TraceHi, c.TraceLo), c.SpanId, c.Sampled));
         return t;
@@ -93,7 +94,7 @@ public sealed class KernelHost
     /// </summary>
     public static Caller CallerOf(EmuTask t, bool faultAhead = false)
     {
-        var caller = new Caller { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock, Horizon = t.Horizon, FreeUntil = t.FreeUntil };
+        var caller = new Caller { Cpu = t.Cpu, Node = t.Node, Clock = t.Clock, Horizon = t.Horizon, FreeUntil = t.FreeUntil, ClaimVersion = t.ClaimVersion, InRun = t.InRun, Allowed = t.Allowed };
         if (t.Machine.Observer is SpanRecorder recorder && (faultAhead ? recorder.ReserveRoot(t) : recorder.Current(t)) is { SpanId: not 0 } span)
             (caller.TraceHi, caller.TraceLo, caller.SpanId, caller.Sampled) = (span.Trace.Hi, span.Trace.Lo, span.SpanId, span.Sampled);
         return caller;

@@ -87,6 +87,29 @@ public sealed class EmuTask
     /// asking again; the engine lowers it whenever what it knew changes.
     /// </summary>
     public long FreeUntil = long.MinValue;
+    /// <summary>
+    /// The orleans engine's lookahead: the version of the claim this task's CPU stands on (-1: it keeps none) and
+    /// whether that claim is a run. A stand-in running part of the CPU's op elsewhere carries them, so that its syncs
+    /// tell the time keepers when the CPU is outside a run, and how far its clock got.
+    /// </summary>
+    public long ClaimVersion = -1;
+    public bool InRun;
+    /// <summary>
+    /// The furthest clock the orleans engine's time keepers have let this task's CPU run to (a horizon, or a grant while
+    /// its run held one): how far past it the CPU is when it next asks is the skew it reports.
+    /// </summary>
+    public long Allowed = long.MinValue;
+
+    /// <summary>
+    /// The task's work went on elsewhere (a call to a grain, a wake, a replay's gate) and came back at
+    /// <paramref name="clock"/>: its clock moves there, and so does <see cref="Allowed"/> — whatever took it there was
+    /// checked where it ran, or was a wait.
+    /// </summary>
+    public void ReturnedAt(long clock)
+    {
+        if (clock > Clock) Clock = clock;
+        if (clock > Allowed) Allowed = clock;
+    }
     /// <summary>Events this task logged: each is hashed with its place in the task's own sequence (<see cref="Sanitizer.EventLog"/>).</summary>
     internal long EventCount;
     /// <summary>The sim engine's run-ahead bookkeeping for this task (what it will touch, until when); null when not taking part.</summary>
@@ -220,8 +243,9 @@ public sealed class Waiter : ICriticalNotifyCompletion
 
     public void UnsafeOnCompleted(Action continuation)
     {
+        // Woken before it suspended: the engine resumes it as any woken task (the wake was already announced).
         if (_woken)
-            _task.Scheduler.Resume(_task, _task.Clock, continuation);
+            _task.Scheduler.Woken(_task, _task.Clock, continuation);
         else
             _continuation = continuation;
     }
