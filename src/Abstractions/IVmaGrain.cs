@@ -11,11 +11,11 @@ public interface IVmaGrain : IGrainWithStringKey
 {
     Task Init(VmaInit init);
     /// <summary>The hardware page walk; if the entry is unusable and asked to, the VMA-lock attempt right after.</summary>
-    Task<FaultReply> WalkOrFault(FaultRequest request);
+    ValueTask<FaultReply> WalkOrFault(FaultRequest request);
     /// <summary>vma_start_read and its checks, access check, handle_mm_fault with VMA_LOCK, the policy's release.</summary>
-    Task<FaultReply> FaultUnderVmaLock(FaultRequest request);
+    ValueTask<FaultReply> FaultUnderVmaLock(FaultRequest request);
     /// <summary>handle_mm_fault for a caller holding mmap_lock for read.</summary>
-    Task<FaultReply> HandleUnderMmap(FaultRequest request);
+    ValueTask<FaultReply> HandleUnderMmap(FaultRequest request);
     Task<ClockReply> StartWrite(Caller caller, long mmLockSeq);
     Task MarkDetached(Caller caller);
     /// <summary>__split_vma: keep [start, end) with page offset <paramref name="pgoff"/>, hand the rest to the new VMA.</summary>

@@ -81,9 +81,12 @@ public struct Caller
     [Id(11)] public long Allowed;
 }
 
-/// <summary>A fault-path request to a VMA grain. Only plain fields: it is copied, never deep-cloned.</summary>
+/// <summary>
+/// A fault-path request to a VMA grain. Immutable (never deep-cloned), and a class: Orleans reads every call's arguments
+/// as objects (looking for cancellation tokens) on both sides, and a struct would be boxed each time.
+/// </summary>
 [GenerateSerializer, Immutable]
-public struct FaultRequest
+public sealed class FaultRequest
 {
     [Id(0)] public Caller Caller;
     [Id(1)] public long Addr;

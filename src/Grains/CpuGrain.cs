@@ -132,7 +132,8 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
     }
 
     /// <summary>One op of the task's stream: an access through the fault loop, think time, the barrier, or a system call in the mm grain.</summary>
-    private async Task Execute(EmuTask t, Op op, long pgoff, IMachineGrain machine)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask Execute(EmuTask t, Op op, long pgoff, IMachineGrain machine)
     {
         _counters.Ops++;
         switch (op.Kind)
@@ -145,8 +146,7 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
                 await t.Delay(op.Ns);
                 break;
             case OpKind.Barrier:
-                long arrived = t.Clock;
-                await _host.Scheduler.SleepWhile(t, () => machine.ArriveBarrier(_cpu, arrived));
+                await Barrier(t, machine);
                 break;
             default:
                 var msg = OpMessages.From(op);
@@ -158,6 +158,13 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
         if ((_counters.Ops & 63) == 0 && System.Diagnostics.Stopwatch.GetElapsedTime(_reported) >= ReportEvery)
             _ = Report(t, done: false);
         await _host.FlushSpans();
+    }
+
+    /// <summary>The barrier: the CPU sleeps until every task has arrived (a method of its own: its lambda's closure would otherwise be made for every op).</summary>
+    private Task<long> Barrier(EmuTask t, IMachineGrain machine)
+    {
+        long arrived = t.Clock;
+        return _host.Scheduler.SleepWhile(t, () => machine.ArriveBarrier(_cpu, arrived));
     }
 
     /// <summary>

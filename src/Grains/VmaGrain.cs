@@ -90,7 +90,7 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
     private static bool OwnsFrame(long pte) =>
         Pte.Kind(pte) is PteKind.Present or PteKind.ProtNone or PteKind.Migration && !Pte.IsFile(pte) && Pte.Frame(pte) != Pte.ZeroFrame;
 
-    private EmuTask Enter(in FaultRequest r)
+    private EmuTask Enter(FaultRequest r)
     {
         var t = _host.Task(r.Caller);
         // vma_start_read compares with mm_lock_seq: at least what the caller's tree showed (EpochEnded may still be on its way).
@@ -118,7 +118,7 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
 
     private static FaultReply NewReply() => new() { MmapReleasedAt = -1, UnusedFrame = -1 };
 
-    public async Task<FaultReply> WalkOrFault(FaultRequest request)
+    public async ValueTask<FaultReply> WalkOrFault(FaultRequest request)
     {
         var t = Enter(request);
         var reply = NewReply();
@@ -161,7 +161,7 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         reply.Fault = (int)r.Fault;
     }
 
-    public async Task<FaultReply> FaultUnderVmaLock(FaultRequest request)
+    public async ValueTask<FaultReply> FaultUnderVmaLock(FaultRequest request)
     {
         var t = Enter(request);
         var reply = NewReply();
@@ -182,7 +182,7 @@ public sealed class VmaGrain(RunCatalog runs) : Grain, IVmaGrain
         return await Leave(t, reply, request.Addr);
     }
 
-    public async Task<FaultReply> HandleUnderMmap(FaultRequest request)
+    public async ValueTask<FaultReply> HandleUnderMmap(FaultRequest request)
     {
         var t = Enter(request);
         TakeToken(t, LockMode.Read);

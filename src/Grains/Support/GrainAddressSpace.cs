@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DistEmu.Abstractions;
 using DistEmu.Kernel.Fault;
 using DistEmu.Kernel.Machine;
@@ -87,7 +88,10 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         return RunClaim.Widen(lo, hi, pmdSize, vmas);
     }
 
-    private async Task<FaultRequest> Request(EmuTask t, long addr, FaultFlags flags, bool speculate)
+    // The fault path's async methods here suspend at every grain call: pooled builders reuse their state-machine boxes
+    // instead of allocating one per fault (each is awaited once, at once).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<FaultRequest> Request(EmuTask t, long addr, FaultFlags flags, bool speculate)
     {
         await t.Pcp.ReserveAhead(t.Machine, t, 1);
         long frame = t.Pcp.TakeOne(t.Machine, out long refillNs);
@@ -122,7 +126,9 @@ public sealed class GrainAddressSpace : IAddressSpacePort
     /// The hardware walk. A CPU's first translation in the mm puts it in mm_cpumask, in the mm grain that every
     /// shootdown's mask comes from (as the sim engine's walk does, LocalAddressSpace.PageWalk): one call per CPU and mm.
     /// </summary>
-    public async ValueTask<long> PageWalk(EmuTask t, long addr, bool write)
+    public ValueTask<long> PageWalk(EmuTask t, long addr, bool write) => _inCpuMask ? Walk(t, addr, write) : WalkAndJoinCpuMask(t, addr, write);
+
+    private async ValueTask<long> WalkAndJoinCpuMask(EmuTask t, long addr, bool write)
     {
         long pte = await Walk(t, addr, write);
         if (!_inCpuMask && Pte.Kind(pte) == PteKind.Present)
@@ -139,6 +145,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
     /// </summary>
     public void TreeChanged() => _tree = new TreeSnapshot { Version = -1 };
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<long> Walk(EmuTask t, long addr, bool write)
     {
         DropPending(t);
@@ -180,6 +187,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         return reply.Pte;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<VmaAttemptResult> VmaAttempt(EmuTask t, long addr, FaultFlags flags)
     {
         int misses = 0;
@@ -235,6 +243,7 @@ public sealed class GrainAddressSpace : IAddressSpacePort
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<MmapAttemptResult> MmapAttempt(EmuTask t, long addr, FaultFlags flags)
     {
         DropPending(t);
