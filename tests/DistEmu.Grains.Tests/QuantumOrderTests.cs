@@ -9,7 +9,8 @@ namespace DistEmu.Grains.Tests;
 /// <summary>
 /// A quantum of one emulated ns orders the grains as the sim engine orders its events: the contention three CPUs meet
 /// on mmap_lock while each maps, touches and unmaps its own memory (page_fault1's cycle, or page_fault3's round on a
-/// shared file of its own, whose every fault takes mmap_lock for read on merged) is the sim engine's, lock by lock, and so are the counters of the TLB shootdowns every munmap sends to the mm's other CPUs. The CPUs start a few
+/// shared file of its own, whose every fault takes mmap_lock for read on merged) is the sim engine's, lock by lock,
+/// and so are the counters of the TLB shootdowns every munmap sends to the mm's other CPUs. The CPUs start a few
 /// hundred ns apart, so no two requests tie (ties are the one order the engines decide differently: the sim engine by
 /// task, the grains by arrival).
 /// </summary>
