@@ -21,7 +21,7 @@ public interface ITimeKeeperGrain : IGrainWithStringKey
     /// and <paramref name="claimsSent"/> (the claim changes the node has sent so far, these included) says whether an
     /// older report still on its way carries a claim the least end already counts on.
     /// </summary>
-    [OneWay] Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, long claimsSent, bool tainted);
+    [OneWay] Task Report(int node, long seq, long slowest, int slowestRank, long minEnd, ClaimUpdate[] claims, long claimsSent, bool tainted);
 
     /// <summary>The largest skew any node time keeper measured (a syncing CPU's clock past what it was allowed, plus the quantum, in emulated ns), and the syncs and lookahead grants of them all.</summary>
     Task<QuantumStats> MaxSkew();
@@ -34,7 +34,8 @@ public interface ITimeKeeperGrain : IGrainWithStringKey
 /// </summary>
 public interface INodeTimeKeeperGrain : IGrainWithStringKey
 {
-    Task Configure(long quantumNs, int[] cpus);
+    /// <param name="ranks">Each CPU's task index: which of two CPUs at one emulated ns goes first (the lower), as the sim engine orders ties.</param>
+    Task Configure(long quantumNs, int[] cpus, int[] ranks);
     /// <summary>
     /// The caller's CPU is at <paramref name="clock"/>: returns how far it may run, once that covers its clock — the
     /// quantum's horizon, or (not at an <paramref name="exact"/> sync point) further while its claim is cleared.
@@ -54,7 +55,7 @@ public interface INodeTimeKeeperGrain : IGrainWithStringKey
     /// this node's CPUs <paramref name="clearedCpus"/> (holding claim versions <paramref name="clearedVersions"/>) may run
     /// to <paramref name="bound"/> (pushes may arrive out of order; <paramref name="seq"/> orders them).
     /// </summary>
-    [OneWay] Task Horizon(long seq, long horizon, long bound, int[] clearedCpus, long[] clearedVersions);
+    [OneWay] Task Horizon(long seq, long horizon, int horizonRank, long bound, int[] clearedCpus, long[] clearedVersions);
     /// <summary>The largest skew this node measured (a syncing CPU's clock past what it was allowed, plus the quantum, in emulated ns), its CPUs' syncs and the grants past the quantum among them.</summary>
     Task<QuantumStats> MaxSkew();
 }
@@ -74,10 +75,14 @@ public struct QuantumStats
 [GenerateSerializer, Immutable]
 public struct SyncGrant
 {
-    /// <summary>The quantum's horizon: the slowest running CPU + the quantum.</summary>
+    /// <summary>
+    /// The quantum's horizon, with <see cref="HorizonRank"/>: a CPU of rank r at clock c is within it when
+    /// c &lt; Horizon, or c == Horizon and r &lt;= HorizonRank (the slowest running CPU + the quantum − 1, ranked as it is).
+    /// </summary>
     [Id(0)] public long Horizon;
     /// <summary>Past the horizon, between exact sync points, while its claim is cleared (long.MinValue: not at all).</summary>
     [Id(1)] public long FreeUntil;
+    [Id(2)] public int HorizonRank;
 }
 
 /// <summary>A CPU's lookahead standing, sent with its sync (see LookaheadLedger).</summary>

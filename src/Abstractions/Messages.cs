@@ -66,6 +66,8 @@ public struct Caller
     [Id(2)] public long Clock;
     /// <summary>How far the caller may run before synchronising (the skew bound), passed on to where its work continues.</summary>
     [Id(3)] public long Horizon;
+    /// <summary>With <see cref="Horizon"/>: the rank up to which a CPU at exactly that clock is within it (SyncGrant.HorizonRank).</summary>
+    [Id(12)] public int HorizonRank;
     /// <summary>The span the caller is in (trace id, span id; 0: none) and whether its trace is sampled: what the
     /// callee records is its child.</summary>
     [Id(4)] public ulong TraceHi;

@@ -57,6 +57,8 @@ public sealed class CpuGrain(RunCatalog runs) : Grain, ICpuGrain
         {
             AddressSpace = _aspace,
             Horizon = _host.Scheduler.Bounded ? 0 : long.MaxValue,
+            HorizonRank = _host.Scheduler.Bounded ? -1 : int.MaxValue,
+            TieRank = taskIndex,
         };
         _mm = GrainFactory.GetGrain<IMmGrain>(GrainKeys.Mm(_host.Config.RunId, mmId));
         return Task.CompletedTask;

@@ -45,7 +45,8 @@ public sealed class MachineGrain : Grain, IMachineGrain
             // The quantum's hierarchy: each node's keeper holds its CPUs' clocks, the machine's only the nodes'.
             var byNode = _cpus.GroupBy(c => _spec!.NodeOfCpu(c)).ToList();
             await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, byNode.Select(g => g.Key).ToArray());
-            await Fanout.ForEach(byNode, g => GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(cfg.RunId, g.Key)).Configure(cfg.QuantumNs, g.ToArray()));
+            await Fanout.ForEach(byNode, g => GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(cfg.RunId, g.Key))
+                .Configure(cfg.QuantumNs, g.ToArray(), g.Select(c => _cpus.IndexOf(c)).ToArray()));
         }
         // Each node starts its own CPUs, the nodes in parallel (a bounded number at a time): one CPU after another from
         // here took 4,096 sequential round trips on a 4,096-CPU machine, and the machine grain calling every CPU at once

@@ -41,33 +41,46 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     private readonly HashSet<(int, long)> _endedBySync = new();
     private readonly List<(int Cpu, long Clock, bool Exact, TaskCompletionSource<SyncGrant> Go)> _parked = new();
     private long _horizon;
+    /// <summary>With <see cref="_horizon"/>: the rank up to which a CPU at exactly that clock is within it.</summary>
+    private int _horizonRank;
+    /// <summary>Each CPU's task index: which of two CPUs at one emulated ns goes first (the sim engine's order of ties).</summary>
+    private readonly Dictionary<int, int> _rank = new();
     private long _horizonSeq;
-    private (long Slowest, long MinEnd) _reported;
+    private (long Slowest, int SlowestRank, long MinEnd) _reported;
     private long _reportSeq;
     private long _claimsSent;
     private long _maxSkew;
     private long _syncs;
     private long _grants;
 
-    public Task Configure(long quantumNs, int[] cpus)
+    public Task Configure(long quantumNs, int[] cpus, int[] ranks)
     {
         DelayDeactivation(RunLifetime.Hold);
         _quantum = quantumNs;
         _node = GrainKeys.NodeOf(this.GetPrimaryKeyString());
-        foreach (int c in cpus) _clock[c] = 0;
-        _horizon = quantumNs; // every CPU of the machine starts at 0: the machine's first horizon
-        _reported = (0, 0);
+        for (int i = 0; i < cpus.Length; i++) (_clock[cpus[i]], _rank[cpus[i]]) = (0, ranks[i]);
+        // Every CPU of the machine starts at 0, task 0 first: the machine's first horizon.
+        (_horizon, _horizonRank) = (quantumNs, 0);
+        _reported = (0, 0, 0);
         return Task.CompletedTask;
     }
 
-    /// <summary>This node's slowest running CPU (long.MaxValue when none runs).</summary>
-    private long Slowest()
+    /// <summary>This node's slowest running CPU, the lowest-ranked of those at that clock ((long.MaxValue, int.MaxValue) when none runs).</summary>
+    private (long Clock, int Rank) Slowest()
     {
-        long min = long.MaxValue;
+        (long Clock, int Rank) min = (long.MaxValue, int.MaxValue);
         foreach (var (cpu, clock) in _clock)
-            if (!(_sleeps.TryGetValue(cpu, out var s) && s.Count > 0) && clock < min) min = clock;
+        {
+            if (_sleeps.TryGetValue(cpu, out var s) && s.Count > 0) continue;
+            int rank = _rank.GetValueOrDefault(cpu);
+            if (clock < min.Clock || (clock == min.Clock && rank < min.Rank)) min = (clock, rank);
+        }
         return min;
     }
+
+    /// <summary>Whether CPU <paramref name="cpu"/> at <paramref name="clock"/> is within the quantum's horizon (ties by rank).</summary>
+    private bool WithinHorizon(int cpu, long clock) =>
+        clock < _horizon || (clock == _horizon && _rank.GetValueOrDefault(cpu) <= _horizonRank);
 
     /// <summary>
     /// The least end of this node's CPUs, sleeping ones included (a sleeper wakes at its waker's time, which may lie
@@ -87,7 +100,8 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     /// <summary>Tells the machine what moved (the slowest CPU, the least end, claims, a taint), then lets go whoever is now covered.</summary>
     private void Changed()
     {
-        var now = (Slowest(), MinEnd());
+        var slowest = Slowest();
+        var now = (slowest.Clock, slowest.Rank, MinEnd());
         if (now != _reported || _claimsToSend.Count > 0 || _tainted != _taintSent)
         {
             _taintSent = _tainted;
@@ -95,7 +109,7 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
             var claims = _claimsToSend.ToArray();
             _claimsToSend.Clear();
             _claimsSent += claims.Length;
-            _ = GrainFactory.GetGrain<ITimeKeeperGrain>(GrainKeys.RunOf(this.GetPrimaryKeyString())).Report(_node, ++_reportSeq, now.Item1, now.Item2, claims, _claimsSent, _tainted);
+            _ = GrainFactory.GetGrain<ITimeKeeperGrain>(GrainKeys.RunOf(this.GetPrimaryKeyString())).Report(_node, ++_reportSeq, now.Item1, now.Item2, now.Item3, claims, _claimsSent, _tainted);
         }
         Release();
     }
@@ -104,15 +118,17 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
     private long Grant(int cpu) =>
         _claim.TryGetValue(cpu, out var c) && c.InRun && _cleared.TryGetValue(cpu, out long v) ? LookaheadLedger.Grant(_bound, v, c.Version) : long.MinValue;
 
-    private bool MayGo(int cpu, long clock, bool exact) => clock <= _horizon || (!exact && clock < Grant(cpu));
+    private bool MayGo(int cpu, long clock, bool exact) => WithinHorizon(cpu, clock) || (!exact && clock < Grant(cpu));
 
     private SyncGrant GrantOf(int cpu)
     {
         // No CPU runs, as far as the machine has heard: yet this one does (a wake whose Unblock is still on its way, or
         // the others' reports). A horizon without end would let it run lax until it next asks, which it never would:
         // it gets one quantum from its own clock instead and asks again.
-        long horizon = _horizon == long.MaxValue ? SaturatingAdd(_clock.GetValueOrDefault(cpu), _quantum) : _horizon;
-        var g = new SyncGrant { Horizon = horizon, FreeUntil = Grant(cpu) };
+        var (horizon, rank) = _horizon == long.MaxValue
+            ? (SaturatingAdd(_clock.GetValueOrDefault(cpu), _quantum), _rank.GetValueOrDefault(cpu))
+            : (_horizon, _horizonRank);
+        var g = new SyncGrant { Horizon = horizon, HorizonRank = rank, FreeUntil = Grant(cpu) };
         // Counted only when it lets the CPU go further than the horizon from where it stands.
         if (g.FreeUntil > Math.Max(g.Horizon, _clock.GetValueOrDefault(cpu))) _grants++;
         return g;
@@ -167,11 +183,11 @@ public sealed class NodeTimeKeeperGrain : Grain, INodeTimeKeeperGrain
         return go.Task;
     }
 
-    public Task Horizon(long seq, long horizon, long bound, int[] clearedCpus, long[] clearedVersions)
+    public Task Horizon(long seq, long horizon, int horizonRank, long bound, int[] clearedCpus, long[] clearedVersions)
     {
         if (seq <= _horizonSeq) return Task.CompletedTask; // an older push overtaken by a newer one
         _horizonSeq = seq;
-        _horizon = horizon;
+        (_horizon, _horizonRank) = (horizon, horizonRank);
         _bound = bound;
         _cleared.Clear();
         for (int i = 0; i < clearedCpus.Length; i++) _cleared[clearedCpus[i]] = clearedVersions[i];

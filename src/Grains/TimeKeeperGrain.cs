@@ -19,7 +19,7 @@ namespace DistEmu.Grains;
 public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
 {
     private long _quantum;
-    private readonly Dictionary<int, (long Seq, long Slowest)> _nodes = new();
+    private readonly Dictionary<int, (long Seq, long Slowest, int Rank)> _nodes = new();
     /// <summary>
     /// Per node: claim changes received so far, and the newest least end with the claim count it was computed with. A
     /// least end is used only once every claim it was computed with has arrived: a report that overtook an older one
@@ -30,7 +30,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
     private readonly Dictionary<int, long> _claimVersions = new();
     private readonly LookaheadLedger _ledger = new();
     /// <summary>What each node was last told: horizon, bound, cleared CPUs.</summary>
-    private readonly Dictionary<int, (long Horizon, long Bound, (int Cpu, long Version)[] Cleared)> _told = new();
+    private readonly Dictionary<int, ((long, int) Horizon, long Bound, (int Cpu, long Version)[] Cleared)> _told = new();
     private long _pushes;
 
     public Task Configure(long quantumNs, int[] nodes)
@@ -39,7 +39,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         _quantum = quantumNs;
         foreach (int n in nodes)
         {
-            _nodes[n] = (0, 0);
+            _nodes[n] = (0, 0, 0);
             _ends[n] = (0, 0, 0);
             _ledger.NodeEnd(n, 0);
             _told[n] = (Horizon(), long.MinValue, []);
@@ -47,15 +47,20 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         return Task.CompletedTask;
     }
 
-    /// <summary>The slowest running node + quantum (long.MaxValue when no CPU runs).</summary>
-    private long Horizon()
+    /// <summary>
+    /// The slowest running CPU (the lowest-ranked at that clock) + the quantum − 1, with its rank: a CPU at a clock below
+    /// it, or at it and ranked no higher, may go ((long.MaxValue, int.MaxValue) when no CPU runs). A quantum of 1 so
+    /// lets CPUs go in the sim engine's order, ties by task index.
+    /// </summary>
+    private (long Clock, int Rank) Horizon()
     {
-        long min = long.MaxValue;
-        foreach (var (_, slowest) in _nodes.Values) min = Math.Min(min, slowest);
-        return min == long.MaxValue ? long.MaxValue : min + _quantum;
+        (long Clock, int Rank) min = (long.MaxValue, int.MaxValue);
+        foreach (var (_, slowest, rank) in _nodes.Values)
+            if (slowest < min.Clock || (slowest == min.Clock && rank < min.Rank)) min = (slowest, rank);
+        return min.Clock == long.MaxValue ? min : (min.Clock + _quantum, min.Rank);
     }
 
-    public Task Report(int node, long seq, long slowest, long minEnd, ClaimUpdate[] claims, long claimsSent, bool tainted)
+    public Task Report(int node, long seq, long slowest, int slowestRank, long minEnd, ClaimUpdate[] claims, long claimsSent, bool tainted)
     {
         // Claims are ordered by their own versions, whatever order the reports carrying them arrive in.
         foreach (var c in claims)
@@ -69,7 +74,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
         ends.Received += claims.Length;
         if (!_nodes.TryGetValue(node, out var known2) || seq > known2.Seq) // an older report overtaken by a newer one keeps only its claims
         {
-            _nodes[node] = (seq, slowest);
+            _nodes[node] = (seq, slowest, slowestRank);
             (ends.MinEnd, ends.ClaimsSent) = (minEnd, claimsSent);
         }
         _ends[node] = ends;
@@ -82,7 +87,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
     /// <summary>One evaluation of the machine, to every node for which it changed anything.</summary>
     private void Push()
     {
-        long horizon = Horizon();
+        var horizon = Horizon();
         long bound = _ledger.Bound;
         string run = this.GetPrimaryKeyString();
         foreach (int n in _nodes.Keys)
@@ -95,7 +100,7 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
             var now = (horizon, bound, cleared.ToArray());
             _told[n] = now;
             _ = GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(run, n))
-                .Horizon(++_pushes, horizon, bound, now.Item3.Select(c => c.Cpu).ToArray(), now.Item3.Select(c => c.Version).ToArray());
+                .Horizon(++_pushes, horizon.Clock, horizon.Rank, bound, now.Item3.Select(c => c.Cpu).ToArray(), now.Item3.Select(c => c.Version).ToArray());
         }
     }
 

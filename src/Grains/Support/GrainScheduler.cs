@@ -48,7 +48,7 @@ public sealed class GrainScheduler : IEmuScheduler
 
     public bool MustYield(EmuTask task, bool exact)
     {
-        if (_timeKeeper is null || task.Clock <= task.Horizon) return false;
+        if (_timeKeeper is null || task.WithinHorizon) return false;
         _yieldExact = exact;
         return true;
     }
@@ -69,7 +69,7 @@ public sealed class GrainScheduler : IEmuScheduler
         // grain) keeps the grant its caller passed and waits only for the horizon: the claim the time keeper holds may
         // be older than the one its CPU is already in.
         var grant = await KeeperOf(task).Sync(task.Cpu, task.Clock, exact || !own, report, allowed);
-        task.Horizon = grant.Horizon;
+        (task.Horizon, task.HorizonRank) = (grant.Horizon, grant.HorizonRank);
         task.Allowed = Math.Max(task.Allowed, Math.Max(allowed, grant.Horizon));
         if (own) task.FreeUntil = grant.FreeUntil;
         continuation();
@@ -117,7 +117,7 @@ public sealed class GrainScheduler : IEmuScheduler
         // at once would act at that time before CPUs behind it act earlier (a writer spinning in the window before the
         // woken writer runs, a reader queueing behind a writer) — the sim engine runs it at its time, so under a quantum
         // it first waits, as at an exact sync point, for the others to come within the quantum.
-        if (_timeKeeper != null && task.Clock > task.Horizon)
+        if (_timeKeeper != null && !task.WithinHorizon)
             _ = SyncThen(task, continuation, exact: true, allowed: task.Clock);
         else
             Post(continuation);

@@ -32,6 +32,16 @@ public sealed class EmuTask
     public string? ViolationNote;
     /// <summary>How far this task may run before it must synchronise with the others (an engine's skew bound).</summary>
     public long Horizon = long.MaxValue;
+    /// <summary>
+    /// With <see cref="Horizon"/>: a task at exactly that clock is within it if its <see cref="TieRank"/> is at most
+    /// this (the orleans engine's ties go in task order, as the sim engine's events do).
+    /// </summary>
+    public int HorizonRank = int.MaxValue;
+    /// <summary>The task's place among tasks at one emulated ns under the orleans engine's quantum: its task index.</summary>
+    public int TieRank;
+
+    /// <summary>Whether the task, at its clock, is within its horizon.</summary>
+    public bool WithinHorizon => Clock < Horizon || (Clock == Horizon && TieRank <= HorizonRank);
     public IEmuScheduler Scheduler { get; set; }
     public EmuMachine Machine { get; }
     /// <summary>The address space this task runs in, where it is local (sim engine); null for a kernel thread.</summary>
