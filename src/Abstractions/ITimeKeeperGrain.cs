@@ -77,7 +77,7 @@ public struct SyncGrant
 {
     /// <summary>
     /// The quantum's horizon, with <see cref="HorizonRank"/>: a CPU of rank r at clock c is within it when
-    /// c &lt; Horizon, or c == Horizon and r &lt;= HorizonRank (the slowest running CPU + the quantum − 1, ranked as it is).
+    /// c &lt; Horizon, or c == Horizon and r &lt;= HorizonRank (the slowest running CPU + the quantum, ranked as it is).
     /// </summary>
     [Id(0)] public long Horizon;
     /// <summary>Past the horizon, between exact sync points, while its claim is cleared (long.MinValue: not at all).</summary>

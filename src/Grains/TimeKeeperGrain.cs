@@ -48,9 +48,10 @@ public sealed class TimeKeeperGrain : Grain, ITimeKeeperGrain
     }
 
     /// <summary>
-    /// The slowest running CPU (the lowest-ranked at that clock) + the quantum − 1, with its rank: a CPU at a clock below
-    /// it, or at it and ranked no higher, may go ((long.MaxValue, int.MaxValue) when no CPU runs). A quantum of 1 so
-    /// lets CPUs go in the sim engine's order, ties by task index.
+    /// The slowest running CPU (the lowest-ranked at that clock) + the quantum, with its rank: a CPU at a clock below
+    /// it, or at it and ranked no higher, may go ((long.MaxValue, int.MaxValue) when no CPU runs). So CPUs at one clock
+    /// meet the horizon in task order, as the sim engine takes its events (with a quantum of 1, page-fault1 in lockstep
+    /// gives the sim engine's results exactly).
     /// </summary>
     private (long Clock, int Rank) Horizon()
     {
