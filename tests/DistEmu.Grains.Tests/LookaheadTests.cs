@@ -76,8 +76,10 @@ public sealed class LookaheadTests(TwoSilos cluster)
         Assert.Equal(0, shared.Machine.Sanitizer.Total);
         // The same writes in the same VMA: every run's claim meets the others', so every sync keeps the quantum's order.
         // (A CPU that enters its run before the others have said theirs may be cleared, but only up to where they stood
-        // at the barrier, which it has passed: no grant lets it go anywhere, and none is counted.)
-        Assert.True(shared.QuantumSyncs is { Syncs: > 0, LookaheadGrants: 0 }, $"shared VMA: {shared.QuantumSyncs} (syncs, grants past the quantum); own: {disjoint.QuantumSyncs}");
+        // at the barrier, which it has passed: no grant lets it go anywhere, and none is counted.) One grant may come at
+        // the very end: once the others are done, the last CPU's claim meets nobody's, and it is cleared to the end of
+        // its last run (on a busy host one CPU can lag that far behind in host time).
+        Assert.True(shared.QuantumSyncs is { Syncs: > 0, LookaheadGrants: <= 1 }, $"shared VMA: {shared.QuantumSyncs} (syncs, grants past the quantum); own: {disjoint.QuantumSyncs}");
         // Each CPU in its own VMA (and its own page-table pages): their claims are cleared.
         Assert.True(disjoint.QuantumSyncs is { LookaheadGrants: > 0 }, $"own VMAs: {disjoint.QuantumSyncs}");
     }
