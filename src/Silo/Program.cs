@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace DistEmu.Silo;
@@ -41,16 +42,37 @@ public static class SiloProgram
         return await RunAsync(s, stdout, stderr);
     }
 
-    /// <summary>Runs one silo with settings already checked (distemu silo parses them with its own command line).</summary>
+    /// <summary>
+    /// How long after SIGTERM the silo may take to leave the cluster before the process ends anyway. Orleans' stop does
+    /// not always honour the host's shutdown timeout (SiloHosting: 10 s): with the membership store gone (redis stopped
+    /// first) it was still stopping after 90 s, past any orchestrator's grace period (Kubernetes' is 30 s).
+    /// </summary>
+    private static readonly TimeSpan StopBound = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Runs one silo with settings already checked (distemu silo parses them with its own command line). The process is
+    /// the silo's: when its stop outlasts <see cref="StopBound"/> it ends the process itself.
+    /// </summary>
     public static async Task<int> RunAsync(SiloSettings s, TextWriter stdout, TextWriter stderr)
     {
         try
         {
-            using var host = SiloHosting.BuildSilo(s);
+            var host = SiloHosting.BuildSilo(s);
             await host.StartAsync();
             stdout.WriteLine($"silo up: {s.Advertise}:{s.SiloPort} (gateway {s.GatewayPort}), cluster {s.ClusterId}, service {s.ServiceId}, clustering {s.Clustering}{(s.Membership is { } m ? " at " + m : "")}");
             stdout.Flush();
-            await host.WaitForShutdownAsync();
+            var stopping = new TaskCompletionSource();
+            host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => stopping.TrySetResult());
+            var shutdown = host.WaitForShutdownAsync();
+            await Task.WhenAny(shutdown, stopping.Task);
+            if (await Task.WhenAny(shutdown, Task.Delay(StopBound)) != shutdown)
+            {
+                stderr.WriteLine($"distemu silo: stopped without leaving the cluster cleanly ({StopBound.TotalSeconds:F0} s after SIGTERM; is the membership store gone?): the other silos will find this one dead through membership");
+                stderr.Flush();
+                stdout.Flush();
+                Environment.Exit(0); // the host's own threads may never let the process end
+            }
+            host.Dispose();
             return 0;
         }
         catch (Exception e)
