@@ -38,15 +38,15 @@ public sealed class MachineGrain : Grain, IMachineGrain
     {
         var cfg = _config ?? throw new InvalidOperationException("configure the run first");
         _parties = cfg.Tasks;
-        for (int i = 0; i < cfg.Tasks; i++)
-            _cpus.Add(cfg.Cpus is { } cpus ? cpus[i] : SimRun.Spread(i, _spec!));
+        _cpus.AddRange(RunDescription.CpusOfTasks(cfg, _spec!));
         if (cfg.QuantumNs > 0)
         {
             // The quantum's hierarchy: each node's keeper holds its CPUs' clocks, the machine's only the nodes'.
             var byNode = _cpus.GroupBy(c => _spec!.NodeOfCpu(c)).ToList();
+            var taskOf = _cpus.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i); // each CPU's rank at a tie
             await GrainFactory.GetGrain<ITimeKeeperGrain>(cfg.RunId).Configure(cfg.QuantumNs, byNode.Select(g => g.Key).ToArray());
             await Fanout.ForEach(byNode, g => GrainFactory.GetGrain<INodeTimeKeeperGrain>(GrainKeys.TimeKeeper(cfg.RunId, g.Key))
-                .Configure(cfg.QuantumNs, g.ToArray(), g.Select(c => _cpus.IndexOf(c)).ToArray()));
+                .Configure(cfg.QuantumNs, g.ToArray(), g.Select(c => taskOf[c]).ToArray()));
         }
         // Each node starts its own CPUs, the nodes in parallel (a bounded number at a time): one CPU after another from
         // here took 4,096 sequential round trips on a 4,096-CPU machine, and the machine grain calling every CPU at once

@@ -74,26 +74,11 @@ public sealed class KernelHost
     /// <summary>Every span recorded here to the run's collector, before the grain reports its counters or goes.</summary>
     public Task DrainSpans() => Spans?.Drain() ?? System.Threading.Tasks.Task.CompletedTask;
 
-    private Dictionary<int, int>? _taskOfCpu;
-
-    /// <summary>The index of the task CPU <paramref name="cpu"/> runs (its rank among CPUs at one emulated ns; -1: a kernel thread).</summary>
-    public int TaskIndexOf(int cpu)
-    {
-        if (_taskOfCpu is null)
-        {
-            var cfg = Config;
-            _taskOfCpu = new Dictionary<int, int>();
-            for (int i = 0; i < cfg.Tasks; i++)
-                _taskOfCpu[cfg.Cpus is { } cpus ? cpus[i] : Kernel.Sim.SimRun.Spread(i, Spec)] = i;
-        }
-        return _taskOfCpu.GetValueOrDefault(cpu, -1);
-    }
-
     /// <summary>The stand-in for the calling CPU, its clock moved up to the caller's.</summary>
     public EmuTask Task(Caller c)
     {
         if (!_tasks.TryGetValue(c.Cpu, out var t))
-            _tasks[c.Cpu] = t = new EmuTask(Machine, c.Cpu, $"cpu{c.Cpu}", c.Cpu, c.Node, Scheduler) { TieRank = TaskIndexOf(c.Cpu) };
+            _tasks[c.Cpu] = t = new EmuTask(Machine, c.Cpu, $"cpu{c.Cpu}", c.Cpu, c.Node, Scheduler) { TieRank = Run.TaskOf(c.Cpu) };
         if (c.Clock > t.Clock) t.Clock = c.Clock;
         (t.Horizon, t.HorizonRank) = Scheduler.Bounded ? (c.Horizon, c.HorizonRank) : (long.MaxValue, int.MaxValue);
         t.FreeUntil = Scheduler.Bounded ? c.FreeUntil : long.MinValue;

@@ -16,6 +16,19 @@ public sealed class RunDescription(RunConfig config, MachineSpec spec)
     public bool HugePagesPossible { get; } = config.Script is not null || !Kernel.Workloads.Workloads.Names.Contains(config.Workload)
         ? spec.Thp == Kernel.Machine.TransparentHugepage.Always // a script, or a replay's batches
         : Kernel.Workloads.Workloads.Create(config.Workload, config.Params).MayMapHugePages(spec);
+
+    /// <summary>The CPU each task runs on: the configuration's list, or the tasks spread over the nodes as the sim engine spreads them.</summary>
+    public static int[] CpusOfTasks(RunConfig config, MachineSpec spec) =>
+        Enumerable.Range(0, config.Tasks).Select(i => config.Cpus is { } cpus ? cpus[i] : Kernel.Sim.SimRun.Spread(i, spec)).ToArray();
+
+    private Dictionary<int, int>? _taskOfCpu;
+
+    /// <summary>The index of the task CPU <paramref name="cpu"/> runs (its rank among CPUs at one emulated ns; -1: none).</summary>
+    public int TaskOf(int cpu)
+    {
+        var map = _taskOfCpu ??= CpusOfTasks(Config, Spec).Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
+        return map.GetValueOrDefault(cpu, -1);
+    }
 }
 
 /// <summary>

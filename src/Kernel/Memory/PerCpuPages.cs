@@ -26,12 +26,19 @@ public sealed class PerCpuPages
     {
         if (_count >= k) return;
         await Refill(m, t);
-        if (_frames.Length - _count < m.Cost.PcpBatch)
-            Array.Resize(ref _frames, _count + m.Cost.PcpBatch);
+        await AddBatch(m, t);
+    }
+
+    /// <summary>rmqueue_bulk's frames: a batch from the node onto the list. Returns how many came.</summary>
+    private async ValueTask<int> AddBatch(EmuMachine m, EmuTask t)
+    {
         var got = new long[m.Cost.PcpBatch];
         int n = await m.FramePort.AllocBulk(t, t.Node, got, got.Length);
+        if (_frames.Length - _count < n)
+            Array.Resize(ref _frames, _count + n);
         for (int i = 0; i < n; i++) _frames[_count++] = got[i];
         m.Frames.Pcp += n;
+        return n;
     }
 
     /// <summary>
@@ -43,14 +50,7 @@ public sealed class PerCpuPages
     {
         if (_count >= k) return;
         if (m.FramePort.RefillOrderMatters(t.Node)) await t.DelayExact(0);
-        var got = new long[m.Cost.PcpBatch];
-        int n = await m.FramePort.AllocBulk(t, t.Node, got, got.Length);
-        if (n == 0) return;
-        if (_frames.Length - _count < n)
-            Array.Resize(ref _frames, _count + n);
-        for (int i = 0; i < n; i++) _frames[_count++] = got[i];
-        m.Frames.Pcp += n;
-        _refillDueNs += m.Cost.PcpRefillNs;
+        if (await AddBatch(m, t) > 0) _refillDueNs += m.Cost.PcpRefillNs;
     }
 
     /// <summary>Take one frame to send with a request, with the refill cost still due (0: none), or -1 if the list is empty.</summary>
