@@ -202,7 +202,7 @@ public static class ExperimentCommand
             foreach (var w in o.Workloads)
             {
                 Workload workload;
-                try { workload = Workloads.Create(w, paramsByWorkload[w]); }
+                try { workload = Workloads.Create(w, paramsByWorkload[w], exploring: o.Engine == "sim" && o.Explore); }
                 catch (KernelConfigException e) { throw new UsageException($"--param: {w}: {e.Message}"); }
                 if (workload.Forks && o.Engine != "sim")
                     throw new UsageException($"--workloads {w}: it forks, and fork runs on the sim engine only (not --engine {o.Engine})");

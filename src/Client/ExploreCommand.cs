@@ -20,7 +20,7 @@ public static class ExploreCommand
         // Everything is validated before the results folder is claimed.
         var machine = o.MachineFile != null ? MachineLoader.LoadFileWithPlacement(o.MachineFile).Machine : MachineLoader.LoadPreset(o.Preset);
         var label = o.MachineFile ?? o.Preset;
-        var workload = Workloads.Create(o.Workload, o.Params);
+        var workload = Workloads.Create(o.Workload, o.Params, exploring: true);
         int tasks = o.Tasks ?? machine.Cpus;
         if (tasks > machine.Cpus)
             throw new UsageException($"--tasks {tasks}: must be in 1..{machine.Cpus} (one task per CPU)");

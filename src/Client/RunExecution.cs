@@ -47,7 +47,7 @@ internal static class RunExecution
             MachineLoader.CheckPlacement(placement, 1, "one silo in this process; --cluster runs on more"); // a cluster's silos are counted when attached
         if (o.Trace != null && !File.Exists(o.Trace))
             throw new UsageException($"--trace {o.Trace}: no such file");
-        var workload = o.Trace is null ? Workloads.Create(o.Workload, o.Params) : null; // throws KernelConfigException on a bad name or param
+        var workload = o.Trace is null ? Workloads.Create(o.Workload, o.Params, exploring: o.Explore) : null; // throws KernelConfigException on a bad name or param
         if (workload is { Forks: true } && o.Engine != "sim")
             throw new UsageException($"--workload {workload.Name}: it forks, and fork runs on the sim engine only (add --engine sim)");
         int tasks = o.Tasks ?? machine.Cpus;

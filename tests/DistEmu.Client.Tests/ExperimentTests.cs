@@ -124,15 +124,15 @@ public sealed class ExperimentTests : InProcessCliTests
     }
 
     [Fact]
-    public void Experiment_on_migrate_munmap_with_thp_shows_mmap_only_stalling_on_2MiB_copies_and_no_bailout_on_pmd_migration_entries()
+    public void Experiment_on_migrate_munmap_in_natural_runs_shows_the_seeds_claim_mmap_only_stalling_writers_on_2MiB_copies()
     {
-        // The defaults: the small preset has transparent_hugepage=always, so region A is THPs and a migration wait is a
-        // 2 MiB copy (~420 µs at SLIT 20). mmap-only holds mmap_lock through it: writers and then every fault queue behind.
-        // merged holds only A's VMA lock, but the writer's munmap of A itself (every 4th round) still waits out the copy,
-        // so merged's tail is bounded by the same copy: measured 2.0x (writer wait) and 1.9x (fault latency) at seed 1.
+        // Issue 13's acceptance, the LKML thread's claim in an ordinary run (no exploration, no injected delay), with the
+        // defaults: the small preset has transparent_hugepage=always, so region A is THPs and a migration wait is a
+        // 2 MiB copy (~420 µs at SLIT 20). mmap-only holds mmap_lock through it: writers of B and then the faults behind
+        // them queue. merged holds only A's VMA lock: only a munmap of A itself (one writer, one round in 128) waits.
         // vma-bailout's bail-out is in do_swap_page: PMD migration entries are waited for under the VMA lock.
         var outDir = Path.Combine(_tmp, "thp");
-        var (code, _, stderr) = Cli("experiment", "--policies", "mmap-only,merged,vma-bailout", "--workloads", "migrate-munmap", "--out", outDir);
+        var (code, _, stderr) = Cli("experiment", "--policies", "mmap-only,merged,vma-bailout", "--workloads", "migrate-munmap", "--no-explore", "--out", outDir);
         Assert.True(code == 0, stderr);
         var report = Lines(File.ReadAllText(Path.Combine(outDir, "report.md")));
         string mmapOnly = Assert.Single(report, l => l.StartsWith("- mmap-only:", StringComparison.Ordinal));
@@ -140,9 +140,23 @@ public sealed class ExperimentTests : InProcessCliTests
         Assert.True(m.Success, mmapOnly);
         double Num(int g) => double.Parse(m.Groups[g].Value.Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(Num(1) >= 400_000, $"mmap-only's writer wait p99 should be a 2 MiB copy (~420 µs): {mmapOnly}");
-        Assert.True(Num(3) >= 1.8 && Num(6) >= 1.8, $"mmap-only should wait about twice merged's p99 with THP: {mmapOnly}");
+        Assert.True(Num(1) >= 3 * Num(2), $"mmap-only's writer wait p99 should be at least 3x merged's: {mmapOnly}");
+        Assert.True(Num(4) >= 2 * Num(5), $"mmap-only's fault latency p99 should be at least 2x merged's: {mmapOnly}");
+        Assert.Matches(@"^- the seed's claim \(.*\): held$", Assert.Single(report, l => l.StartsWith("- the seed's claim", StringComparison.Ordinal)));
         string bailout = Assert.Single(report, l => l.StartsWith("- vma-bailout:", StringComparison.Ordinal));
-        Assert.Matches(@"vma_lock_retry = 0 .* [1-9]\d* THPs \(waited for under the VMA lock", bailout);
+        Assert.Matches(@" [1-9]\d* THPs \(waited for under the VMA lock", bailout);
+    }
+
+    [Fact]
+    public void Under_exploration_the_report_does_not_judge_the_seeds_claim()
+    {
+        // Injected delays set both policies' tails: a verdict on a ratio of tails would be about the delays.
+        var outDir = Path.Combine(_tmp, "explore");
+        var (code, _, stderr) = Cli("experiment", "--policies", "mmap-only,merged", "--workloads", "migrate-munmap", "--ops", "500", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        var report = Lines(File.ReadAllText(Path.Combine(outDir, "report.md")));
+        Assert.EndsWith("not judged (schedule exploration's injected delays set the tails; --no-explore measures it)",
+            Assert.Single(report, l => l.StartsWith("- the seed's claim", StringComparison.Ordinal)));
     }
 
     [Theory]

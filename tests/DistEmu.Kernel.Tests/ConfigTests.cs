@@ -46,6 +46,17 @@ public class ConfigTests
     }
 
     [Fact]
+    public void Migrate_munmap_unmaps_A_rarely_when_measuring_often_when_exploring_and_the_user_value_wins()
+    {
+        // Measuring the seed's claim needs munmaps of A (which stall every policy) rare; hunting S8 needs them often.
+        Assert.Equal("128", Workloads.Workloads.Create("migrate-munmap").Params["same_vma_every"]);
+        Assert.Equal("4", Workloads.Workloads.Create("migrate-munmap", exploring: true).Params["same_vma_every"]);
+        var given = new Dictionary<string, string> { ["same_vma_every"] = "9" };
+        Assert.Equal("9", Workloads.Workloads.Create("migrate-munmap", given, exploring: true).Params["same_vma_every"]);
+        Assert.Equal(Workloads.Workloads.Create("page-fault1").Params, Workloads.Workloads.Create("page-fault1", exploring: true).Params);
+    }
+
+    [Fact]
     public void A_negative_cost_is_rejected()
     {
         var e = Assert.Throws<KernelConfigException>(() => new MachineSpec { Cost = CostModel.Default with { LockNs = -1 } }.Validate());

@@ -17,7 +17,7 @@ public sealed partial class JaegerFileTests : IDisposable
     private string Record(string workload, FaultPolicy policy)
     {
         var path = Path.Combine(_dir, "trace.json");
-        var sink = new JaegerJsonFile(path, DateTimeOffset.FromUnixTimeSeconds(1_800_000_000));
+        var sink = new JaegerJsonFile(path, DateTimeOffset.FromUnixTimeSeconds(1_800_000_000), new TraceFileOptions { Split = 0 }); // one file: every span is read
         var recorder = new SpanRecorder(sink, new TracingOptions { Policy = policy.Name() });
         SimRun.Run(new SimRunOptions { Machine = Scenarios.Small(policy), Workload = workload, OpsPerTask = 300, Observer = recorder });
         sink.Complete();

@@ -88,7 +88,7 @@ public static class SimRun
 {
     public static RunResult Run(SimRunOptions o)
     {
-        var workload = Workloads.Workloads.Create(o.Workload, o.Params);
+        var workload = Workloads.Workloads.Create(o.Workload, o.Params, exploring: o.Exploration != null);
         int tasks = o.Tasks ?? o.Machine.Cpus;
         if (tasks < 1 || tasks > o.Machine.Cpus)
             throw new KernelConfigException("tasks", tasks, $"must be in 1..{o.Machine.Cpus} (one task per CPU)");

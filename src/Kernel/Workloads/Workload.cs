@@ -16,6 +16,12 @@ public abstract class Workload
     public abstract string Description { get; }
     /// <summary>Parameter name → (default, meaning).</summary>
     public abstract IReadOnlyDictionary<string, (string Default, string Meaning)> Parameters { get; }
+    /// <summary>
+    /// Defaults that replace <see cref="Parameters"/>' under schedule exploration, where a run hunts races rather than
+    /// measures: a setting that opens a race's window often (it is then in <see cref="Params"/>, so results and
+    /// reproduce lines show it).
+    /// </summary>
+    public virtual IReadOnlyDictionary<string, string> ExplorationDefaults { get; } = new Dictionary<string, string>();
     /// <summary>The effective parameters (defaults overridden by the user's).</summary>
     public IReadOnlyDictionary<string, string> Params => _params;
     /// <summary>Files the workload maps, by id: (name, disk-backed).</summary>
@@ -44,9 +50,12 @@ public abstract class Workload
     private Dictionary<string, string> _params = new();
 
     /// <summary>Apply user parameters; an unknown name or a bad value is a <see cref="KernelConfigException"/>.</summary>
-    public Workload Configure(IReadOnlyDictionary<string, string>? user)
+    /// <param name="exploring">Schedule exploration is on: <see cref="ExplorationDefaults"/> replace the defaults.</param>
+    public Workload Configure(IReadOnlyDictionary<string, string>? user, bool exploring = false)
     {
         _params = Parameters.ToDictionary(p => p.Key, p => p.Value.Default);
+        if (exploring)
+            foreach (var (k, v) in ExplorationDefaults) _params[k] = v;
         if (user != null)
         {
             foreach (var (k, v) in user)
@@ -115,7 +124,8 @@ public static class Workloads
 {
     public static readonly IReadOnlyList<string> Names = ["page-fault1", "page-fault3", "mmap-churn", "numa-migrate", "migrate-munmap", "mixed", "fork-fault"];
 
-    public static Workload Create(string name, IReadOnlyDictionary<string, string>? parameters = null)
+    /// <param name="exploring">Schedule exploration is on (the workload's <see cref="Workload.ExplorationDefaults"/> apply).</param>
+    public static Workload Create(string name, IReadOnlyDictionary<string, string>? parameters = null, bool exploring = false)
     {
         Workload w = name switch
         {
@@ -128,6 +138,6 @@ public static class Workloads
             "fork-fault" => new ForkFault(),
             _ => throw new KernelConfigException("workload", name, "unknown workload; expected one of " + string.Join(", ", Names)),
         };
-        return w.Configure(parameters);
+        return w.Configure(parameters, exploring);
     }
 }
