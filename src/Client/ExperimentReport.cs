@@ -117,6 +117,12 @@ public sealed class ExperimentReport(IReadOnlyList<ExperimentRow> rows, Experime
                 bool claim = mw >= SeedWriterWaitRatio * gw && mf >= SeedFaultLatencyRatio * gf;
                 lines.Add($"- the seed's claim (mmap-only's writer wait p99 ≥ {SeedWriterWaitRatio:0}x merged's, {Ratio(mw, gw)}; its fault latency p99 ≥ {SeedFaultLatencyRatio:0}x, {Ratio(mf, gf)}): " +
                           (natural ? Held(claim) : "not judged (schedule exploration's injected delays set the tails; --no-explore measures it)"));
+                // 6.4's bail-out brings the mmap_lock stall back only for the 4 KiB migration waits it retries.
+                if (Has("vma-bailout"))
+                {
+                    double bw = Mean("vma-bailout", r => r.WriterWaitP99);
+                    lines.Add($"- vma-bailout's writer stall: writer wait p99 {N(bw)} ns, between merged's {N(gw)} and mmap-only's {N(mw)}: {Held(gw <= bw && bw <= mw)}");
+                }
             }
             else lines.Add("- mmap-only: " + Missing("mmap-only", "merged"));
 

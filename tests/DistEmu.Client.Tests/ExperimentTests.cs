@@ -145,6 +145,7 @@ public sealed class ExperimentTests : InProcessCliTests
         Assert.Matches(@"^- the seed's claim \(.*\): held$", Assert.Single(report, l => l.StartsWith("- the seed's claim", StringComparison.Ordinal)));
         string bailout = Assert.Single(report, l => l.StartsWith("- vma-bailout:", StringComparison.Ordinal));
         Assert.Matches(@" [1-9]\d* THPs \(waited for under the VMA lock", bailout);
+        Assert.Matches(@"^- vma-bailout's writer stall: .*: held$", Assert.Single(report, l => l.StartsWith("- vma-bailout's writer stall", StringComparison.Ordinal)));
     }
 
     [Fact]
