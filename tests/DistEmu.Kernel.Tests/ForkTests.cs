@@ -37,7 +37,9 @@ public class ForkTests
         for (int i = 0; i < 8; i++)
         {
             long p = mm.PageTable.Read(Anon + i * Page), c = child.PageTable.Read(Anon + i * Page);
-            Assert.True(Pte.Kind(c) == PteKind.Present && Pte.IsWritable(c), $"child page {i}: {Pte.Describe(c)}");
+            // copy_present_pte on a COW mapping: both sides write-protected.
+            Assert.True(Pte.Kind(c) == PteKind.Present && !Pte.IsWritable(c), $"child page {i}: {Pte.Describe(c)}");
+            Assert.True(Pte.Kind(p) == PteKind.Present && !Pte.IsWritable(p), $"parent page {i}: {Pte.Describe(p)}");
             Assert.NotEqual(Pte.Frame(p), Pte.Frame(c));
         }
         Assert.Equal(mm.PageTable.Read(Anon + 20 * Page), child.PageTable.Read(Anon + 20 * Page)); // zero page shared
@@ -45,6 +47,43 @@ public class ForkTests
             Assert.Equal(mm.PageTable.Read(Cache + i * Page), child.PageTable.Read(Cache + i * Page)); // page cache shared
         Assert.Equal(Pte.None, child.PageTable.Read(Anon + 30 * Page));
         Assert.Equal(16, h.Machine.Frames.Anon); // 8 parent + 8 child copies
+    }
+
+    [Fact]
+    public void After_fork_the_first_write_on_either_side_faults_in_do_wp_page_and_the_second_does_not()
+    {
+        // The faults a perf trace shows after a real fork (COW breaks), which a replay of a forking program must make.
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var mm = h.Machine.CreateMm();
+        var parentCpu = h.NewTask(0, mm);
+        MmStruct? child = null;
+        long beforeFork = 0, afterParent = 0, afterChild = 0;
+        h.Spawn(parentCpu, 0, async t =>
+        {
+            await Mmap.DoMmap(t, mm, Anon, 64 * Page, VmFlags.Read | VmFlags.Write);
+            for (int i = 0; i < 8; i++) await Cpu.CpuAccess.Access(t, Anon + i * Page, write: true);
+            beforeFork = h.Machine.VmStat.pgfault;
+            (child, _) = await Fork.DupMmap(t, mm);
+            for (int round = 0; round < 2; round++)
+                for (int i = 0; i < 8; i++) await Cpu.CpuAccess.Access(t, Anon + i * Page, write: true);
+            afterParent = h.Machine.VmStat.pgfault;
+            for (int i = 0; i < 8; i++) await Cpu.CpuAccess.Access(t, Anon + i * Page, write: false); // reads do not fault
+            Assert.Equal(afterParent, h.Machine.VmStat.pgfault);
+        });
+        h.Run();
+        var childCpu = h.NewTask(1, child!);
+        h.Spawn(childCpu, h.MaxClock, async t =>
+        {
+            for (int round = 0; round < 2; round++)
+                for (int i = 0; i < 8; i++) await Cpu.CpuAccess.Access(t, Anon + i * Page, write: true);
+            afterChild = h.Machine.VmStat.pgfault;
+        });
+        h.Run();
+        TestMachines.AssertClean(h);
+        Assert.Equal(8, beforeFork);
+        Assert.Equal(8 + 8, afterParent);
+        Assert.Equal(8 + 8 + 8, afterChild);
+        Assert.Equal(16, h.Machine.Frames.Anon); // each side reused its own frame
     }
 
     [Fact]

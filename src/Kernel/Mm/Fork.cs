@@ -11,7 +11,10 @@ namespace DistEmu.Kernel.Mm;
 /// Anonymous pages are copied at fork time, as the kernel does for pages that may be DMA-pinned
 /// (copy_present_page), not COW-shared: sharing a frame between two mms would need an rmap over several mms,
 /// which the model does not have. What fork means for the locking protocol is unchanged by that choice: the
-/// parent's VMAs and page tables must be stable while they are copied.
+/// parent's VMAs and page tables must be stable while they are copied. What it means for faults is kept too: in a
+/// private writable mapping both the parent's entry and the child's copy are write-protected (copy_present_pte on
+/// an is_cow_mapping VMA), so the first write on either side faults in do_wp_page, as after a real fork; it then
+/// reuses its own frame, where the kernel would copy the shared one (the copy was paid at fork).
 /// </summary>
 public static class Fork
 {
@@ -65,6 +68,9 @@ public static class Fork
             }
         }
         child.Tree = child.Tree.With([], copies);
+        // flush_tlb_mm(oldmm): the parent's CPUs may cache the entries fork write-protected.
+        if (copies.Count > 0)
+            await TlbFlush.FlushRange(t, parent, copies[0].Start, copies[^1].End);
         await t.Delay(m.Cost.VmaUpdateNs);
         MmapLock.MmapWriteUnlock(t, child);
         MmapLock.MmapWriteUnlock(t, parent);
@@ -142,7 +148,11 @@ public static class Fork
                         shortOfFrames = true; // a fault mapped more since the count: reserve again and redo
                         break;
                     }
-                    dpt.Set(dpage, dpt.IndexOf(a), CopyPte(t, pte, ref copied));
+                    bool cow = IsCowMapping(src) && Pte.Kind(pte) == PteKind.Present && Pte.IsWritable(pte);
+                    if (cow)
+                        spt.Set(page, spt.IndexOf(a), Pte.WithWritable(pte, false)); // ptep_set_wrprotect on the parent
+                    long entry = CopyPte(t, pte, ref copied);
+                    dpt.Set(dpage, dpt.IndexOf(a), cow ? Pte.WithWritable(entry, false) : entry);
                     m.Events.Record(t, EventKind.PteSet, dst.Id, a);
                 }
                 await t.Delay(m.Cost.PteUpdateNs * Math.Max(1, (to - from) / pageSize) + copied);
@@ -156,6 +166,9 @@ public static class Fork
         }
         return true;
     }
+
+    /// <summary>is_cow_mapping: private and may be written (a write after fork must not reach the other mm's page).</summary>
+    private static bool IsCowMapping(Vma vma) => (vma.Flags & VmFlags.Shared) == 0 && (vma.Flags & VmFlags.Write) != 0;
 
     private static bool NeedsFrame(long pte) =>
         Pte.Kind(pte) is PteKind.Present or PteKind.ProtNone && Pte.Frame(pte) != Pte.ZeroFrame && !Pte.IsFile(pte);

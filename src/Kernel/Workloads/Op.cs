@@ -22,8 +22,13 @@ public enum OpKind : byte
     Compute,
     /// <summary>Wait until every task of the workload has arrived (pthread_barrier_wait).</summary>
     Barrier,
-    /// <summary>fork() with a child that exits at once: dup_mmap of the task's mm, then the child's exit_mmap.</summary>
+    /// <summary>
+    /// fork(): dup_mmap of the task's mm. In a workload the child exits at once (its exit_mmap follows); in a trace
+    /// replay the child is the task of a TID of its own.
+    /// </summary>
     Fork,
+    /// <summary>execve() in a trace replay: the task's process gets a new, empty mm (exec_mmap) and the old one goes.</summary>
+    Exec,
 }
 
 /// <summary>One step of a task's op stream: workloads are data, so the same stream runs under either engine.</summary>
