@@ -1,7 +1,8 @@
-// Models the two user-space records a `perf script --show-mmap-events -F tid,time,addr,event` trace
-// carries for the memory-management protocol: a mapping appearing (PERF_RECORD_MMAP / MMAP2) and a
-// page fault at an address. Both are small value types so the reader can hand them out per line
-// without allocating.
+// Models the user-space records a `perf script --show-mmap-events --show-task-events -F tid,time,addr,event`
+// trace carries for the memory-management protocol: a mapping appearing (PERF_RECORD_MMAP / MMAP2), a page
+// fault at an address, and the task events that make and replace address spaces (PERF_RECORD_FORK of a new
+// process, PERF_RECORD_COMM exec, PERF_RECORD_EXIT). All are small value types so the reader can hand them
+// out per line without allocating.
 namespace DistEmu.Replay;
 
 /// <summary>Protection and sharing of a mapping, from the <c>rwxp</c>/<c>rwxs</c> field of an MMAP2 line.</summary>
@@ -77,11 +78,39 @@ public readonly record struct PerfMmap(
 /// <param name="Address">Faulting data address.</param>
 public readonly record struct PerfPageFault(long LineNumber, int Tid, long TimeNs, ulong Address);
 
+/// <summary>What a task event did to its process.</summary>
+public enum PerfTaskEventKind : byte
+{
+    /// <summary>PERF_RECORD_FORK: a new thread (same pid) or a new process (kernel_clone without CLONE_VM: dup_mmap).</summary>
+    Fork = 0,
+
+    /// <summary>PERF_RECORD_COMM with <c>exec</c>: the process replaced its address space (exec_mmap).</summary>
+    Exec = 1,
+
+    /// <summary>PERF_RECORD_EXIT: the thread exited (the process's mm goes with its last thread: exit_mmap).</summary>
+    Exit = 2,
+}
+
+/// <summary>
+/// A task event line: <c>PERF_RECORD_FORK(cpid:ctid):(ppid:ptid)</c>, <c>PERF_RECORD_COMM exec: NAME:pid/tid</c> or
+/// <c>PERF_RECORD_EXIT(pid:tid):(ppid:ptid)</c>.
+/// </summary>
+/// <param name="Tid">The thread the line is about: the parent (fork), the exec'ing thread, the exiting thread.</param>
+/// <param name="Pid">Its process.</param>
+/// <param name="ChildPid">Fork only: the new task's process (equal to <paramref name="Pid"/> for a new thread).</param>
+/// <param name="ChildTid">Fork only: the new task.</param>
+public readonly record struct PerfTaskEvent(long LineNumber, PerfTaskEventKind Kind, int Tid, int Pid, long TimeNs, int ChildPid = 0, int ChildTid = 0)
+{
+    /// <summary>A fork that made a process, not a thread: the child has an address space of its own.</summary>
+    public bool IsProcessFork => Kind == PerfTaskEventKind.Fork && ChildPid != Pid;
+}
+
 public enum PerfRecordKind : byte
 {
     None = 0,
     Mmap = 1,
     PageFault = 2,
+    Task = 3,
 }
 
 /// <summary>
@@ -102,7 +131,18 @@ public readonly record struct PerfRecord
         PageFault = pageFault;
     }
 
+    public PerfRecord(PerfTaskEvent task)
+    {
+        Kind = PerfRecordKind.Task;
+        Task = task;
+    }
+
     public PerfRecordKind Kind { get; }
+
+    /// <summary>The task event when <see cref="Kind"/> is <see cref="PerfRecordKind.Task"/>, else default.</summary>
+    public PerfTaskEvent Task { get; }
+
+    public bool IsTask => Kind == PerfRecordKind.Task;
 
     /// <summary>The mapping when <see cref="Kind"/> is <see cref="PerfRecordKind.Mmap"/>, else default.</summary>
     public PerfMmap Mmap { get; }
@@ -114,16 +154,17 @@ public readonly record struct PerfRecord
 
     public bool IsPageFault => Kind == PerfRecordKind.PageFault;
 
-    public long LineNumber => Kind == PerfRecordKind.Mmap ? Mmap.LineNumber : PageFault.LineNumber;
+    public long LineNumber => Kind switch { PerfRecordKind.Mmap => Mmap.LineNumber, PerfRecordKind.Task => Task.LineNumber, _ => PageFault.LineNumber };
 
-    public long TimeNs => Kind == PerfRecordKind.Mmap ? Mmap.TimeNs : PageFault.TimeNs;
+    public long TimeNs => Kind switch { PerfRecordKind.Mmap => Mmap.TimeNs, PerfRecordKind.Task => Task.TimeNs, _ => PageFault.TimeNs };
 
-    public int Tid => Kind == PerfRecordKind.Mmap ? Mmap.Tid : PageFault.Tid;
+    public int Tid => Kind switch { PerfRecordKind.Mmap => Mmap.Tid, PerfRecordKind.Task => Task.Tid, _ => PageFault.Tid };
 
     public override string ToString() => Kind switch
     {
         PerfRecordKind.Mmap => Mmap.ToString(),
         PerfRecordKind.PageFault => PageFault.ToString(),
+        PerfRecordKind.Task => Task.ToString(),
         _ => "PerfRecord { None }",
     };
 }

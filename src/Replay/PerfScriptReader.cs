@@ -176,6 +176,12 @@ public sealed class PerfScriptReader : IDisposable
                             return true;
                         }
 
+                        if (kind == PerfRecordKind.Task)
+                        {
+                            Stats.TaskEvents++;
+                            return true;
+                        }
+
                         Skip(_failReason, _failField, line.Slice(_failStart, _failLength), lineNumber);
                         break;
                     }
@@ -282,9 +288,16 @@ public sealed class PerfScriptReader : IDisposable
             return Ignore(PerfSkipReason.Comment);
         }
 
-        // TID
+        // TID, or PID/TID (-F pid,tid)
         int end = TokenEnd(s, pos);
-        if (!TryParseInt(s[pos..end], out int lineTid))
+        var tidToken = s[pos..end];
+        int slash = tidToken.IndexOf((byte)'/');
+        if (slash >= 0)
+        {
+            tidToken = tidToken[(slash + 1)..];
+        }
+
+        if (!TryParseInt(tidToken, out int lineTid) || (slash >= 0 && !TryParseInt(s[pos..(pos + slash)], out _)))
         {
             return Fail(PerfSkipReason.BadNumber, "tid", pos, end - pos);
         }
@@ -340,6 +353,16 @@ public sealed class PerfScriptReader : IDisposable
                 return Ignore(PerfSkipReason.LostRecord);
             }
 
+            if (name.SequenceEqual("FORK"u8) || name.SequenceEqual("EXIT"u8))
+            {
+                return ParseForkOrExit(s, pos + "PERF_RECORD_".Length + name.Length, lineNumber, timeNs, name.SequenceEqual("FORK"u8), out record);
+            }
+
+            if (name.SequenceEqual("COMM"u8) && s[end..].TrimStart((byte)' ').StartsWith("exec:"u8))
+            {
+                return ParseExec(s, end, lineNumber, timeNs, out record);
+            }
+
             if (IsOtherRecordName(name))
             {
                 return Ignore(PerfSkipReason.OtherRecord);
@@ -377,6 +400,64 @@ public sealed class PerfScriptReader : IDisposable
 
         record = new PerfRecord(new PerfPageFault(lineNumber, tid, timeNs, address));
         return PerfRecordKind.PageFault;
+    }
+
+    // "(cpid:ctid):(ppid:ptid)" after PERF_RECORD_FORK; "(pid:tid):(ppid:ptid)" after PERF_RECORD_EXIT
+    private PerfRecordKind ParseForkOrExit(ReadOnlySpan<byte> s, int pos, long lineNumber, long timeNs, bool fork, out PerfRecord record)
+    {
+        record = default;
+        string field = fork ? "fork" : "exit";
+        if (!Expect(s, ref pos, (byte)'(', field)
+            || !ParseIntField(s, ref pos, (byte)':', field + " pid", out int pid)
+            || !ParseIntField(s, ref pos, (byte)')', field + " tid", out int tid)
+            || !Expect(s, ref pos, (byte)':', field)
+            || !Expect(s, ref pos, (byte)'(', field)
+            || !ParseIntField(s, ref pos, (byte)':', field + " parent pid", out int ppid)
+            || !ParseIntField(s, ref pos, (byte)')', field + " parent tid", out int ptid))
+        {
+            return PerfRecordKind.None;
+        }
+
+        if (SkipSpace(s, pos) != s.Length)
+        {
+            return Fail(PerfSkipReason.BadSyntax, field, pos, s.Length - pos);
+        }
+
+        if (pid <= 0 || tid <= 0)
+        {
+            return Ignore(PerfSkipReason.Kernel); // the idle task or a kernel thread's bookkeeping
+        }
+
+        record = new PerfRecord(fork
+            ? new PerfTaskEvent(lineNumber, PerfTaskEventKind.Fork, ptid, ppid, timeNs, pid, tid)
+            : new PerfTaskEvent(lineNumber, PerfTaskEventKind.Exit, tid, pid, timeNs));
+        return PerfRecordKind.Task;
+    }
+
+    // " exec: NAME:pid/tid" after PERF_RECORD_COMM (NAME may hold spaces and colons: pid/tid follows the last ':')
+    private PerfRecordKind ParseExec(ReadOnlySpan<byte> s, int pos, long lineNumber, long timeNs, out PerfRecord record)
+    {
+        record = default;
+        int colon = s.LastIndexOf((byte)':');
+        if (colon <= pos)
+        {
+            return FailTruncated("exec", s);
+        }
+
+        int at = colon + 1;
+        if (!ParseIntField(s, ref at, (byte)'/', "exec pid", out int pid))
+        {
+            return PerfRecordKind.None;
+        }
+
+        int tidEnd = TokenEnd(s, at);
+        if (!TryParseInt(s[at..tidEnd], out int tid) || SkipSpace(s, tidEnd) != s.Length)
+        {
+            return Fail(PerfSkipReason.BadNumber, "exec tid", at, s.Length - at);
+        }
+
+        record = new PerfRecord(new PerfTaskEvent(lineNumber, PerfTaskEventKind.Exec, tid, pid, timeNs));
+        return PerfRecordKind.Task;
     }
 
     // " pid/tid: [0xSTART(0xLEN) @ OFF maj:min ino gen]: rwxp NAME"   (MMAP2; or "<build-id>" instead of maj:min ino gen)

@@ -95,7 +95,10 @@ public sealed class PerfScriptStats
 
     public long PageFaults { get; internal set; }
 
-    public long Records => Mmaps + PageFaults;
+    /// <summary>Task events read (process forks, execs, exits; thread forks too).</summary>
+    public long TaskEvents { get; internal set; }
+
+    public long Records => Mmaps + PageFaults + TaskEvents;
 
     /// <summary>Total skipped lines over all reasons (kernel lines included).</summary>
     public long Skipped

@@ -26,11 +26,16 @@ internal sealed class ReplayFeed : IDisposable
     private readonly long _limit;
     private readonly List<(int Task, TaskBarrier Barrier)> _pullers = new();
     private readonly Dictionary<int, TaskBarrier> _pullBarriers = new();
+    private readonly int[] _processOfIndex;
+    private readonly Func<int, int> _processOfTid;
+    private readonly int _processes;
     private ReplayGate[] _gates = [];
     private bool _eof;
     private long _buffered;
 
-    public ReplayFeed(PerfScriptReader reader, TracePlanner planner, IReadOnlyList<int> tids, int copies, bool sharedMm, Func<string, FileObject> createFile, long maxBufferedOps)
+    /// <param name="processOf">With processes: the process of each TID (by TID), else null (one process per copy).</param>
+    public ReplayFeed(PerfScriptReader reader, TracePlanner planner, IReadOnlyList<int> tids, int copies, bool sharedMm, Func<string, FileObject> createFile, long maxBufferedOps,
+        Func<int, int>? processOf = null, int processes = 1)
     {
         _limit = Math.Max(1, maxBufferedOps);
         _reader = reader;
@@ -44,6 +49,10 @@ internal sealed class ReplayFeed : IDisposable
         {
             _tidIndex.Add(tids[i], i);
         }
+
+        _processes = sharedMm ? 1 : processes;
+        _processOfTid = sharedMm || processOf is null ? _ => 0 : processOf;
+        _processOfIndex = tids.Select(_processOfTid).ToArray();
 
         int tasks = _tids * copies;
         _queues = new Queue<PlannedOp>[tasks];
@@ -66,8 +75,16 @@ internal sealed class ReplayFeed : IDisposable
 
     public void SetGates(ReplayGate[] gates) => _gates = gates;
 
-    /// <summary>Gate of task <paramref name="task"/>: one for all tasks with a shared mm, else one per copy.</summary>
-    public ReplayGate GateOf(int task) => _gates.Length == 1 ? _gates[0] : _gates[task / _tids];
+    /// <summary>Processes per copy (1 unless the trace's task events made processes).</summary>
+    public int Processes => _processes;
+
+    /// <summary>
+    /// Ordering domain of task <paramref name="task"/>: one for all tasks with a shared mm, else one per process of
+    /// each copy (copy × processes + process), which is also the index of the process's address space.
+    /// </summary>
+    public int DomainOf(int task) => _sharedMm ? 0 : ((task / _tids) * _processes) + _processOfIndex[task % _tids];
+
+    public ReplayGate GateOf(int task) => _gates[DomainOf(task)];
 
     /// <summary>Seq of the op the task is on (or will start with); <see cref="ReplayGate.Finished"/> if it has no more ops that are already read.</summary>
     public long CurrentSeq(int task)
@@ -182,10 +199,9 @@ internal sealed class ReplayFeed : IDisposable
                 throw new InvalidOperationException($"{_reader.SourceName}: TID {op.Tid} was not in the trace's first pass (did the file change while replaying?)");
             }
 
-            bool isMmap = op.Op.Kind == OpKind.Mmap;
             for (int copy = 0; copy < _copies; copy++)
             {
-                if (isMmap && _sharedMm && copy > 0)
+                if (op.IsFence && _sharedMm && copy > 0)
                 {
                     break;
                 }
@@ -198,15 +214,27 @@ internal sealed class ReplayFeed : IDisposable
 
                 _queues[task].Enqueue(op);
                 _buffered++;
-                if (isMmap && (copy == 0 || !_sharedMm))
+                if (op.IsFence && (copy == 0 || !_sharedMm))
                 {
-                    GateOf(task).MmapDispatched(op.Seq);
+                    GateOf(task).FenceDispatched(op.Seq);
+                    if (op.Op.Kind == OpKind.Fork)
+                    {
+                        // The child's ops come after its fork in trace order: its domain waits for the fork too.
+                        ChildGate(copy, op.Child).FenceDispatched(op.Seq);
+                    }
                 }
             }
         }
 
         MaxBuffered = Math.Max(MaxBuffered, _buffered);
     }
+
+    /// <summary>The domain a fork's child TID joins in copy <paramref name="copy"/>.</summary>
+    public ReplayGate ChildGate(int copy, int childTid) => _gates[ChildDomain(copy, childTid)];
+
+    /// <summary>Index of the address space a fork's child runs in (its domain).</summary>
+    public int ChildDomain(int copy, int childTid) =>
+        (copy * _processes) + _processOfTid(childTid);
 
     public void Dispose() => _reader.Dispose();
 }

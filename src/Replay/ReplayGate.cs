@@ -8,9 +8,11 @@ using DistEmu.Kernel.Workloads;
 namespace DistEmu.Replay;
 
 /// <summary>
-/// One ordering domain (one mm). Rules, with Seq the op's trace order: an access with Seq s waits until every mmap
-/// with Seq &lt; s has completed; an mmap with Seq s waits until every other task of the domain has completed all
-/// its ops with Seq &lt; s. The pending op with the smallest Seq can always run, so the domain never deadlocks.
+/// One ordering domain (one process: its mm, or the mms an exec gives it). Rules, with Seq the op's trace order: an
+/// op with Seq s waits until every fence (mmap, fork, exec; and the fork that made the process) with Seq &lt; s has
+/// completed; a fence with Seq s also waits until every other task of the domain has completed all its ops with
+/// Seq &lt; s. The pending op with the smallest Seq can always run, so the domain never deadlocks (a fork waits only
+/// for its own domain, which is earlier in trace order than its child's).
 /// </summary>
 internal sealed class ReplayGate
 {
@@ -18,7 +20,7 @@ internal sealed class ReplayGate
 
     private readonly ReplayFeed _feed;
     private readonly int[] _tasks;
-    private readonly SortedSet<long> _pendingMmaps = new();
+    private readonly SortedSet<long> _pendingFences = new();
     private readonly List<(int Task, long Seq, bool IsMmap, TaskBarrier Barrier)> _waiters = new();
     private readonly Dictionary<int, TaskBarrier> _barriers = new();
 
@@ -30,12 +32,13 @@ internal sealed class ReplayGate
 
     public long Waits { get; private set; }
 
-    public void MmapDispatched(long seq) => _pendingMmaps.Add(seq);
+    /// <summary>A fence (mmap, fork, exec) of this domain, or the fork that makes its process, was read.</summary>
+    public void FenceDispatched(long seq) => _pendingFences.Add(seq);
 
     /// <summary>Waits (in emulated time) until <paramref name="op"/> of <paramref name="task"/> may run.</summary>
     public async ValueTask WaitTurn(EmuTask t, int task, PlannedOp op)
     {
-        bool isMmap = op.Op.Kind == OpKind.Mmap;
+        bool isMmap = op.IsFence;
         if (CanRun(task, op.Seq, isMmap))
         {
             return;
@@ -52,7 +55,7 @@ internal sealed class ReplayGate
         await barrier.Arrive(t);
     }
 
-    public void MmapCompleted(long seq) => _pendingMmaps.Remove(seq);
+    public void FenceCompleted(long seq) => _pendingFences.Remove(seq);
 
     /// <summary>Something changed (an op completed, a task moved on or finished): wake every waiter whose turn it is, at <paramref name="waker"/>'s clock.</summary>
     public void Notify(EmuTask waker)
@@ -74,9 +77,15 @@ internal sealed class ReplayGate
 
     private bool CanRun(int task, long seq, bool isMmap)
     {
+        // Every op waits for the earlier fences; a fence also for every other task's earlier ops.
+        if (_pendingFences.Count > 0 && _pendingFences.Min < seq)
+        {
+            return false;
+        }
+
         if (!isMmap)
         {
-            return _pendingMmaps.Count == 0 || _pendingMmaps.Min >= seq;
+            return true;
         }
 
         foreach (int other in _tasks)

@@ -14,7 +14,12 @@ namespace DistEmu.Replay;
 /// <param name="Op">The op. For a file mmap, <see cref="Op.FileId"/> indexes <see cref="TracePlanner.FileNames"/>.</param>
 /// <param name="Seq">Global trace order of the op (a Compute op carries the Seq of the op it precedes).</param>
 /// <param name="PageOffset">File offset in bytes for a file mmap (the MMAP2 <c>@</c> field), else 0.</param>
-public readonly record struct PlannedOp(int Tid, Op Op, long Seq, long PageOffset);
+/// <param name="Child">For a <see cref="OpKind.Fork"/>: the TID of the new process's task.</param>
+public readonly record struct PlannedOp(int Tid, Op Op, long Seq, long PageOffset, int Child = 0)
+{
+    /// <summary>Ops every other task of the process must not overtake in trace order: they change its address space.</summary>
+    public bool IsFence => Op.Kind is OpKind.Mmap or OpKind.Fork or OpKind.Exec;
+}
 
 /// <summary>A region the trace never mapped but that faults show exists: heap (brk) or stack growth.</summary>
 public sealed class InferredRegion
@@ -54,15 +59,8 @@ public sealed class TracePlanner
     private long _seq;
     private long _epoch;
 
-    private string? _mainExecutable;
-    private ulong _dataEnd;
-    private InferredRegion? _heap;
-    private ulong _heapStart;
-    private ulong _heapEnd;
-    private bool _hasStack;
-    private ulong _stackLow;
-    private ulong _stackHigh;
-    private InferredRegion? _stackGrowth;
+    private readonly Dictionary<int, PlannedProcess> _processOf = new();
+    private readonly PlannedProcess _root = new();
 
     public TracePlanner(int pageSize, double timeScale = 1.0, bool asFastAsPossible = false)
     {
@@ -76,8 +74,22 @@ public sealed class TracePlanner
         _asFastAsPossible = asFastAsPossible;
     }
 
-    /// <summary>The mappings known so far (trace + inferred).</summary>
-    public MappingSet Mappings { get; } = new();
+    /// <summary>The mappings known so far (trace + inferred) of the first process (the only one unless <see cref="Processes"/>).</summary>
+    public MappingSet Mappings => _root.Mappings;
+
+    /// <summary>
+    /// Task events make processes: a PERF_RECORD_FORK of a new process gives its TID a copy of the parent's address
+    /// space (a <see cref="OpKind.Fork"/> op on the parent's TID, <see cref="PlannedOp.Child"/> the new TID), and
+    /// PERF_RECORD_COMM exec gives the process a new, empty one (an <see cref="OpKind.Exec"/> op). Off: every TID is a
+    /// thread of one process and task events are ignored (the orleans engine, which has no fork path, and shared mms).
+    /// </summary>
+    public bool Processes { get; init; }
+
+    /// <summary>Process forks planned (PERF_RECORD_FORK of a new process).</summary>
+    public long ForkOps { get; private set; }
+
+    /// <summary>Execs planned (PERF_RECORD_COMM exec).</summary>
+    public long ExecOps { get; private set; }
 
     /// <summary>Distinct file names of file mappings, indexed by file id.</summary>
     public IReadOnlyList<string> FileNames => _fileNames;
@@ -121,10 +133,53 @@ public sealed class TracePlanner
         {
             PlanFault(record.PageFault, output);
         }
+        else if (record.IsTask && Processes)
+        {
+            PlanTask(record.Task, output);
+        }
+    }
+
+    private PlannedProcess ProcessOf(int tid) => _processOf.TryGetValue(tid, out var p) ? p : _root;
+
+    /// <summary>
+    /// kernel_clone: a thread joins its parent's process; a new process gets a copy of the parent's mappings (dup_mmap),
+    /// each side's regions in a new mapping epoch, since fork write-protects the private pages of both and the next
+    /// write on either side faults again (do_wp_page). exec_mmap: the process starts over with no mapping.
+    /// </summary>
+    private void PlanTask(in PerfTaskEvent e, List<PlannedOp> output)
+    {
+        var parent = ProcessOf(e.Tid);
+        switch (e.Kind)
+        {
+            case PerfTaskEventKind.Fork when !e.IsProcessFork:
+                _processOf[e.ChildTid] = parent;
+                break;
+            case PerfTaskEventKind.Fork:
+                var child = parent.Fork(() => ++_epoch);
+                _processOf[e.ChildTid] = child;
+                Emit(e.Tid, e.TimeNs, new Op(OpKind.Fork), 0, output, e.ChildTid);
+                ForkOps++;
+                break;
+            case PerfTaskEventKind.Exec:
+                var fresh = new PlannedProcess();
+                foreach (var (tid, p) in _processOf.ToList())
+                {
+                    if (p == parent)
+                    {
+                        _processOf[tid] = fresh; // de_thread: the other threads are gone, and their TIDs with them
+                    }
+                }
+
+                _processOf[e.Tid] = fresh;
+                Emit(e.Tid, e.TimeNs, new Op(OpKind.Exec), 0, output);
+                ExecOps++;
+                break;
+        }
     }
 
     private void PlanMmap(in PerfMmap m, List<PlannedOp> output)
     {
+        var p = ProcessOf(m.Tid);
         ulong start = AlignDown(m.Start);
         ulong end = AlignUp(m.End);
         if (end <= start || m.Length == 0)
@@ -149,10 +204,10 @@ public sealed class TracePlanner
                 _fileNames.Add(m.Name);
             }
 
-            _mainExecutable ??= m.Name;
-            if (m.Name == _mainExecutable && region.IsWritable)
+            p.MainExecutable ??= m.Name;
+            if (m.Name == p.MainExecutable && region.IsWritable)
             {
-                _dataEnd = Math.Max(_dataEnd, end);
+                p.DataEnd = Math.Max(p.DataEnd, end);
             }
 
             op = Op.MapFile((long)start, (long)(end - start), fileId, m.IsShared, prot & ~VmFlags.Shared);
@@ -167,33 +222,34 @@ public sealed class TracePlanner
 
         if (m.Kind == PerfMappingKind.Stack)
         {
-            _hasStack = true;
-            _stackLow = start;
-            _stackHigh = end;
-            _stackGrowth = null;
+            p.HasStack = true;
+            p.StackLow = start;
+            p.StackHigh = end;
+            p.StackGrowth = null;
         }
-        else if (m.Kind == PerfMappingKind.Heap && _heap is null)
+        else if (m.Kind == PerfMappingKind.Heap && p.Heap is null)
         {
-            _heapStart = start;
-            _heapEnd = end;
+            p.HeapStart = start;
+            p.HeapEnd = end;
         }
 
-        Mappings.Map(region);
+        p.Mappings.Map(region);
         Emit(m.Tid, m.TimeNs, op, pageOffset, output);
         MmapOps++;
     }
 
     private void PlanFault(in PerfPageFault f, List<PlannedOp> output)
     {
-        if (!Mappings.TryFind(f.Address, out var region))
+        var p = ProcessOf(f.Tid);
+        if (!p.Mappings.TryFind(f.Address, out var region))
         {
-            if (!TryInferHeap(f, output) && !TryInferStack(f, output))
+            if (!TryInferHeap(p, f, output) && !TryInferStack(p, f, output))
             {
                 Unmapped++;
                 return;
             }
 
-            Mappings.TryFind(f.Address, out region);
+            p.Mappings.TryFind(f.Address, out region);
         }
 
         if (region.IsProtNone)
@@ -221,99 +277,99 @@ public sealed class TracePlanner
     }
 
     /// <summary>brk growth: the fault lies above the heap (or the executable's data segment) with nothing mapped in between.</summary>
-    private bool TryInferHeap(in PerfPageFault f, List<PlannedOp> output)
+    private bool TryInferHeap(PlannedProcess p, in PerfPageFault f, List<PlannedOp> output)
     {
-        if (_mainExecutable is null || _dataEnd == 0)
+        if (p.MainExecutable is null || p.DataEnd == 0)
         {
             return false;
         }
 
-        if (_heap is null && _heapEnd == 0)
+        if (p.Heap is null && p.HeapEnd == 0)
         {
             // The initial heap, if the trace shows it: the lowest writable anonymous mapping just above the data segment.
-            if (Mappings.TryFindFirstAtOrAbove(_dataEnd, out var next)
-                && next.Start - _dataEnd <= MaxHeapGap
+            if (p.Mappings.TryFindFirstAtOrAbove(p.DataEnd, out var next)
+                && next.Start - p.DataEnd <= MaxHeapGap
                 && next.IsWritable
                 && (next.Kind == PerfMappingKind.Heap || next.Kind == PerfMappingKind.Anon)
                 && f.Address >= next.Start)
             {
-                _heapStart = next.Start;
-                _heapEnd = next.End;
-                while (Mappings.TryFindFirstAtOrAbove(_heapEnd, out var adjacent) && adjacent.Start == _heapEnd && adjacent.IsWritable
+                p.HeapStart = next.Start;
+                p.HeapEnd = next.End;
+                while (p.Mappings.TryFindFirstAtOrAbove(p.HeapEnd, out var adjacent) && adjacent.Start == p.HeapEnd && adjacent.IsWritable
                        && adjacent.Kind is PerfMappingKind.Heap or PerfMappingKind.Anon)
                 {
-                    _heapEnd = adjacent.End;
+                    p.HeapEnd = adjacent.End;
                 }
             }
             else
             {
-                _heapStart = _dataEnd;
-                _heapEnd = _dataEnd;
+                p.HeapStart = p.DataEnd;
+                p.HeapEnd = p.DataEnd;
             }
         }
 
-        if (f.Address < _heapEnd || f.Address - _heapEnd >= MaxHeapStep)
+        if (f.Address < p.HeapEnd || f.Address - p.HeapEnd >= MaxHeapStep)
         {
             return false;
         }
 
         ulong newEnd = AlignUp(f.Address + 1);
-        if (newEnd <= _heapEnd || Mappings.Overlaps(_heapEnd, newEnd))
+        if (newEnd <= p.HeapEnd || p.Mappings.Overlaps(p.HeapEnd, newEnd))
         {
             return false;
         }
 
-        if (_heap is null)
+        if (p.Heap is null)
         {
-            _heap = new InferredRegion { Kind = "heap", Start = _heapEnd, End = newEnd, FirstLine = f.LineNumber };
-            _inferred.Add(_heap);
+            p.Heap = new InferredRegion { Kind = "heap", Start = p.HeapEnd, End = newEnd, FirstLine = f.LineNumber };
+            _inferred.Add(p.Heap);
         }
 
-        ulong from = _heapEnd;
-        _heap.End = newEnd;
-        _heap.Extensions++;
-        _heapEnd = newEnd;
-        MapInferred(f, from, newEnd, PerfMappingKind.Heap, "[heap]", output);
+        ulong from = p.HeapEnd;
+        p.Heap.End = newEnd;
+        p.Heap.Extensions++;
+        p.HeapEnd = newEnd;
+        MapInferred(p, f, from, newEnd, PerfMappingKind.Heap, "[heap]", output);
         return true;
     }
 
     /// <summary>Stack growth: the fault lies below the [stack] mapping, within RLIMIT_STACK of its top, nothing mapped in between.</summary>
-    private bool TryInferStack(in PerfPageFault f, List<PlannedOp> output)
+    private bool TryInferStack(PlannedProcess p, in PerfPageFault f, List<PlannedOp> output)
     {
-        if (!_hasStack || f.Address >= _stackLow)
+        if (!p.HasStack || f.Address >= p.StackLow)
         {
             return false;
         }
 
         ulong page = AlignDown(f.Address);
-        if (_stackHigh - page > MaxStackSize || Mappings.Overlaps(page, _stackLow))
+        if (p.StackHigh - page > MaxStackSize || p.Mappings.Overlaps(page, p.StackLow))
         {
             return false;
         }
 
-        if (_stackGrowth is null)
+        if (p.StackGrowth is null)
         {
-            _stackGrowth = new InferredRegion { Kind = "stack", Start = page, End = _stackLow, FirstLine = f.LineNumber };
-            _inferred.Add(_stackGrowth);
+            p.StackGrowth = new InferredRegion { Kind = "stack", Start = page, End = p.StackLow, FirstLine = f.LineNumber };
+            _inferred.Add(p.StackGrowth);
         }
 
-        ulong to = _stackLow;
-        _stackGrowth.Start = page;
-        _stackGrowth.Extensions++;
-        _stackLow = page;
-        MapInferred(f, page, to, PerfMappingKind.Stack, "[stack]", output);
+        ulong to = p.StackLow;
+        p.StackGrowth.Start = page;
+        p.StackGrowth.Extensions++;
+        p.StackLow = page;
+        MapInferred(p, f, page, to, PerfMappingKind.Stack, "[stack]", output);
         return true;
     }
 
-    private void MapInferred(in PerfPageFault f, ulong start, ulong end, PerfMappingKind kind, string name, List<PlannedOp> output)
+    private void MapInferred(PlannedProcess p, in PerfPageFault f, ulong start, ulong end, PerfMappingKind kind, string name, List<PlannedOp> output)
     {
         const PerfProtection rw = PerfProtection.Read | PerfProtection.Write;
-        Mappings.Map(new MappedRegion(start, end, rw, kind, name, 0) { Epoch = ++_epoch });
+        p.Mappings.Map(new MappedRegion(start, end, rw, kind, name, 0) { Epoch = ++_epoch });
         Emit(f.Tid, f.TimeNs, Op.MapAnon((long)start, (long)(end - start), VmFlags.Read | VmFlags.Write | VmFlags.NoHugePage), 0, output);
         InferredMmapOps++;
     }
 
-    private void Emit(int tid, long timeNs, Op op, long pageOffset, List<PlannedOp> output)
+    private void Emit(int tid, long timeNs, Op op, long pageOffset, List<PlannedOp> output, int child = 0)
     {
         long seq = _seq++;
         if (_lastTime.TryGetValue(tid, out long last))
@@ -339,7 +395,7 @@ public sealed class TracePlanner
             _lastTime[tid] = timeNs;
         }
 
-        output.Add(new PlannedOp(tid, op, seq, pageOffset));
+        output.Add(new PlannedOp(tid, op, seq, pageOffset, child));
     }
 
     private static VmFlags ToVmFlags(PerfProtection p) =>

@@ -6,6 +6,7 @@
 using DistEmu.Kernel;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Mm;
+using DistEmu.Kernel.Sched;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
 
@@ -60,7 +61,14 @@ public sealed record ReplayRunFigures
 /// First-pass facts about a trace: its TIDs in order of first appearance, when each first appears and, when the pass
 /// planned the faults, which pages fault more than once per mapping epoch (the fault kinds the planning pass infers).
 /// </summary>
-public sealed record TraceThreads(IReadOnlyList<int> Tids, IReadOnlyDictionary<int, long> FirstTimeNs, long StartNs, RepeatedPages? Repeats = null);
+/// <param name="ProcessOf">With processes: each TID's process (0 = the first one; a TID keeps its process for life).</param>
+/// <param name="Processes">How many processes the trace's task events made (1 without processes).</param>
+public sealed record TraceThreads(IReadOnlyList<int> Tids, IReadOnlyDictionary<int, long> FirstTimeNs, long StartNs, RepeatedPages? Repeats = null,
+    IReadOnlyDictionary<int, int>? ProcessOf = null, int Processes = 1)
+{
+    /// <summary>The process of <paramref name="tid"/> (0 when the trace made no process of its own for it).</summary>
+    public int ProcessOfTid(int tid) => ProcessOf is not null && ProcessOf.TryGetValue(tid, out int p) ? p : 0;
+}
 
 public static class TraceReplay
 {
@@ -71,7 +79,6 @@ public static class TraceReplay
         "an MMAP2 line over an existing mapping replaces the overlap (perf reports mprotect as MMAP2 too, so a replayed mprotect discards the pages and they fault again)",
         "faults outside every mapping are inferred as heap growth (above the executable's data segment) or stack growth (below [stack], within 8 MiB), else skipped as unmapped",
         "faults in PROT_NONE mappings (guard pages) are skipped as prot-none",
-        "all TIDs of the trace are threads of one process (one mm per copy)",
         "file mappings use page-cache files that are not disk-backed (no major faults)",
         "memory: one streaming reader feeds per-task op queues; read-ahead for lagging tasks is capped at max_buffered_ops (a task that would read further sleeps in emulated time until the queues drain to half)",
         "mmap ops are ordered with every other thread's ops in trace order; accesses between two mmaps run concurrently",
@@ -82,13 +89,16 @@ public static class TraceReplay
     /// With <paramref name="pageSize"/> &gt; 0 it also plans every fault as the second pass will, to find the pages that
     /// fault more than once per mapping epoch (<see cref="TraceThreads.Repeats"/>, for <see cref="TracePlanner.Kinds"/>).
     /// </summary>
-    public static TraceThreads ScanThreads(string path, PerfParseMode mode = PerfParseMode.Strict, int pageSize = 0, int repeatCapacity = RepeatedPages.DefaultCapacity)
+    /// <param name="processes">Task events make processes (<see cref="TracePlanner.Processes"/>): find each TID's.</param>
+    public static TraceThreads ScanThreads(string path, PerfParseMode mode = PerfParseMode.Strict, int pageSize = 0, int repeatCapacity = RepeatedPages.DefaultCapacity, bool processes = false)
     {
         var tids = new List<int>();
         var first = new Dictionary<int, long>();
+        var processOf = new Dictionary<int, int>();
+        int nProcesses = 1;
         long start = long.MaxValue;
         var repeats = pageSize > 0 ? new RepeatedPages(repeatCapacity) : null;
-        var planner = repeats is null ? null : new TracePlanner(pageSize, asFastAsPossible: true) { Survey = repeats };
+        var planner = repeats is null ? null : new TracePlanner(pageSize, asFastAsPossible: true) { Survey = repeats, Processes = processes };
         var scratch = new List<PlannedOp>();
         using var reader = PerfScriptReader.Open(path, mode);
         while (reader.TryRead(out var record))
@@ -99,6 +109,25 @@ public static class TraceReplay
                 planner.Plan(record, scratch);
             }
 
+            if (record.IsTask)
+            {
+                var e = record.Task;
+                if (!processes || e.Kind == PerfTaskEventKind.Exit)
+                {
+                    continue; // an exit plans no op: its TID needs no task
+                }
+
+                if (e.Kind == PerfTaskEventKind.Fork)
+                {
+                    int parent = processOf.GetValueOrDefault(e.Tid);
+                    processOf[e.ChildTid] = e.IsProcessFork ? nProcesses++ : parent;
+                    if (!e.IsProcessFork)
+                    {
+                        continue; // a new thread: its parent runs no op for it
+                    }
+                }
+            }
+
             start = Math.Min(start, record.TimeNs);
             if (first.TryAdd(record.Tid, record.TimeNs))
             {
@@ -107,7 +136,7 @@ public static class TraceReplay
         }
 
         repeats?.Seal();
-        return new TraceThreads(tids, first, start == long.MaxValue ? 0 : start, repeats);
+        return new TraceThreads(tids, first, start == long.MaxValue ? 0 : start, repeats, processOf, nProcesses);
     }
 
     /// <summary>
@@ -121,7 +150,9 @@ public static class TraceReplay
         ArgumentNullException.ThrowIfNull(spec);
         options = (options ?? new ReplayOptions()).Validate();
         spec.Validate();
-        var threads = ScanThreads(path, options.ParseMode, options.InferFaultKinds ? spec.PageSize : 0);
+        // Processes (fork, exec) need the sim engine's fork path and an mm per copy.
+        bool processes = !options.SharedMm;
+        var threads = ScanThreads(path, options.ParseMode, options.InferFaultKinds ? spec.PageSize : 0, processes: processes);
         int nTids = threads.Tids.Count;
         int copies = options.Replicate;
         int tasks = nTids * copies;
@@ -142,16 +173,25 @@ public static class TraceReplay
             mms.Add(machine.CreateMm());
         }
 
-        var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible) { Kinds = threads.Repeats };
+        var planner = new TracePlanner(spec.PageSize, options.TimeScale, options.AsFastAsPossible) { Kinds = threads.Repeats, Processes = processes };
         var reader = PerfScriptReader.Open(path, options.ParseMode);
-        using var feed = new ReplayFeed(reader, planner, threads.Tids, copies, options.SharedMm, name => machine.CreateFile(name, diskBacked: false), options.MaxBufferedOps);
-        var gates = new ReplayGate[mms.Count];
-        for (int g = 0; g < gates.Length; g++)
+        using var feed = new ReplayFeed(reader, planner, threads.Tids, copies, options.SharedMm, name => machine.CreateFile(name, diskBacked: false), options.MaxBufferedOps,
+            threads.ProcessOfTid, threads.Processes);
+
+        // One ordering domain per process of each copy; its address space is the first process's mm at the start, a
+        // fork's child's once the fork has made it, and a new one at each exec.
+        int domains = options.SharedMm ? 1 : copies * feed.Processes;
+        var gates = new ReplayGate[domains];
+        var domainMm = new MmStruct?[domains];
+        for (int g = 0; g < domains; g++)
         {
-            int[] members = options.SharedMm
-                ? Enumerable.Range(0, tasks).ToArray()
-                : Enumerable.Range(g * nTids, nTids).ToArray();
-            gates[g] = new ReplayGate(feed, members);
+            int domain = g;
+            gates[g] = new ReplayGate(feed, Enumerable.Range(0, tasks).Where(i => feed.DomainOf(i) == domain).ToArray());
+        }
+
+        for (int k = 0; k < mms.Count; k++)
+        {
+            domainMm[k * feed.Processes] = mms[k];
         }
 
         feed.SetGates(gates);
@@ -161,8 +201,8 @@ public static class TraceReplay
         {
             int index = i;
             int tid = threads.Tids[i % nTids];
-            var mm = mms[options.SharedMm ? 0 : i / nTids];
-            var task = harness.NewTask(cpus[i], mm, $"tid{tid}" + (i >= nTids ? $"#{i / nTids}" : string.Empty));
+            int domain = feed.DomainOf(i);
+            var task = harness.NewTask(cpus[i], domainMm[domain], $"tid{tid}" + (i >= nTids ? $"#{i / nTids}" : string.Empty));
             var c = new TaskCounters();
             counters.Add(c);
             var gate = feed.GateOf(i);
@@ -177,14 +217,38 @@ public static class TraceReplay
                         if (op.Op.Kind != OpKind.Compute)
                         {
                             await gate.WaitTurn(t, index, op);
+                            EnterAddressSpace(t, domainMm[domain]!);
                         }
 
+                        var mm = t.Mm!;
                         if (op.Op.Kind == OpKind.Mmap)
                         {
                             c.Ops++;
                             var file = op.Op.FileId >= 0 ? feed.Files[op.Op.FileId] : null;
                             await Mmap.DoMmap(t, mm, op.Op.Addr, op.Op.Length, op.Op.Prot, file, op.PageOffset / spec.PageSize);
-                            gate.MmapCompleted(op.Seq);
+                            gate.FenceCompleted(op.Seq);
+                        }
+                        else if (op.Op.Kind == OpKind.Fork)
+                        {
+                            // kernel_clone of a new process: dup_mmap; its TID's task starts in the copy.
+                            c.Ops++;
+                            var (child, _) = await Fork.DupMmap(t, mm);
+                            int childDomain = feed.ChildDomain(index / nTids, op.Child);
+                            domainMm[childDomain] = child ?? throw new InvalidOperationException(
+                                $"fork of TID {op.Child} (trace op {op.Seq}) failed: the emulated machine ran out of frames for the copy; give it more memory");
+                            gate.FenceCompleted(op.Seq);
+                            gates[childDomain].FenceCompleted(op.Seq);
+                            gates[childDomain].Notify(t);
+                        }
+                        else if (op.Op.Kind == OpKind.Exec)
+                        {
+                            // exec_mmap: the process's next ops run in a new mm, and the old one goes (each process
+                            // has its own: no other process runs in it).
+                            c.Ops++;
+                            var fresh = machine.CreateMm();
+                            domainMm[domain] = fresh;
+                            await Exec.ExecMmap(t, fresh, lastUser: true);
+                            gate.FenceCompleted(op.Seq);
                         }
                         else
                         {
@@ -206,7 +270,9 @@ public static class TraceReplay
         harness.CloseFrameAccounting();
         feed.ReadToEnd();
 
-        var report = Describe(path, feed.Stats, planner, threads.Tids, cpus, options, mms.Count, new ReplayRunFigures
+        // The address spaces at the end: the first process's (after its execs), then each other process's.
+        var finalMms = domainMm.OfType<MmStruct>().ToList();
+        var report = Describe(path, feed.Stats, planner, threads.Tids, cpus, options, finalMms.Count, new ReplayRunFigures
         {
             EmulatedFaults = machine.VmStat.Faults,
             Sigsegv = counters.Sum(x => x.Sigsegv),
@@ -216,9 +282,25 @@ public static class TraceReplay
             ReadAheadWaits = feed.PullWaits,
             MaxBufferedOps = feed.MaxBuffered,
             EventHash = machine.Events.Hash,
-            Vmas = mms[0].Tree.Count,
+            Vmas = finalMms[0].Tree.Count,
         });
-        return new ReplayResult { Harness = harness, Mms = mms, PerTask = counters, Tids = threads.Tids, Report = report };
+        return new ReplayResult { Harness = harness, Mms = finalMms, PerTask = counters, Tids = threads.Tids, Report = report };
+    }
+
+    /// <summary>
+    /// switch_mm to the process's current address space when an exec (by another of its threads) or the fork that made
+    /// the task's process changed it since the task's last op.
+    /// </summary>
+    private static void EnterAddressSpace(EmuTask t, MmStruct mm)
+    {
+        if (t.Mm == mm)
+        {
+            return;
+        }
+
+        t.Mm = mm;
+        t.AddressSpace = mm.LocalPort;
+        t.Tlb?.InvalidateRange(0, long.MaxValue);
     }
 
     /// <summary>
@@ -242,6 +324,18 @@ public static class TraceReplay
         }
 
         var notes = new List<string>(StandardNotes);
+        if (planner.Processes)
+        {
+            notes.Add($"processes from the task events (perf script --show-task-events): {planner.ForkOps} fork(s) of a new process, each a dup_mmap whose child TID runs in the copy " +
+                      $"(private pages write-protected on both sides, so the next write faults: do_wp_page), and {planner.ExecOps} exec(s), each a new mm (exec_mmap); a TID without either is a thread of the first process");
+        }
+        else
+        {
+            notes.Add(stats.TaskEvents > 0
+                ? "all TIDs of the trace are threads of one process (one mm per copy): the trace's task events (forks, execs) are not replayed here"
+                : "all TIDs of the trace are threads of one process (one mm per copy)");
+        }
+
         if (copies > 1)
         {
             notes.Add(options.SharedMm
@@ -279,6 +373,8 @@ public static class TraceReplay
                 ["access_read"] = planner.ReadAccesses,
                 ["access_write"] = planner.WriteAccesses,
                 ["compute"] = planner.ComputeOps,
+                ["fork"] = planner.ForkOps,
+                ["exec"] = planner.ExecOps,
             },
             Skipped = skipped,
             InferredRegions = planner.Inferred,

@@ -191,9 +191,6 @@ public sealed class FormatVariantTests
     [InlineData("16335   529.634454: PERF_RECORD_MMAP2 16335/16335: [0xffffffffff600000(0x1000) @ 0 00:00 0 0]: --xp [vsyscall]", PerfSkipReason.Kernel)]
     [InlineData("# ========", PerfSkipReason.Comment)]
     [InlineData("16335   529.634000: PERF_RECORD_COMM: threads4:16335/16335", PerfSkipReason.OtherRecord)]
-    [InlineData("16337   529.634800: PERF_RECORD_FORK(16337:16337):(16335:16335)", PerfSkipReason.OtherRecord)]
-    [InlineData("16337   529.731000: PERF_RECORD_EXIT(16337:16337):(16335:16335)", PerfSkipReason.OtherRecord)]
-    [InlineData("16335   529.634000: PERF_RECORD_COMM exec: threads4:16335/16335", PerfSkipReason.OtherRecord)]
     [InlineData("16335   529.634000: PERF_RECORD_LOST lost 12", PerfSkipReason.LostRecord)]
     public void Benign_lines_are_skipped_and_counted_even_in_strict_mode(string line, PerfSkipReason reason)
     {
@@ -203,6 +200,39 @@ public sealed class FormatVariantTests
         Assert.Equal(2, Assert.Single(strict.Records).LineNumber);
         Assert.Equal(1, strict.Stats.SkippedFor(reason));
         Assert.Equal(1, strict.Stats.Skipped);
+    }
+
+    [Theory]
+    [InlineData("13135 26591.581733: PERF_RECORD_FORK(13137:13137):(13135:13135)", PerfTaskEventKind.Fork, 13135, 13135, 13137, 13137)]
+    [InlineData("13135/13135 26591.581733: PERF_RECORD_FORK(13137:13137):(13135:13135)", PerfTaskEventKind.Fork, 13135, 13135, 13137, 13137)]
+    [InlineData("16337   529.634800: PERF_RECORD_FORK(16338:16338):(16337:16337)", PerfTaskEventKind.Fork, 16337, 16337, 16338, 16338)]
+    [InlineData("16335   529.634800: PERF_RECORD_FORK(16335:16340):(16335:16335)", PerfTaskEventKind.Fork, 16335, 16335, 16335, 16340)]
+    [InlineData("16337   529.731000: PERF_RECORD_EXIT(16337:16337):(16335:16335)", PerfTaskEventKind.Exit, 16337, 16337, 0, 0)]
+    [InlineData("16335   529.634000: PERF_RECORD_COMM exec: threads4:16335/16335", PerfTaskEventKind.Exec, 16335, 16335, 0, 0)]
+    [InlineData("16335   529.634000: PERF_RECORD_COMM exec: Web Content:x:16335/16336", PerfTaskEventKind.Exec, 16336, 16335, 0, 0)]
+    public void Task_events_are_records_naming_the_process_and_thread(string line, PerfTaskEventKind kind, int tid, int pid, int childPid, int childTid)
+    {
+        // perf script --show-task-events: what makes processes (fork without CLONE_VM) and replaces their mm (exec).
+        var strict = TestTraces.ParseStrict(line + "\n" + Fault + "\n");
+        Assert.Null(strict.Error);
+        Assert.Equal(2, strict.Records.Count);
+        var e = strict.Records[0].Task;
+        Assert.Equal(PerfRecordKind.Task, strict.Records[0].Kind);
+        Assert.Equal((kind, tid, pid, childPid, childTid), (e.Kind, e.Tid, e.Pid, e.ChildPid, e.ChildTid));
+        Assert.Equal(kind == PerfTaskEventKind.Fork && childPid != pid, e.IsProcessFork);
+        Assert.Equal(0, strict.Stats.Skipped);
+    }
+
+    [Theory]
+    [InlineData("13135 26591.581733: PERF_RECORD_FORK(13137:13137)", "fork")]
+    [InlineData("13135 26591.581733: PERF_RECORD_FORK(13137:x):(13135:13135)", "fork tid")]
+    [InlineData("13135 26591.581925: PERF_RECORD_COMM exec: gcc:13137/x", "exec tid")]
+    public void A_malformed_task_event_names_its_field(string line, string field)
+    {
+        var strict = TestTraces.ParseStrict(line + "\n" + Fault + "\n");
+        var error = Assert.IsType<PerfTraceFormatException>(strict.Error);
+        Assert.Equal(field, error.Field);
+        Assert.Equal(1, error.LineNumber);
     }
 
     [Fact]

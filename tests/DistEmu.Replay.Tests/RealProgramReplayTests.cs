@@ -12,7 +12,7 @@ namespace DistEmu.Replay.Tests;
 
 public sealed class RealProgramReplayTests
 {
-    private static readonly MachineSpec Small = new() { Name = "2x4", Nodes = 2, CpusPerNode = 4, MemoryPerNodeBytes = 2L << 30 };
+    private static readonly MachineSpec Small = new() { Name = "2x8", Nodes = 2, CpusPerNode = 8, MemoryPerNodeBytes = 2L << 30 }; // make -j2 has 13 TIDs
 
     /// <summary>User page-fault lines counted by plain string splitting, independent of the reader.</summary>
     private static long TracedFaults(string path)
@@ -37,9 +37,9 @@ public sealed class RealProgramReplayTests
         return faults;
     }
 
-    private static long Emulated(string path, bool infer)
+    private static long Emulated(string path, bool infer, bool oneProcess = false)
     {
-        var run = TraceReplay.RunSim(path, Small, new ReplayOptions { AsFastAsPossible = true, InferFaultKinds = infer });
+        var run = TraceReplay.RunSim(path, Small, new ReplayOptions { AsFastAsPossible = true, InferFaultKinds = infer, SharedMm = oneProcess });
         Assert.Empty(run.Harness.Violations);
         Assert.Equal(0, run.Report.Run.Sigsegv + run.Report.Run.Sigbus);
         return run.Machine.VmStat.Faults;
@@ -50,6 +50,8 @@ public sealed class RealProgramReplayTests
     [InlineData("xz-T2.perf.txt.gz")]
     [InlineData("python3.perf.txt.gz")]
     [InlineData("threads4.perf.txt.gz")]
+    [InlineData("make-j2.perf.txt.gz")]
+    [InlineData("forkcow.perf.txt.gz")]
     public void A_real_programs_trace_replays_to_within_one_percent_of_its_traced_faults(string trace)
     {
         string path = TestTraces.DataPath(trace);
@@ -70,5 +72,23 @@ public sealed class RealProgramReplayTests
         long traced = TracedFaults(path);
         long blind = Emulated(path, infer: false);
         Assert.True((traced - blind) * 100 > traced, $"{trace}: traced {traced}, emulated without inference {blind}");
+    }
+
+    [Theory]
+    [InlineData("make-j2.perf.txt.gz", 13, 12)]
+    [InlineData("forkcow.perf.txt.gz", 1, 1)]
+    public void A_forking_programs_trace_replays_its_processes_and_as_threads_of_one_process_it_undercounts(string trace, int execs, int forks)
+    {
+        // make -j2 forks a shell per rule, which execs gcc, which forks and execs cc1 and as: each exec'd program faults
+        // in an address space of its own. forkcow forks without exec: every write after the fork is a COW break
+        // (do_wp_page) on both sides. Replayed as threads of one mm (--shared-mm), neither shows.
+        string path = TestTraces.DataPath(trace);
+        long traced = TracedFaults(path);
+        var run = TraceReplay.RunSim(path, Small, new ReplayOptions { AsFastAsPossible = true });
+        Assert.Equal(forks, run.Report.Ops["fork"]);
+        Assert.Equal(execs, run.Report.Ops["exec"]);
+        Assert.Equal(forks + 1, run.Mms.Count);
+        long oneProcess = Emulated(path, infer: true, oneProcess: true);
+        Assert.True((traced - oneProcess) * 100 > traced, $"{trace}: traced {traced}, emulated as one process {oneProcess}");
     }
 }

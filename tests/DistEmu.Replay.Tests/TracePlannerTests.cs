@@ -21,6 +21,10 @@ public sealed class TracePlannerTests
 
     private PerfRecord Fault(int tid, long timeNs, ulong address) => new(new PerfPageFault(++_line, tid, timeNs, address));
 
+    private PerfRecord Fork(int parentTid, int childPid, int childTid) => new(new PerfTaskEvent(++_line, PerfTaskEventKind.Fork, parentTid, parentTid, 0, childPid, childTid));
+
+    private PerfRecord Exec(int tid) => new(new PerfTaskEvent(++_line, PerfTaskEventKind.Exec, tid, tid, 0));
+
     private static List<PlannedOp> Plan(TracePlanner planner, params PerfRecord[] records)
     {
         var ops = new List<PlannedOp>();
@@ -213,5 +217,61 @@ public sealed class TracePlannerTests
 
         Assert.Equal(0, survey.Untracked);
     }
-}
 
+    [Fact]
+    public void A_forked_process_starts_with_its_parents_mappings_and_an_exec_with_none()
+    {
+        // kernel_clone without CLONE_VM (dup_mmap), then exec_mmap: the child's fault on the parent's mapping is an
+        // access, after its exec the same address is unmapped; a thread (same pid) shares the parent's mappings.
+        var planner = new TracePlanner((int)P, asFastAsPossible: true) { Processes = true };
+        var ops = Plan(planner,
+            Mmap(1, 0, 0x10000, 4 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Fork(1, childPid: 2, childTid: 2),
+            Fork(1, childPid: 1, childTid: 3),
+            Fault(2, 0, 0x10010),
+            Fault(3, 0, 0x11010),
+            Exec(2),
+            Fault(2, 0, 0x12010),
+            Mmap(2, 0, 0x10000, 4 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Fault(2, 0, 0x13010),
+            Fault(1, 0, 0x12010));
+        Assert.True(ops.Select(o => (o.Tid, o.Op.Kind)).SequenceEqual(
+            [(1, OpKind.Mmap), (1, OpKind.Fork), (2, OpKind.Write), (3, OpKind.Write), (2, OpKind.Exec), (2, OpKind.Mmap), (2, OpKind.Write), (1, OpKind.Write)]), "planned: " + Show(ops));
+        Assert.Equal(2, ops.Single(o => o.Op.Kind == OpKind.Fork).Child);
+        Assert.True(ops.Where(o => o.Op.Kind is OpKind.Mmap or OpKind.Fork or OpKind.Exec).All(o => o.IsFence));
+        Assert.Equal((1L, 1L, 1L), (planner.ForkOps, planner.ExecOps, planner.Unmapped));
+    }
+
+    [Fact]
+    public void Without_processes_task_events_plan_nothing_and_every_tid_shares_one_address_space()
+    {
+        var planner = new TracePlanner((int)P, asFastAsPossible: true);
+        var ops = Plan(planner,
+            Mmap(1, 0, 0x10000, 4 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Fork(1, childPid: 2, childTid: 2),
+            Exec(2),
+            Fault(2, 0, 0x10010));
+        Assert.True(ops.Select(o => o.Op.Kind).SequenceEqual([OpKind.Mmap, OpKind.Write]), "planned: " + Show(ops));
+        Assert.Equal((0L, 0L), (planner.ForkOps, planner.ExecOps));
+    }
+
+    [Fact]
+    public void After_a_fork_a_page_faulting_again_is_a_copy_on_write_break_not_a_read_then_write()
+    {
+        // The parent writes page 0 before the fork and again after it (do_wp_page on the write-protected entry): both
+        // faults are writes, since fork started a new mapping epoch on both sides.
+        var survey = new RepeatedPages(1024);
+        var records = new[]
+        {
+            Mmap(1, 0, 0x10000, 4 * P, Rw, PerfMappingKind.Anon, "//anon"),
+            Fault(1, 0, 0x10000),
+            Fork(1, childPid: 2, childTid: 2),
+            Fault(1, 0, 0x10000),
+            Fault(2, 0, 0x10000),
+        };
+        Plan(new TracePlanner((int)P, asFastAsPossible: true) { Processes = true, Survey = survey }, records);
+        survey.Seal();
+        var ops = Plan(new TracePlanner((int)P, asFastAsPossible: true) { Processes = true, Kinds = survey }, records);
+        Assert.True(ops.Where(o => o.Op.Kind is OpKind.Read or OpKind.Write).All(o => o.Op.Kind == OpKind.Write), "planned: " + Show(ops));
+    }
+}
