@@ -56,7 +56,9 @@ public static class Fork
             };
             await child.VmaOps.Created(t, copy);
             copies.Add(copy);
-            if (!await CopyPageRange(t, vma, copy))
+            // vma_needs_copy: a VMA without anon_vma (file pages only, or nothing yet) is not copied — "a page fault
+            // will fill them correctly", so the child faults on those pages again.
+            if (vma.HasAnonVma && !await CopyPageRange(t, vma, copy))
             {
                 // -ENOMEM: exit_mmap of the half-built child, then fail the fork.
                 foreach (var c in copies)
