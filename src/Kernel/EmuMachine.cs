@@ -159,6 +159,9 @@ public sealed class BugSwitches
     /// <summary>How long, with §8.2's bug, a write section's stores to a VMA stay invisible to other CPUs' readers.</summary>
     public long StaleWindowNs { get; set; } = 1000;
 
+    /// <summary>Some bug is switched back in: a lock may be released by a task that does not hold it (§8.3, §8.6).</summary>
+    public bool AnySet() => MmapUnlockAfterVmaFault || UseVmaAfterRetryUnlock || SkipVmaStartWriteInMprotect || ForkWithoutVmaWriteLock || MmLockSeqWithoutOrdering;
+
     /// <summary>The switches by their command-line names (--bug), with the scenario each puts back.</summary>
     public static IReadOnlyDictionary<string, string> Names { get; } = new Dictionary<string, string>
     {

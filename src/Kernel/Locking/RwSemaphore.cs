@@ -87,6 +87,27 @@ public sealed class RwSemaphore : IWaitTarget
 
     public bool IsReadHeldBy(EmuTask t) => ReaderIndex(t) >= 0;
 
+    /// <summary>
+    /// The earliest emulated time at which a task asleep in this lock's queue can be woken, as far as the lock knows
+    /// now; long.MinValue when it cannot say. A waiter is woken by rwsem_mark_wake, which only a holder's up_read,
+    /// up_write or downgrade_write calls (rwsem_wake, rwsem_downgrade_wake), or by the woken writer first in the
+    /// queue taking the lock and later releasing it. New holders cannot come before those: readers queue behind the
+    /// waiters, and a writer that steals from the woken writer (rwsem_optimistic_spin) leaves it first in the queue,
+    /// so its release wakes only that writer. Each of them acts at its clock or later, and clocks only grow: the least
+    /// of their clocks now bounds every wake of this queue from below. (An up_read by a task that holds nothing, one
+    /// of PROTOCOL.md §8's bugs, could wake sooner: the caller does not ask then.)
+    /// </summary>
+    internal long EarliestWake()
+    {
+        long least = long.MaxValue;
+        if (_writer != null) least = _writer.Clock;
+        if (_wokenWriter != null && _wokenWriter.Clock < least) least = _wokenWriter.Clock;
+        if (_readers != null)
+            foreach (var (task, _) in _readers)
+                if (task.Clock < least) least = task.Clock;
+        return least == long.MaxValue ? long.MinValue : least;
+    }
+
     /// <summary>Where <paramref name="t"/> is among the readers, or -1 (a loop: a lambda would allocate a closure per release).</summary>
     private int ReaderIndex(EmuTask t)
     {

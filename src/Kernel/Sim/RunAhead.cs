@@ -1,3 +1,4 @@
+using DistEmu.Kernel.Locking;
 using DistEmu.Kernel.Mm;
 using DistEmu.Kernel.Sched;
 using DistEmu.Kernel.Workloads;
@@ -28,6 +29,7 @@ namespace DistEmu.Kernel.Sim;
 public sealed class RunAhead
 {
     private readonly MmStruct _mm;
+    private readonly EmuMachine _machine;
     private readonly List<EmuTask> _tasks = new();
     private readonly long _pmdSize;
     private int _epoch;
@@ -37,6 +39,7 @@ public sealed class RunAhead
     public RunAhead(EmuMachine machine, MmStruct mm)
     {
         _mm = mm;
+        _machine = machine;
         _pmdSize = machine.Spec.PageSize * PtePage.Entries;
         (AccessMinNs, MissMinNs) = MinAccessNs(machine);
     }
@@ -156,11 +159,27 @@ public sealed class RunAhead
         foreach (var o in _tasks)
         {
             if (o == t || !o.Claim!.Live) continue;
-            // A task outside a run may do anything from its clock on (a system call, a barrier): its end is its clock.
-            long end = o.Claim.InRun ? o.Claim.End : o.Clock;
+            // A task outside a run may do anything from its clock on (a system call, a barrier): its end is its clock,
+            // or, while it sleeps in an rwsem's queue, the earliest time that lock can wake it.
+            long end = o.Claim.InRun ? o.Claim.End : EarliestAct(o);
             if (end < least) least = end;
         }
         return least;
+    }
+
+    /// <summary>
+    /// The earliest emulated time <paramref name="o"/>, outside a run, can act: its clock, unless it sleeps on an rwsem
+    /// (a writer in mmap_write_lock behind another CPU's munmap, a vma_start_write waiting for fault readers): then it
+    /// acts only once woken (rwsem_mark_wake), at the wake's time or later, and nothing wakes it before the lock's
+    /// holders act (<see cref="RwSemaphore.EarliestWake"/>). The bound stays valid as clocks grow, so a wake needs no
+    /// new check: the woken task's clock is already at or past it. With a bug switched in (an up_read by a non-holder
+    /// can wake the queue) the clock is used.
+    /// </summary>
+    private long EarliestAct(EmuTask o)
+    {
+        if (o.WaitingOn is RwSemaphore sem && !o.Waiter.IsCompleted && !_machine.Bugs.AnySet())
+            return Math.Max(o.Clock, sem.EarliestWake());
+        return o.Clock;
     }
 
     /// <summary>
