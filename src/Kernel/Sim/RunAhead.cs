@@ -11,10 +11,11 @@ namespace DistEmu.Kernel.Sim;
 /// <list type="bullet">
 /// <item>it runs only up to the earliest time any other task could do something outside a run of loads, stores and
 /// think time (its op stream, read ahead, says so; each op takes at least the cost of a TLB-hit access): a task in a
-/// run may not leave it sooner, and a task outside one (a system call, a barrier) acts from its clock on. So no system
-/// call can write the VMA tree, a page table of another range, a TLB or mmap_lock for write at a time the task passes:
-/// a task outside a run goes in emulated-time order, and does what it does when everyone else's clock is past its own
-/// or bounded by it;</item>
+/// run may not leave it sooner, and a task outside one (a system call, a barrier) acts from its clock on. A task asleep
+/// in an rwsem's queue, in a run or not, acts no sooner than that lock can wake it: no sooner than the least clock of
+/// the lock's holders and its woken writer, who alone can wake the queue. So no system call can write the VMA tree, a
+/// page table of another range, a TLB or mmap_lock for write at a time the task passes: a task outside a run goes in
+/// emulated-time order, and does what it does when everyone else's clock is past its own or bounded by it;</item>
 /// <item>the tasks' runs touch disjoint ranges, widened to whole VMAs and page-table pages, so no two take one VMA
 /// lock or PTL, or read each other's entries;</item>
 /// <item>no two runs map one file (they would meet in its page cache and folios), none touches shared anonymous
@@ -159,27 +160,30 @@ public sealed class RunAhead
         foreach (var o in _tasks)
         {
             if (o == t || !o.Claim!.Live) continue;
-            // A task outside a run may do anything from its clock on (a system call, a barrier): its end is its clock,
-            // or, while it sleeps in an rwsem's queue, the earliest time that lock can wake it.
-            long end = o.Claim.InRun ? o.Claim.End : EarliestAct(o);
+            // A task outside a run may do anything from its clock on (a system call, a barrier): its end is its clock.
+            // Asleep in an rwsem's queue (in a run: a fault fallen back to mmap_read_lock behind a writer), it does
+            // nothing before that lock can wake it.
+            long end = o.Claim.InRun ? o.Claim.End : o.Clock;
+            long woken = EarliestWake(o);
+            if (woken > end) end = woken;
             if (end < least) least = end;
         }
         return least;
     }
 
     /// <summary>
-    /// The earliest emulated time <paramref name="o"/>, outside a run, can act: its clock, unless it sleeps on an rwsem
-    /// (a writer in mmap_write_lock behind another CPU's munmap, a vma_start_write waiting for fault readers): then it
-    /// acts only once woken (rwsem_mark_wake), at the wake's time or later, and nothing wakes it before the lock's
-    /// holders act (<see cref="RwSemaphore.EarliestWake"/>). The bound stays valid as clocks grow, so a wake needs no
-    /// new check: the woken task's clock is already at or past it. With a bug switched in (an up_read by a non-holder
-    /// can wake the queue) the clock is used.
+    /// The earliest emulated time at which <paramref name="o"/> can be woken, if it sleeps on an rwsem (a writer in
+    /// mmap_write_lock behind another CPU's munmap, a fault fallen back to mmap_read_lock behind that writer, a
+    /// vma_start_write waiting for fault readers): it acts only once woken (rwsem_mark_wake), at the wake's time or
+    /// later, and nothing wakes it before the lock's holders act (<see cref="RwSemaphore.EarliestWake"/>); long.MinValue
+    /// otherwise. The bound stays valid as clocks grow, so a wake needs no new check: the woken task's clock is already
+    /// at or past it. With a bug switched in (an up_read by a non-holder can wake the queue) it is not used.
     /// </summary>
-    private long EarliestAct(EmuTask o)
+    private long EarliestWake(EmuTask o)
     {
         if (o.WaitingOn is RwSemaphore sem && !o.Waiter.IsCompleted && !_machine.Bugs.AnySet())
-            return Math.Max(o.Clock, sem.EarliestWake());
-        return o.Clock;
+            return sem.EarliestWake();
+        return long.MinValue;
     }
 
     /// <summary>
