@@ -20,7 +20,7 @@ public static class BenchHost
         builder.UseOrleans(silo =>
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "distemu-bench", clusterId: $"distemu-bench-{Environment.ProcessId}-{siloPort}");
-            SiloHosting.AddDistEmu(silo, countCrossSilo: false);
+            SiloHosting.AddDistEmu(silo);
         });
         var host = builder.Build();
         await host.StartAsync();

@@ -26,7 +26,7 @@ public static class SiloHosting
         builder.UseOrleans(silo =>
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "distemu", clusterId: $"distemu-{Environment.ProcessId}-{siloPort}");
-            AddDistEmu(silo, countCrossSilo: false); // one silo: nothing crosses
+            AddDistEmu(silo);
             if (activityPropagation) silo.AddActivityPropagation();
         });
         var host = builder.Build();
@@ -105,11 +105,7 @@ public static class SiloHosting
     /// the NUMA placement (DESIGN principle 6). With <paramref name="numaPlacement"/> false, grains marked for NUMA
     /// placement go to a random compatible silo instead (topology-blind placement, to compare against).
     /// </summary>
-    /// <param name="countCrossSilo">
-    /// Stamp every call with its sending silo so the receiver can count cross-silo calls. It costs a request context per
-    /// message, so a lone silo (where no call can cross) leaves it off.
-    /// </param>
-    public static ISiloBuilder AddDistEmu(ISiloBuilder silo, bool numaPlacement = true, bool countCrossSilo = true)
+    public static ISiloBuilder AddDistEmu(ISiloBuilder silo, bool numaPlacement = true)
     {
         // Orleans' default grain directory, when a silo dies, deactivates every activation on the survivors whose
         // directory entry that silo held (about half of them with two silos): the machine, the mm, CPUs of other nodes
@@ -123,8 +119,6 @@ public static class SiloHosting
         silo.Services.AddSingleton<Grains.Support.RunCatalog>();
         silo.Services.AddSingleton<GrainCallCounter>();
         silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
-        if (countCrossSilo)
-            silo.Services.AddSingleton<IOutgoingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
         silo.AddPlacementDirector<SiloKeyPlacement, SiloKeyPlacementDirector>();
         if (numaPlacement)
             silo.AddPlacementDirector<NumaPlacement, NumaPlacementDirector>();
