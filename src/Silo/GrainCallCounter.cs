@@ -3,13 +3,13 @@ namespace DistEmu.Silo;
 /// <summary>
 /// Counts the grain calls this silo receives (the emulator's messages: faults, walks, syscalls, shootdowns), so a
 /// run can report messages per fault, and of those the calls sent from another silo (<see cref="CrossSilo"/>: under
-/// NUMA placement, cross-node traffic). A call comes from another silo when its caller is a grain that is not
-/// activated here; calls from outside any silo (a cluster client) count as local. Only the receiving side looks:
+/// NUMA placement, cross-node traffic). A call comes from another silo when its caller is a grain this silo does not
+/// hold (<see cref="LocalGrains"/>); calls from outside any silo (a cluster client) count as local. Only the receiving side looks:
 /// stamping the sender into every call's RequestContext (an outgoing filter) cost a dictionary per message, copied
 /// on local calls and serialized on remote ones, and halved a two-silo run's throughput.
 /// One per silo, registered as a singleton.
 /// </summary>
-public sealed class GrainCallCounter(ILocalActivationStatusChecker local) : IIncomingGrainCallFilter
+public sealed class GrainCallCounter(LocalGrains local) : IIncomingGrainCallFilter
 {
     private long _calls;
     private long _crossSilo;
@@ -26,7 +26,7 @@ public sealed class GrainCallCounter(ILocalActivationStatusChecker local) : IInc
         if (Counted(context))
         {
             Interlocked.Increment(ref _calls);
-            if (context.SourceId is { } source && !source.IsClient() && !local.IsLocallyActivated(source))
+            if (context.SourceId is { } source && !source.IsClient() && !local.Contains(source))
                 Interlocked.Increment(ref _crossSilo);
         }
         return context.Invoke();

@@ -117,6 +117,8 @@ public static class SiloHosting
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = GrainResponseTimeout);
         // Each run's configuration and machine spec, read once per silo and shared by the run's grains here.
         silo.Services.AddSingleton<Grains.Support.RunCatalog>();
+        silo.Services.AddSingleton<LocalGrains>();
+        silo.Services.AddSingleton<IConfigureGrainContextProvider>(sp => sp.GetRequiredService<LocalGrains>());
         silo.Services.AddSingleton<GrainCallCounter>();
         silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<GrainCallCounter>());
         silo.AddPlacementDirector<SiloKeyPlacement, SiloKeyPlacementDirector>();
