@@ -68,7 +68,12 @@ internal static class RunExecution
         {
             stdout.WriteLine($"replaying {o.Trace} on {label} under {machine.Policy.Name()} ({ReplayEngine(o)} engine)");
             // The replay engines report no progress: a terminal gets a live spinner, a log nothing until the summary.
-            (result, described, extraFiles["replay.json"]) = ProgressDisplay.For(stdout).Show($"replaying {Path.GetFileName(o.Trace)}", _ => Replay(o, machine));
+            (result, described, var replay) = ProgressDisplay.For(stdout).Show($"replaying {Path.GetFileName(o.Trace)}", _ => Replay(o, machine));
+            extraFiles["replay.json"] = replay.ToJson();
+            if (replay.UnreplayedProcessForks > 0)
+                stderr.WriteLine($"distemu: warning: {o.Trace} forks {replay.UnreplayedProcessForks} process(es), replayed here as threads of one process " +
+                                 $"({(o.SharedMm ? "--shared-mm" : "the orleans engine has no fork path")}): the faults of exec'd programs and copy-on-write breaks are missing; " +
+                                 "--engine sim without --shared-mm replays each process");
         }
         else
         {
@@ -169,7 +174,7 @@ internal static class RunExecution
     private static string ReplayEngine(RunOptions o) => o.EngineGiven ? o.Engine : "sim";
 
     /// <summary>A perf trace replayed under the sim engine, or fed to the CPU grains of an embedded silo; its report goes to replay.json.</summary>
-    private static (RunResult, (string, IReadOnlyDictionary<string, string>), string) Replay(RunOptions o, MachineSpec machine)
+    private static (RunResult, (string, IReadOnlyDictionary<string, string>), ReplayReport) Replay(RunOptions o, MachineSpec machine)
     {
         var options = new ReplayOptions
         {
@@ -199,7 +204,7 @@ internal static class RunExecution
         {
             var fed = EmbeddedOrleans.Replay(o.Trace!, machine, options, telemetry.Orleans);
             telemetry.Finish(fed.Run);
-            return (fed.Run, ("trace", parameters), fed.Report.ToJson());
+            return (fed.Run, ("trace", parameters), fed.Report);
         }
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var r = TraceReplay.RunSim(o.Trace!, machine, options with { Observer = telemetry.Recorder });
@@ -216,6 +221,6 @@ internal static class RunExecution
             EngineEvents = r.Harness.Engine.EventsRun,
         };
         telemetry.Finish(result);
-        return (result, ("trace", parameters), r.Report.ToJson());
+        return (result, ("trace", parameters), r.Report);
     }
 }

@@ -179,6 +179,11 @@ public sealed class PerfScriptReader : IDisposable
                         if (kind == PerfRecordKind.Task)
                         {
                             Stats.TaskEvents++;
+                            if (record.Task.IsProcessFork)
+                            {
+                                Stats.ProcessForks++;
+                            }
+
                             return true;
                         }
 

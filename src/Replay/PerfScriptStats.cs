@@ -98,6 +98,9 @@ public sealed class PerfScriptStats
     /// <summary>Task events read (process forks, execs, exits; thread forks too).</summary>
     public long TaskEvents { get; internal set; }
 
+    /// <summary>Of <see cref="TaskEvents"/>, forks that made a process (not a thread).</summary>
+    public long ProcessForks { get; internal set; }
+
     public long Records => Mmaps + PageFaults + TaskEvents;
 
     /// <summary>Total skipped lines over all reasons (kernel lines included).</summary>

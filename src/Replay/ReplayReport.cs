@@ -36,6 +36,9 @@ public sealed class ReplayReport
 
     public int Mms { get; init; }
 
+    /// <summary>Forks of a new process the trace holds but this replay ran as threads of one process (orleans, --shared-mm).</summary>
+    public long UnreplayedProcessForks { get; init; }
+
     /// <summary>What the run itself measured: emulated faults, signals, time, ordering and read-ahead waits, VMAs.</summary>
     public required ReplayRunFigures Run { get; init; }
 
@@ -86,6 +89,7 @@ public sealed class ReplayReport
             w.WriteBoolean("shared_mm", SharedMm);
             w.WriteNumber("tasks", Tasks);
             w.WriteNumber("mms", Mms);
+            w.WriteNumber("unreplayed_process_forks", UnreplayedProcessForks);
             w.WriteNumber("vmas", Run.Vmas);
             w.WriteNumber("emulated_faults", Run.EmulatedFaults);
             w.WriteNumber("sigsegv", Run.Sigsegv);

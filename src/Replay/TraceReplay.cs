@@ -331,8 +331,8 @@ public static class TraceReplay
         }
         else
         {
-            notes.Add(stats.TaskEvents > 0
-                ? "all TIDs of the trace are threads of one process (one mm per copy): the trace's task events (forks, execs) are not replayed here"
+            notes.Add(stats.ProcessForks > 0
+                ? $"all TIDs of the trace are threads of one process (one mm per copy): its {stats.ProcessForks} fork(s) of a new process and their execs are not replayed here, so the faults of exec'd programs in their own address spaces and of copy-on-write breaks are missing"
                 : "all TIDs of the trace are threads of one process (one mm per copy)");
         }
 
@@ -384,6 +384,7 @@ public static class TraceReplay
             SharedMm = options.SharedMm,
             Tasks = tasks,
             Mms = mms,
+            UnreplayedProcessForks = planner.Processes ? 0 : stats.ProcessForks,
             Run = run,
         };
     }

@@ -23,6 +23,32 @@ public sealed class ReplayEngineTests(ITestOutputHelper output) : InProcessCliTe
     }
 
     [Fact]
+    public void A_forking_trace_replays_its_processes_on_sim_and_orleans_says_on_stderr_it_replays_them_as_one()
+    {
+        // make -j2 (tests/data): 12 forks of a new process. The sim engine replays each process; the orleans engine, with
+        // no fork path, runs every TID in one mm and warns, as --shared-mm does.
+        string trace = SampleTrace.Path("make-j2.perf.txt.gz");
+        JsonElement Run(string dir, params string[] extra)
+        {
+            var (code, _, stderr) = Cli(["replay", trace, "--preset", "epyc-2s-nps4", "--as-fast-as-possible", "--out", Path.Combine(_tmp, dir), .. extra]);
+            Assert.True(code == 0, stderr);
+            bool warned = stderr.Contains("distemu: warning: ", StringComparison.Ordinal) && stderr.Contains("forks 12 process(es)", StringComparison.Ordinal);
+            Assert.Equal(extra.Length > 0, warned);
+            return JsonDocument.Parse(File.ReadAllText(Path.Combine(_tmp, dir, "replay.json"))).RootElement;
+        }
+
+        var sim = Run("sim");
+        Assert.Equal(12, sim.GetProperty("ops").GetProperty("fork").GetInt64());
+        Assert.Equal(0, sim.GetProperty("unreplayed_process_forks").GetInt64());
+        Assert.Equal(8_185, sim.GetProperty("emulated_faults").GetInt64()); // the trace's faults, exactly
+        var orleans = Run("orleans", "--engine", "orleans");
+        Assert.Equal(12, orleans.GetProperty("unreplayed_process_forks").GetInt64());
+        Assert.True(orleans.GetProperty("emulated_faults").GetInt64() < 8_185 * 99 / 100);
+        var shared = Run("shared", "--shared-mm");
+        Assert.Equal(12, shared.GetProperty("unreplayed_process_forks").GetInt64());
+    }
+
+    [Fact]
     public void Orleans_replay_refuses_replicate_with_exit_2_and_no_folder()
     {
         var outDir = Path.Combine(_tmp, "replicate");
