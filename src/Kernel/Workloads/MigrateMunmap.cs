@@ -3,7 +3,7 @@ namespace DistEmu.Kernel.Workloads;
 /// <summary>
 /// The LKML case ("mm: drop VMA lock before waiting for migration", June 2023): faulting tasks touch pages of a
 /// shared region A while migrator tasks move A back and forth between nodes (faults meet migration entries), and
-/// writer tasks munmap/mmap another VMA B — and the first writer (task 3), every <c>same_vma_every</c>-th round, A itself
+/// writer tasks munmap/mmap another VMA B (each its own) — and the first writer (task 3), every <c>same_vma_every</c>-th round, A itself
 /// (then maps it again). Roles by task index mod 4: 0 and 1 fault, 2 migrates, 3 writes (with fewer than 4 tasks, the
 /// roles present).
 /// The LKML claim is about writers of other ranges: under mmap-only they queue behind a fault sleeping on migration,
@@ -30,7 +30,9 @@ public sealed class MigrateMunmap : Workload
     public override IReadOnlyDictionary<string, string> ExplorationDefaults { get; } = new Dictionary<string, string> { ["same_vma_every"] = "4" };
 
     private static long RegionA => SharedArea;
-    private static long RegionB => SharedArea + (1L << 36);
+
+    /// <summary>Writer <paramref name="task"/>'s own VMA B: 1 GiB apart, so writers never unmap each other's (nor merge).</summary>
+    private static long RegionB(int task) => SharedArea + (1L << 36) + (task / 4) * (1L << 30);
 
     public override long PeakBytes(WorkloadContext ctx) => 2 * Long("size_mb") * MiB;
 
@@ -74,9 +76,9 @@ public sealed class MigrateMunmap : Workload
                 }
                 else
                 {
-                    yield return Op.MapAnon(RegionB, bsize, prot);
-                    yield return Op.Write(RegionB);
-                    yield return Op.Unmap(RegionB, bsize);
+                    yield return Op.MapAnon(RegionB(task), bsize, prot);
+                    yield return Op.Write(RegionB(task));
+                    yield return Op.Unmap(RegionB(task), bsize);
                 }
             }
         }
