@@ -1,6 +1,7 @@
 // Models reading a `perf record -e page-faults -c 1 -d` trace printed by
-// `perf script --show-mmap-events -F tid,time,addr,event` (plain or gzip): a streaming pull parser
-// that turns each user line into a PerfMmap or PerfPageFault, skips and counts kernel lines, and
+// `perf script --show-mmap-events --show-task-events -F tid,time,addr,event` (plain or gzip): a streaming
+// pull parser that turns each user line into a PerfMmap, PerfPageFault or PerfTaskEvent (fork, exec,
+// exit), skips and counts kernel lines and other records, and
 // either throws on (strict) or skips and counts (lenient) malformed lines. It parses bytes by hand
 // over spans of one reused buffer and allocates only for mapping names (cached).
 using System.Buffers;

@@ -48,8 +48,8 @@ internal sealed class RunCommandLine
     private readonly Option<List<string>> _bug = Bugs("switch a historical bug back in (PROTOCOL.md §8), repeatable (the fork and mm_lock_seq ones under the sim engine only):");
     private readonly Option<string?> _out = Text("--out", "DIR", "results folder (default: results/<yyyyMMdd-HHmmss>-<preset>-<workload>)");
 
-    // Trace replay (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans).
-    private readonly Option<string?> _trace = Text("--trace", "FILE", "replay this perf trace (perf script --show-mmap-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans) instead of a workload (distemu replay FILE is the short form)");
+    // Trace replay (perf script --show-mmap-events --show-task-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans).
+    private readonly Option<string?> _trace = Text("--trace", "FILE", "replay this perf trace (perf script --show-mmap-events --show-task-events -F tid,time,addr,event, plain or .gz; sim engine unless --engine orleans) instead of a workload (distemu replay FILE is the short form)");
     private readonly Option<double?> _timeScale = Number("--time-scale", "X", "replay: think time between a thread's ops = trace time gap × X (default: 1)", x => x >= 0, "expected a number >= 0");
     private readonly Option<bool> _asFastAsPossible = new("--as-fast-as-possible") { Description = "replay: ignore the trace's timestamps" };
     private readonly Option<bool> _noFaultKinds = new("--no-fault-kinds") { Description = "replay: do not infer reads from pages that fault twice; every fault in a writable mapping is a write" };
