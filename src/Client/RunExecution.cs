@@ -74,6 +74,9 @@ internal static class RunExecution
                 stderr.WriteLine($"distemu: warning: {o.Trace} forks {replay.UnreplayedProcessForks} process(es), replayed here as threads of one process " +
                                  $"({(o.SharedMm ? "--shared-mm" : "the orleans engine has no fork path")}): the faults of exec'd programs and copy-on-write breaks are missing; " +
                                  "--engine sim without --shared-mm replays each process");
+            if (replay.ProcessesWithoutTaskEvents > 0)
+                stderr.WriteLine($"distemu: warning: {o.Trace} maps memory in {replay.ProcessesWithoutTaskEvents} processes but holds no fork: it was printed without " +
+                                 "perf script --show-task-events, so its processes are replayed as threads of one (the faults of exec'd programs and copy-on-write breaks are missing)");
         }
         else
         {

@@ -168,6 +168,7 @@ public sealed class PerfScriptReader : IDisposable
                         if (kind == PerfRecordKind.Mmap)
                         {
                             Stats.Mmaps++;
+                            Stats.SawMappingOf(record.Mmap.Pid);
                             return true;
                         }
 

@@ -101,6 +101,14 @@ public sealed class PerfScriptStats
     /// <summary>Of <see cref="TaskEvents"/>, forks that made a process (not a thread).</summary>
     public long ProcessForks { get; internal set; }
 
+    private readonly HashSet<int> _mappingPids = new();
+
+    /// <summary>Distinct processes (pids) whose mappings the trace holds: more than one without task events means a
+    /// forking program recorded without <c>--show-task-events</c>.</summary>
+    public int MappingProcesses => _mappingPids.Count;
+
+    internal void SawMappingOf(int pid) => _mappingPids.Add(pid);
+
     public long Records => Mmaps + PageFaults + TaskEvents;
 
     /// <summary>Total skipped lines over all reasons (kernel lines included).</summary>

@@ -39,6 +39,9 @@ public sealed class ReplayReport
     /// <summary>Forks of a new process the trace holds but this replay ran as threads of one process (orleans, --shared-mm).</summary>
     public long UnreplayedProcessForks { get; init; }
 
+    /// <summary>Processes whose mappings the trace holds while it has no fork of a new process: recorded without task events.</summary>
+    public int ProcessesWithoutTaskEvents { get; init; }
+
     /// <summary>What the run itself measured: emulated faults, signals, time, ordering and read-ahead waits, VMAs.</summary>
     public required ReplayRunFigures Run { get; init; }
 
@@ -90,6 +93,7 @@ public sealed class ReplayReport
             w.WriteNumber("tasks", Tasks);
             w.WriteNumber("mms", Mms);
             w.WriteNumber("unreplayed_process_forks", UnreplayedProcessForks);
+            w.WriteNumber("processes_without_task_events", ProcessesWithoutTaskEvents);
             w.WriteNumber("vmas", Run.Vmas);
             w.WriteNumber("emulated_faults", Run.EmulatedFaults);
             w.WriteNumber("sigsegv", Run.Sigsegv);

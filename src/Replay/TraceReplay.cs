@@ -385,6 +385,7 @@ public static class TraceReplay
             Tasks = tasks,
             Mms = mms,
             UnreplayedProcessForks = planner.Processes ? 0 : stats.ProcessForks,
+            ProcessesWithoutTaskEvents = stats.ProcessForks == 0 && stats.MappingProcesses > 1 ? stats.MappingProcesses : 0,
             Run = run,
         };
     }

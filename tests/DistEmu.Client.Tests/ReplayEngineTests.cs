@@ -49,6 +49,28 @@ public sealed class ReplayEngineTests(ITestOutputHelper output) : InProcessCliTe
     }
 
     [Fact]
+    public void A_forking_trace_printed_without_task_events_is_replayed_as_one_process_with_a_warning_that_says_why()
+    {
+        // The same make -j2 trace as perf script prints it without --show-task-events: its MMAP2 lines still name 13
+        // pids, but nothing says how the processes came to be.
+        string withEvents = SampleTrace.Path("make-j2.perf.txt.gz");
+        string plain = Path.Combine(_tmp, "make-j2-no-task-events.txt");
+        using (var input = new StreamReader(new System.IO.Compression.GZipStream(File.OpenRead(withEvents), System.IO.Compression.CompressionMode.Decompress)))
+        using (var output = new StreamWriter(plain))
+            while (input.ReadLine() is { } line)
+                if (!line.Contains("PERF_RECORD_FORK", StringComparison.Ordinal) && !line.Contains("PERF_RECORD_EXIT", StringComparison.Ordinal) && !line.Contains("PERF_RECORD_COMM", StringComparison.Ordinal))
+                    output.WriteLine(line);
+        var outDir = Path.Combine(_tmp, "plain");
+        var (code, _, stderr) = Cli("replay", plain, "--preset", "epyc-2s-nps4", "--as-fast-as-possible", "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("maps memory in 13 processes but holds no fork", stderr);
+        Assert.Contains("--show-task-events", stderr);
+        var r = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "replay.json"))).RootElement;
+        Assert.Equal(13, r.GetProperty("processes_without_task_events").GetInt32());
+        Assert.True(r.GetProperty("emulated_faults").GetInt64() < 8_185 * 99 / 100, "as one process the exec'd programs' faults are missing");
+    }
+
+    [Fact]
     public void Orleans_replay_refuses_replicate_with_exit_2_and_no_folder()
     {
         var outDir = Path.Combine(_tmp, "replicate");
