@@ -59,8 +59,9 @@ public sealed class TracePlanner
     private long _seq;
     private long _epoch;
 
-    private readonly Dictionary<int, PlannedProcess> _processOf = new();
-    private readonly PlannedProcess _root = new();
+    /// <summary>Each TID's process (a TID never seen in a fork is the first process's); exec replaces a process's view.</summary>
+    private readonly Dictionary<int, ProcessSlot> _processOf = new();
+    private readonly ProcessSlot _root = new();
 
     public TracePlanner(int pageSize, double timeScale = 1.0, bool asFastAsPossible = false)
     {
@@ -75,7 +76,7 @@ public sealed class TracePlanner
     }
 
     /// <summary>The mappings known so far (trace + inferred) of the first process (the only one unless <see cref="Processes"/>).</summary>
-    public MappingSet Mappings => _root.Mappings;
+    public MappingSet Mappings => _root.View.Mappings;
 
     /// <summary>
     /// Task events make processes: a PERF_RECORD_FORK of a new process gives its TID a copy of the parent's address
@@ -139,7 +140,9 @@ public sealed class TracePlanner
         }
     }
 
-    private PlannedProcess ProcessOf(int tid) => _processOf.TryGetValue(tid, out var p) ? p : _root;
+    private ProcessSlot SlotOf(int tid) => _processOf.TryGetValue(tid, out var p) ? p : _root;
+
+    private PlannedProcess ProcessOf(int tid) => SlotOf(tid).View;
 
     /// <summary>
     /// kernel_clone: a thread joins its parent's process; a new process gets a copy of the parent's mappings (dup_mmap),
@@ -148,29 +151,19 @@ public sealed class TracePlanner
     /// </summary>
     private void PlanTask(in PerfTaskEvent e, List<PlannedOp> output)
     {
-        var parent = ProcessOf(e.Tid);
+        var parent = SlotOf(e.Tid);
         switch (e.Kind)
         {
             case PerfTaskEventKind.Fork when !e.IsProcessFork:
                 _processOf[e.ChildTid] = parent;
                 break;
             case PerfTaskEventKind.Fork:
-                var child = parent.Fork(() => ++_epoch);
-                _processOf[e.ChildTid] = child;
+                _processOf[e.ChildTid] = new ProcessSlot { View = parent.View.Fork(() => ++_epoch) };
                 Emit(e.Tid, e.TimeNs, new Op(OpKind.Fork), 0, output, e.ChildTid);
                 ForkOps++;
                 break;
             case PerfTaskEventKind.Exec:
-                var fresh = new PlannedProcess();
-                foreach (var (tid, p) in _processOf.ToList())
-                {
-                    if (p == parent)
-                    {
-                        _processOf[tid] = fresh; // de_thread: the other threads are gone, and their TIDs with them
-                    }
-                }
-
-                _processOf[e.Tid] = fresh;
+                parent.View = new PlannedProcess(); // for every thread of the process (de_thread has ended the others)
                 Emit(e.Tid, e.TimeNs, new Op(OpKind.Exec), 0, output);
                 ExecOps++;
                 break;
@@ -407,4 +400,10 @@ public sealed class TracePlanner
     private ulong AlignDown(ulong a) => a & ~(_pageSize - 1);
 
     private ulong AlignUp(ulong a) => a > ulong.MaxValue - (_pageSize - 1) ? ulong.MaxValue & ~(_pageSize - 1) : (a + _pageSize - 1) & ~(_pageSize - 1);
+
+    /// <summary>A process as its TIDs see it: the view an exec replaces.</summary>
+    private sealed class ProcessSlot
+    {
+        public PlannedProcess View { get; set; } = new();
+    }
 }

@@ -183,10 +183,10 @@ public static class TraceReplay
         int domains = options.SharedMm ? 1 : copies * feed.Processes;
         var gates = new ReplayGate[domains];
         var domainMm = new MmStruct?[domains];
+        var members = Enumerable.Range(0, tasks).ToLookup(feed.DomainOf); // a process without a task of its own has none
         for (int g = 0; g < domains; g++)
         {
-            int domain = g;
-            gates[g] = new ReplayGate(feed, Enumerable.Range(0, tasks).Where(i => feed.DomainOf(i) == domain).ToArray());
+            gates[g] = new ReplayGate(feed, members[g].ToArray());
         }
 
         for (int k = 0; k < mms.Count; k++)
