@@ -21,7 +21,7 @@ internal sealed class ReplayGate
     private readonly ReplayFeed _feed;
     private readonly int[] _tasks;
     private readonly SortedSet<long> _pendingFences = new();
-    private readonly List<(int Task, long Seq, bool IsMmap, TaskBarrier Barrier)> _waiters = new();
+    private readonly List<(int Task, long Seq, bool IsFence, TaskBarrier Barrier)> _waiters = new();
     private readonly Dictionary<int, TaskBarrier> _barriers = new();
 
     public ReplayGate(ReplayFeed feed, int[] tasks)
@@ -38,8 +38,8 @@ internal sealed class ReplayGate
     /// <summary>Waits (in emulated time) until <paramref name="op"/> of <paramref name="task"/> may run.</summary>
     public async ValueTask WaitTurn(EmuTask t, int task, PlannedOp op)
     {
-        bool isMmap = op.IsFence;
-        if (CanRun(task, op.Seq, isMmap))
+        bool isFence = op.IsFence;
+        if (CanRun(task, op.Seq, isFence))
         {
             return;
         }
@@ -51,7 +51,7 @@ internal sealed class ReplayGate
         }
 
         Waits++;
-        _waiters.Add((task, op.Seq, isMmap, barrier));
+        _waiters.Add((task, op.Seq, isFence, barrier));
         await barrier.Arrive(t);
     }
 
@@ -63,7 +63,7 @@ internal sealed class ReplayGate
         for (int i = 0; i < _waiters.Count;)
         {
             var w = _waiters[i];
-            if (CanRun(w.Task, w.Seq, w.IsMmap))
+            if (CanRun(w.Task, w.Seq, w.IsFence))
             {
                 _waiters.RemoveAt(i);
                 w.Barrier.Arrive(waker); // the second party: releases the sleeper at the waker's clock, never sleeps
@@ -75,7 +75,7 @@ internal sealed class ReplayGate
         }
     }
 
-    private bool CanRun(int task, long seq, bool isMmap)
+    private bool CanRun(int task, long seq, bool isFence)
     {
         // Every op waits for the earlier fences; a fence also for every other task's earlier ops.
         if (_pendingFences.Count > 0 && _pendingFences.Min < seq)
@@ -83,7 +83,7 @@ internal sealed class ReplayGate
             return false;
         }
 
-        if (!isMmap)
+        if (!isFence)
         {
             return true;
         }
