@@ -87,6 +87,36 @@ public class ForkTests
     }
 
     [Fact]
+    public void ExecMmap_switches_the_task_to_an_empty_mm_and_unmaps_the_old_one()
+    {
+        // exec_mmap: after it the task's accesses go to the new mm (a fault at an address the old mm mapped is SIGSEGV
+        // until the new program maps it), and the old mm's pages are freed.
+        var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
+        var old = h.Machine.CreateMm();
+        var fresh = h.Machine.CreateMm();
+        var cpu = h.NewTask(0, old);
+        long anonBefore = -1;
+        bool segvAfter = false;
+        h.Spawn(cpu, 0, async t =>
+        {
+            await Mmap.DoMmap(t, old, Anon, 16 * Page, VmFlags.Read | VmFlags.Write);
+            for (int i = 0; i < 16; i++) await Cpu.CpuAccess.Access(t, Anon + i * Page, write: true);
+            anonBefore = h.Machine.Frames.Anon;
+            await Exec.ExecMmap(t, fresh, lastUser: true);
+            segvAfter = await Cpu.CpuAccess.Access(t, Anon, write: true) == Fault.FaultOutcome.Sigsegv;
+            await Mmap.DoMmap(t, fresh, Anon, 16 * Page, VmFlags.Read | VmFlags.Write);
+            await Cpu.CpuAccess.Access(t, Anon, write: true);
+        });
+        h.Run();
+        TestMachines.AssertClean(h);
+        Assert.Equal(16, anonBefore);
+        Assert.Same(fresh, cpu.Mm);
+        Assert.Equal(0, old.Tree.Count);
+        Assert.True(segvAfter, "the old mapping must be gone for the exec'd program");
+        Assert.Equal(1, h.Machine.Frames.Anon); // the old 16 freed, the new program's one page mapped
+    }
+
+    [Fact]
     public void Both_address_spaces_unmapped_after_fork_return_every_frame()
     {
         var h = new SimHarness(TestMachines.Spec(FaultPolicy.Merged));
