@@ -211,7 +211,7 @@ public sealed class LocalCluster : IDisposable
     }
 
     /// <summary>kill -TERM: .NET's Process has no portable way to send SIGTERM, and the generic host stops cleanly on it.</summary>
-    private static void Terminate(Process p)
+    public static void Terminate(Process p)
     {
         try
         {
