@@ -6,7 +6,6 @@
 using DistEmu.Kernel;
 using DistEmu.Kernel.Machine;
 using DistEmu.Kernel.Mm;
-using DistEmu.Kernel.Sched;
 using DistEmu.Kernel.Sim;
 using DistEmu.Kernel.Workloads;
 
@@ -217,7 +216,7 @@ public static class TraceReplay
                         if (op.Op.Kind != OpKind.Compute)
                         {
                             await gate.WaitTurn(t, index, op);
-                            EnterAddressSpace(t, domainMm[domain]!);
+                            Exec.SwitchMm(t, domainMm[domain]!); // another thread's exec, or the fork that made this process
                         }
 
                         var mm = t.Mm!;
@@ -285,22 +284,6 @@ public static class TraceReplay
             Vmas = finalMms[0].Tree.Count,
         });
         return new ReplayResult { Harness = harness, Mms = finalMms, PerTask = counters, Tids = threads.Tids, Report = report };
-    }
-
-    /// <summary>
-    /// switch_mm to the process's current address space when an exec (by another of its threads) or the fork that made
-    /// the task's process changed it since the task's last op.
-    /// </summary>
-    private static void EnterAddressSpace(EmuTask t, MmStruct mm)
-    {
-        if (t.Mm == mm)
-        {
-            return;
-        }
-
-        t.Mm = mm;
-        t.AddressSpace = mm.LocalPort;
-        t.Tlb?.InvalidateRange(0, long.MaxValue);
     }
 
     /// <summary>

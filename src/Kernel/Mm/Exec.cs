@@ -16,10 +16,21 @@ public static class Exec
         var m = t.Machine;
         var old = t.Mm;
         await t.Delay(m.Cost.SyscallNs);
-        t.Mm = fresh;
-        t.AddressSpace = fresh.LocalPort;
-        t.Tlb?.InvalidateRange(0, long.MaxValue);
+        SwitchMm(t, fresh);
         if (old != null && lastUser)
             await Fork.ExitMmap(t, old);
+    }
+
+    /// <summary>
+    /// switch_mm: the task runs in <paramref name="mm"/> from now on, and its CPU's TLB keeps no translation of the mm
+    /// it ran in before (the software TLB is not tagged by address space). No-op when it already runs there.
+    /// </summary>
+    public static void SwitchMm(EmuTask t, MmStruct mm)
+    {
+        if (t.Mm == mm)
+            return;
+        t.Mm = mm;
+        t.AddressSpace = mm.LocalPort;
+        t.Tlb?.InvalidateRange(0, long.MaxValue);
     }
 }

@@ -120,6 +120,7 @@ public static class Fork
         var spt = src.PageTable;
         var dpt = dst.PageTable;
         long pageSize = m.Spec.PageSize;
+        bool cowMapping = IsCowMapping(src);
         foreach (var page in spt.PagesIn(src.Start, src.End))
         {
             var (ps, pe) = spt.RangeOf(page);
@@ -150,7 +151,7 @@ public static class Fork
                         shortOfFrames = true; // a fault mapped more since the count: reserve again and redo
                         break;
                     }
-                    bool cow = IsCowMapping(src) && Pte.Kind(pte) == PteKind.Present && Pte.IsWritable(pte);
+                    bool cow = cowMapping && Pte.Kind(pte) == PteKind.Present && Pte.IsWritable(pte);
                     if (cow)
                         spt.Set(page, spt.IndexOf(a), Pte.WithWritable(pte, false)); // ptep_set_wrprotect on the parent
                     long entry = CopyPte(t, pte, ref copied);
